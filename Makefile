@@ -1,0 +1,52 @@
+# Two commands do all set-up on a fresh machine with Python 3.10+:
+#   make lab    creates .venv if missing, installs, registers the course kernel, starts JupyterLab
+#   make test   creates .venv if missing, then runs the whole suite (unit tests + nbval on every notebook)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+KERNEL := pets-course
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: install lab test unit nbval notebooks browser doctor bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Pets course (PyTorch)" >/dev/null
+	$(BIN)/python -m helpers doctor
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+# The whole suite: unit tests, then every notebook re-executed and compared by nbval (strict mode),
+# then the browser test (skipped with a notice when Chromium is not installed).
+test: install
+	$(PYTEST) tests -m "not browser" -p no:cacheprovider
+	$(PYTEST) --nbval notebooks --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+	$(PYTEST) tests -m browser -p no:cacheprovider -rs
+
+unit: install
+	$(PYTEST) tests -m "not browser"
+
+# The test of one notebook: make nbval NB=notebooks/03_cross_entropy.ipynb
+NB ?= notebooks
+nbval: install
+	$(PYTEST) --nbval $(NB) --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+# Re-run every notebook from a fresh kernel in the tiny profile and store its outputs (prints the time per notebook).
+notebooks: install
+	COURSE_PROFILE=tiny $(BIN)/python bench/notebook_times.py --execute $(NB)
+
+browser: install
+	$(PYTEST) tests -m browser -rs
+
+doctor: install
+	$(BIN)/python -m helpers doctor
+
+clean:
+	rm -rf $(VENV) .pytest_cache

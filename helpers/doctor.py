@@ -1,0 +1,102 @@
+"""``python -m helpers doctor``: is this install able to run the course? (README, "Set-up").
+
+It prints versions, the device, threads, the dataset cache and the profile, and exits non-zero with
+a message that says what to do when something the notebooks need is broken.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata as md
+import os
+import platform
+import re
+from pathlib import Path
+
+REQUIRED = ["torch", "torchvision", "numpy", "PIL", "matplotlib", "pandas", "ipywidgets", "tqdm"]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pinned_versions(requirements: Path = REPO_ROOT / "requirements.txt") -> dict[str, str]:
+    """The ``name==version`` pins of requirements.txt, keyed by lower-case name."""
+    pins = {}
+    if requirements.exists():
+        for line in requirements.read_text().splitlines():
+            m = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*==\s*([^\s;#]+)", line)
+            if m:
+                pins[m.group(1).lower().replace("_", "-")] = m.group(2)
+    return pins
+
+
+def check_install() -> list[str]:
+    """Every problem found, each a sentence that says what to do; empty when all is well."""
+    problems = []
+    for name in REQUIRED:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # an import can fail with far more than ImportError
+            problems.append(f"cannot import {name} ({type(e).__name__}: {e}); run `make install` again.")
+    try:
+        import torch
+        import torchvision  # noqa: F401
+        boxes = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+        torch.ops.torchvision.nms(boxes, torch.tensor([1.0]), 0.5)
+    except Exception as e:
+        problems.append(
+            "torchvision's compiled operators do not load with this torch "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). torch and torchvision must be "
+            "a matched pair: reinstall the pins of requirements.txt (`rm -rf .venv && make install`).")
+    for name, wanted in pinned_versions().items():
+        try:
+            have = md.version(name)
+        except md.PackageNotFoundError:
+            continue  # the import checks above report what matters
+        if name in ("torch", "torchvision") and have.split("+")[0] != wanted.split("+")[0]:
+            problems.append(f"{name} {have} is installed but requirements.txt pins {wanted}; "
+                            "run `rm -rf .venv && make install`.")
+    return problems
+
+
+def report() -> list[tuple[str, str]]:
+    """The facts the doctor prints, as (label, value) rows."""
+    import torch
+
+    from helpers.device import get_device
+    from helpers.profiles import get_profile
+
+    rows = [("python", platform.python_version()), ("platform", platform.platform())]
+    for dist in ["torch", "torchvision", "numpy", "pillow", "matplotlib", "pandas", "ipywidgets", "jupyterlab", "nbval"]:
+        try:
+            rows.append((dist, md.version(dist)))
+        except md.PackageNotFoundError:
+            rows.append((dist, "not installed"))
+    device = get_device()
+    rows.append(("device", str(device) + (f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else "")))
+    rows.append(("torch threads", f"{torch.get_num_threads()} (cpu count {os.cpu_count()})"))
+    try:
+        from helpers.data import cache_dir
+        root = cache_dir()
+        present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
+        rows.append(("data cache", f"{root} ({', '.join(present) if present else 'empty'})"))
+    except Exception as e:
+        rows.append(("data cache", f"unknown ({type(e).__name__}: {e})"))
+    profile = get_profile()
+    rows.append(("profile", f"{profile.name} (set COURSE_PROFILE=tiny|full)"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers", description="Check the course install.")
+    parser.add_argument("command", choices=["doctor"], help="doctor: print versions and check the install")
+    parser.parse_args(argv)
+    problems = check_install()
+    if not problems:
+        for label, value in report():
+            print(f"{label:>14}: {value}")
+    if problems:
+        print("The install is broken:")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    print("doctor: all good.")
+    return 0

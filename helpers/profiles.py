@@ -1,0 +1,49 @@
+"""The two ways to run the course: ``tiny`` (offline, CPU, minutes) and ``full`` (real pets on a GPU); see notebook 01.
+
+Every notebook starts with ``P = get_profile()``. Choose the profile with the environment variable
+``COURSE_PROFILE=full`` or by writing ``get_profile("full")`` in that first cell.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+PROFILE_ENV = "COURSE_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size and setting that differs between a laptop run and the real thing."""
+
+    name: str
+    presize: int        # side of the square each image is resized to on the CPU (item transform)
+    size: int           # side of the square the batch augmentation produces (model input)
+    batch_size: int
+    arch: str           # the ResNet notebooks 04-05 fine-tune
+    weights: str        # "offline": the backbone shipped in helpers/assets; "imagenet": torchvision's download
+    big_arch: str       # the deeper model of notebook 06
+    epochs: int         # the epoch count the notebooks' main fits use
+    num_workers: int
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.name == "tiny"
+
+
+PROFILES = {
+    # Small enough that every notebook runs on a 2-core laptop CPU in about a minute.
+    "tiny": Profile(name="tiny", presize=128, size=64, batch_size=32, arch="resnet10", weights="offline",
+                    big_arch="resnet50", epochs=2, num_workers=0),
+    # The book's settings: Resize(460), 224-pixel crops, batches of 64, ImageNet-pretrained resnet34.
+    "full": Profile(name="full", presize=460, size=224, batch_size=64, arch="resnet34", weights="imagenet",
+                    big_arch="resnet50", epochs=2, num_workers=min(8, os.cpu_count() or 1)),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile named here, else in ``$COURSE_PROFILE``, else ``tiny``."""
+    chosen = (name or os.environ.get(PROFILE_ENV) or "tiny").strip().lower()
+    if chosen not in PROFILES:
+        raise ValueError(f"unknown profile {chosen!r}: use one of {sorted(PROFILES)} "
+                         f"(set {PROFILE_ENV}=tiny or {PROFILE_ENV}=full, or pass the name to get_profile).")
+    return PROFILES[chosen]
