@@ -1,0 +1,71 @@
+"""Run notebooks from a fresh kernel, top to bottom, and print how long each takes.
+
+    python bench/notebook_times.py                  # time every notebook (outputs are not saved)
+    python bench/notebook_times.py --execute        # ... and store the fresh outputs (what `make notebooks` does)
+    python bench/notebook_times.py --execute notebooks/03_cross_entropy.ipynb
+
+Stored outputs must come from the tiny profile on the CPU, so this script forces COURSE_PROFILE=tiny
+and hides any GPU unless --keep-env is given.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def notebook_paths(targets: list[str]) -> list[Path]:
+    paths = []
+    for t in targets or [str(ROOT / "notebooks")]:
+        p = Path(t)
+        paths.extend(sorted(p.glob("[0-9][0-9]_*.ipynb")) if p.is_dir() else [p])
+    return paths
+
+
+def run_notebook(path: Path, save: bool, timeout: int = 900) -> float:
+    """Execute one notebook in its own folder; return the seconds it took."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+                            allow_errors=False)
+    # Cells marked NBVAL_RAISES_EXCEPTION raise on purpose: let exactly those through.
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "NBVAL_RAISES_EXCEPTION" in cell.source:
+            cell.metadata.setdefault("tags", [])
+            if "raises-exception" not in cell.metadata["tags"]:
+                cell.metadata["tags"].append("raises-exception")
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    if save:
+        nbformat.write(nb, path)
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("targets", nargs="*", help="notebooks or folders (default: notebooks/)")
+    parser.add_argument("--execute", action="store_true", help="store the fresh outputs in the notebooks")
+    parser.add_argument("--keep-env", action="store_true", help="do not force the tiny profile on the CPU")
+    args = parser.parse_args()
+    if not args.keep_env:
+        os.environ["COURSE_PROFILE"] = "tiny"
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    total = 0.0
+    print(f"{'notebook':<40} {'seconds':>8}")
+    for path in notebook_paths(args.targets):
+        seconds = run_notebook(path, save=args.execute)
+        total += seconds
+        print(f"{path.name:<40} {seconds:8.1f}", flush=True)
+    print(f"{'total':<40} {total:8.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
