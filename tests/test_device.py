@@ -1,0 +1,74 @@
+"""Device choice, seeding and profiles (helpers.device, helpers.profiles)."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import get_device, get_profile, set_seed
+from helpers.device import dataloader_generator, seed_worker
+
+
+def test_device_falls_back_to_cpu_here(monkeypatch):
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert get_device() == torch.device("cpu")
+
+
+def test_device_prefers_cuda_then_mps(monkeypatch):
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert get_device().type == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert get_device().type == "cuda"
+
+
+def test_asking_for_missing_cuda_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("COURSE_DEVICE", "cuda")
+    with pytest.raises(RuntimeError, match="unset COURSE_DEVICE"):
+        get_device()
+
+
+def draw():
+    return random.random(), np.random.rand(), torch.rand(1).item()
+
+
+def test_set_seed_repeats_every_library():
+    set_seed(7)
+    first = draw()
+    set_seed(7)
+    assert draw() == first
+    set_seed(8)
+    assert draw() != first
+
+
+def test_seed_worker_derives_numpy_seed_from_torch():
+    torch.manual_seed(123)
+    seed_worker(0)
+    a = np.random.rand()
+    torch.manual_seed(123)
+    seed_worker(0)
+    assert np.random.rand() == a
+
+
+def test_dataloader_generator_repeats_shuffling():
+    data = list(range(20))
+    order = lambda: [int(x) for b in torch.utils.data.DataLoader(data, batch_size=5, shuffle=True, generator=dataloader_generator(3)) for x in b]
+    assert order() == order()
+    assert sorted(order()) == data
+
+
+def test_profiles(monkeypatch):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    assert get_profile().name == "tiny"
+    monkeypatch.setenv("COURSE_PROFILE", "full")
+    full = get_profile()
+    assert (full.presize, full.size, full.batch_size, full.arch) == (460, 224, 64, "resnet34")
+    assert get_profile("tiny").is_tiny
+    with pytest.raises(ValueError, match="tiny.*full|full.*tiny"):
+        get_profile("huge")

@@ -1,0 +1,91 @@
+"""The environment files agree with each other, and the install check catches a broken install."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import helpers
+from helpers import doctor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def requirement_lines() -> list[str]:
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+
+
+def test_every_requirement_is_pinned_exactly():
+    for line in requirement_lines():
+        assert re.match(r"^[A-Za-z0-9_.\-\[\]]+==[^=\s]+$", line), f"requirements.txt: {line!r} is not an exact pin"
+
+
+def test_torch_and_torchvision_are_a_matched_pair():
+    pins = doctor.pinned_versions()
+    torch_minor = tuple(int(x) for x in pins["torch"].split(".")[:2])
+    vision_minor = tuple(int(x) for x in pins["torchvision"].split(".")[:2])
+    # torchvision 0.N pairs with torch 2.(N-15): 0.29 <-> 2.14, 0.28 <-> 2.13, ...
+    assert torch_minor == (2, vision_minor[1] - 15), f"torch {pins['torch']} does not pair with torchvision {pins['torchvision']}"
+    assert "+cpu" not in pins["torch"], "a +cpu torch build has no matching torchvision wheel in the registry"
+
+
+def test_environment_yml_installs_requirements_txt():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    deps = env["dependencies"]
+    python = next(d for d in deps if isinstance(d, str) and d.startswith("python"))
+    version = tuple(int(x) for x in python.split("=")[1].split(".")[:2])
+    assert version >= (3, 10), "the course needs Python 3.10+"
+    pip_lists = [d["pip"] for d in deps if isinstance(d, dict) and "pip" in d]
+    assert pip_lists, "environment.yml should install the pip requirements"
+    pip_items = pip_lists[0]
+    assert "-r requirements.txt" in pip_items, "environment.yml must take its pins from requirements.txt"
+    # Nothing pinned twice with different versions.
+    pins = doctor.pinned_versions()
+    for item in pip_items + [d for d in deps if isinstance(d, str)]:
+        m = re.match(r"^([A-Za-z0-9_.\-]+)\s*==?\s*([^\s]+)$", item)
+        if m and m.group(1).lower() in pins:
+            assert pins[m.group(1).lower()] == m.group(2), f"environment.yml pins {item} but requirements.txt pins {pins[m.group(1).lower()]}"
+
+
+def test_installed_versions_match_the_pins():
+    import importlib.metadata as md
+    for name, wanted in doctor.pinned_versions().items():
+        assert md.version(name).split("+")[0] == wanted, f"{name} {md.version(name)} installed, {wanted} pinned: run `make install`"
+
+
+def test_doctor_passes_here():
+    result = subprocess.run([sys.executable, "-m", "helpers", "doctor"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for label in ["torch", "torchvision", "device", "torch threads", "data cache", "profile"]:
+        assert re.search(rf"^\s*{label}: ", result.stdout, re.M), f"doctor output lacks {label!r}:\n{result.stdout}"
+
+
+def test_doctor_reports_broken_torchvision_ops(monkeypatch):
+    import torch
+
+    class BrokenOps:
+        def __getattr__(self, name):
+            raise RuntimeError("operator torchvision::nms does not exist")
+
+    monkeypatch.setattr(torch.ops, "torchvision", BrokenOps(), raising=False)
+    problems = doctor.check_install()
+    assert any("matched pair" in p for p in problems), problems
+    assert doctor.main(["doctor"]) == 1
+
+
+def test_doctor_reports_version_mismatch(monkeypatch):
+    monkeypatch.setattr(doctor, "pinned_versions", lambda: {"torch": "1.0.0"})
+    assert any("pins 1.0.0" in p for p in doctor.check_install())
+
+
+def test_make_and_ci_use_the_readme_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert "make lab" in readme and "make test" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
+    assert helpers.__version__

@@ -1,0 +1,86 @@
+"""Hygiene of the committed notebooks: what nbval cannot see by itself.
+
+nbval re-executes each notebook and compares outputs; these tests check that the stored outputs are
+worth comparing: run top to bottom from a fresh kernel, nothing unexecuted, no warnings or stray
+tracebacks, and every cell whose output nbval ignores still asserts what matters.
+"""
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def code_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks/NN_topic.ipynb found"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_run_in_order_from_a_fresh_kernel(path):
+    counts = [c.get("execution_count") for c in code_cells(load(path))]
+    assert counts == list(range(1, len(counts) + 1)), (
+        f"{path.name}: execution counts {counts} are not 1..{len(counts)}; "
+        "re-run it with `make notebooks NB=notebooks/" + path.name + "` (fresh kernel, top to bottom).")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_warnings_or_unexpected_errors_stored(path):
+    for i, cell in enumerate(code_cells(load(path)), 1):
+        raises = "NBVAL_RAISES_EXCEPTION" in source(cell)
+        for out in cell.get("outputs", []):
+            if out["output_type"] == "error":
+                assert raises, f"{path.name} cell {i}: a stored traceback ({out.get('ename')}) in a cell not marked NBVAL_RAISES_EXCEPTION"
+            if out["output_type"] == "stream" and out["name"] == "stderr":
+                text = "".join(out["text"])
+                assert "Warning" not in text and "warn(" not in text, f"{path.name} cell {i}: a stored warning: {text[:200]}"
+        if raises:
+            assert any(o["output_type"] == "error" for o in cell.get("outputs", [])), (
+                f"{path.name} cell {i} is marked NBVAL_RAISES_EXCEPTION but stores no error")
+
+
+def ends_with_assertion(src: str) -> bool:
+    """True when the cell's last top-level statement is an assert (comments and magics aside)."""
+    lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return False
+    return bool(tree.body) and isinstance(tree.body[-1], ast.Assert)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_ignored_outputs_end_with_an_assertion(path):
+    for i, cell in enumerate(code_cells(load(path)), 1):
+        src = source(cell)
+        if "NBVAL_IGNORE_OUTPUT" in src:
+            assert ends_with_assertion(src), (
+                f"{path.name} cell {i}: nbval ignores this cell's output, so it must end with an assert "
+                f"on what matters in it:\n{src[:300]}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_course_conventions(path):
+    nb = load(path)
+    cells = code_cells(nb)
+    first = source(cells[0])
+    assert "get_profile" in first, f"{path.name}: the first code cell should choose the profile with helpers.get_profile()"
+    markdown = "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert markdown.lstrip().startswith("# "), f"{path.name}: start with a title heading"
+    assert "## Questionnaire" in markdown, f"{path.name}: end with its part of the chapter's questionnaire"
+    assert nb["metadata"].get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernelspec should be python3"
