@@ -23,12 +23,12 @@ install: $(STAMP)
 lab: install
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-# The whole suite: unit tests, then every notebook re-executed and compared by nbval (strict mode),
-# then the browser test (skipped with a notice when Chromium is not installed).
+# The whole suite in one pytest run: unit tests, every notebook re-executed and compared by nbval
+# (strict mode), and the browser test (skipped with a notice when Chromium is not installed).
+# Stored outputs come from the tiny profile on the CPU, so the comparison runs there too.
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 test: install
-	$(PYTEST) tests -m "not browser" -p no:cacheprovider
-	$(PYTEST) --nbval notebooks --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
-	$(PYTEST) tests -m browser -p no:cacheprovider -rs
+	COURSE_PROFILE=tiny COURSE_DEVICE=cpu $(PYTEST) tests notebooks $(NBVAL) -p no:cacheprovider -rs --timeout 900
 
 unit: install
 	$(PYTEST) tests -m "not browser"
@@ -36,7 +36,7 @@ unit: install
 # The test of one notebook: make nbval NB=notebooks/03_cross_entropy.ipynb
 NB ?= notebooks
 nbval: install
-	$(PYTEST) --nbval $(NB) --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+	COURSE_PROFILE=tiny COURSE_DEVICE=cpu $(PYTEST) $(NB) $(NBVAL) -p no:cacheprovider
 
 # Re-run every notebook from a fresh kernel in the tiny profile and store its outputs (prints the time per notebook).
 notebooks: install

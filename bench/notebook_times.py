@@ -57,6 +57,7 @@ def main() -> int:
     if not args.keep_env:
         os.environ["COURSE_PROFILE"] = "tiny"
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        os.environ["COURSE_DEVICE"] = "cpu"
     total = 0.0
     print(f"{'notebook':<40} {'seconds':>8}")
     for path in notebook_paths(args.targets):
