@@ -1,0 +1,152 @@
+"""Mixed-precision training policy the Learner calls each batch: autocast, backward, step (notebook 06).
+
+``fp32``: plain float32. ``bf16``: ``torch.autocast`` to bfloat16, no loss scaling (bfloat16 has
+float32's range, so gradients do not underflow), on CUDA or CPU. ``fp16``: autocast to float16 with a
+``torch.amp.GradScaler``: float16's range is small, so the loss is multiplied by a large factor before
+``backward`` and the gradients divided back before the step; a step whose gradients overflowed is
+skipped and the factor halved. torch supports this on the CPU as well as on CUDA, so we allow it there
+too, but it is slow on most CPUs (use bf16 on a CPU). In every mode the weights the optimiser updates
+stay float32 (the "master weights") and the Learner computes the loss in float32.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Precision:
+    """How one training step runs at a given precision: autocast, scaled backward, guarded step (notebook 06)."""
+
+    def __init__(self, mode: str = "fp32", device: torch.device | str = "cpu"):
+        if mode not in PRECISIONS:
+            raise ValueError(f"unknown precision {mode!r}: use one of {sorted(PRECISIONS)} "
+                             "('bf16' is the safe choice for mixed precision on a CPU).")
+        self.mode = mode
+        self.device = torch.device(device)
+        if self.device.type == "mps" and mode != "fp32":
+            raise ValueError(f"precision={mode!r} is not supported on Apple's mps device here; use precision='fp32'.")
+        self.dtype = PRECISIONS[mode]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=(mode == "fp16"))
+        self.skipped_steps = 0
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The context the forward pass runs in: low-precision matmuls and convolutions, or nothing for fp32."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backward of the (scaled, for fp16) loss."""
+        self.scaler.scale(loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> bool:
+        """Unscale, step unless a gradient overflowed, update the scale; True when the step happened."""
+        if not self.scaler.is_enabled():
+            optimizer.step()
+            return True
+        scale_before = self.scaler.get_scale()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+        # The scaler halves its factor exactly when it found inf/NaN gradients and skipped the step.
+        stepped = self.scaler.get_scale() >= scale_before
+        if not stepped:
+            self.skipped_steps += 1
+        return stepped
+
+    def state_dict(self) -> dict:
+        """The loss scaler's state (empty unless fp16), so a range test can put it back."""
+        return self.scaler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` saved."""
+        if state:
+            self.scaler.load_state_dict(state)
+
+
+# --- float formats, hardware support, loss scaling: shared by notebook 06 and bench/models.py ---------
+# (appended by the mixed-precision engineer; the Precision policy above belongs to the Learner)
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX-512 / AMX, and Arm's "bf16" feature
+
+
+def cpu_supports_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when the CPU lists bfloat16 instructions, without which bf16 autocast is slower than fp32 (notebook 06)."""
+    try:
+        with open(cpuinfo) as f:
+            text = f.read()
+    except OSError:
+        return False  # no /proc (macOS, Windows): we cannot tell, so promise nothing
+    flags = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def mixed_precision_dtypes(device: torch.device | str) -> list[str]:
+    """The mixed precisions worth trying on ``device``: bf16 on a CPU, fp16 (and bf16 if supported) on CUDA (notebook 06)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        # bf16 needs Ampere (A100, RTX 30xx) or newer; older GPUs only do fp16 quickly.
+        return ["fp16", "bf16"] if torch.cuda.is_bf16_supported() else ["fp16"]
+    if device.type == "cpu":
+        return ["bf16"]  # fp16 runs on a CPU too, but through slow emulation on nearly every CPU
+    return []
+
+
+def device_name(device: torch.device | str = "cpu") -> str:
+    """A readable name of the processor behind ``device``, for labelling measured figures (notebook 06)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import os
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    name = line.partition(":")[2].strip()
+                    break
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} logical CPUs)"
+
+
+def describe_float_formats(dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float16, torch.bfloat16)):
+    """A pandas table of each float format's bits, range and precision, read from ``torch.finfo`` (notebook 06)."""
+    import math
+
+    import pandas as pd
+
+    rows = {}
+    for dtype in dtypes:
+        info = torch.finfo(dtype)
+        mantissa_bits = round(-math.log2(info.eps))  # eps = 2**-mantissa: the gap just above 1.0
+        rows[str(dtype).replace("torch.", "")] = {
+            "bits": info.bits,
+            "exponent bits": info.bits - 1 - mantissa_bits,
+            "mantissa bits": mantissa_bits,
+            "largest": info.max,
+            "smallest normal": info.smallest_normal,
+            # Below the smallest normal, numbers lose mantissa bits one by one down to this last step.
+            "smallest subnormal": info.smallest_normal * info.eps,
+            "eps (gap above 1)": info.eps,
+            # about how many significant decimal digits survive a round trip through the format
+            "decimal digits": math.floor(mantissa_bits * math.log10(2)),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def underflow_fraction(values: torch.Tensor, dtype: torch.dtype = torch.float16, scale: float = 1.0) -> float:
+    """Share of the non-zero ``values`` that become 0 once multiplied by ``scale`` and stored in ``dtype`` (notebook 06)."""
+    values = values.detach().double().flatten()  # float64 holds every float16/float32 value exactly
+    nonzero = values[values != 0]
+    if nonzero.numel() == 0:
+        raise ValueError("underflow_fraction needs at least one non-zero value to count; got only zeros.")
+    return ((nonzero * scale).to(dtype) == 0).double().mean().item()

@@ -1,0 +1,291 @@
+"""helpers.learner: the loop, its schedules, the optimiser, freezing, precision, interruption (notebooks 04-06)."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from helpers.learner import Learner, accuracy, error_rate, no_decay_params, norm_params
+from helpers.schedule import combined_cos, even_mults
+
+
+def toy_dls(n_train=96, n_valid=48, batch_size=16, seed=0, after_batch=None):
+    """Three Gaussian blobs in 10 dimensions: learnable in a few epochs."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(3, 10, generator=g) * 3
+
+    def make(n):
+        y = torch.randint(0, 3, (n,), generator=g)
+        return TensorDataset(centres[y] + torch.randn(n, 10, generator=g), y)
+
+    train = DataLoader(make(n_train), batch_size=batch_size, shuffle=True, drop_last=True,
+                       generator=torch.Generator().manual_seed(seed))
+    valid = DataLoader(make(n_valid), batch_size=batch_size)
+    return SimpleNamespace(train=train, valid=valid, vocab=["a", "b", "c"], after_batch=after_batch)
+
+
+def toy_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(10, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                         nn.Linear(16, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                         nn.Linear(16, 3))
+
+
+def three_groups(model):
+    return [list(model[0:3].parameters()), list(model[3:6].parameters()), list(model[6:].parameters())]
+
+
+def make_learner(**kwargs):
+    kwargs.setdefault("quiet", True)
+    return Learner(kwargs.pop("dls", toy_dls()), toy_model(), splitter=three_groups, device="cpu",
+                   metrics=[error_rate], **kwargs)
+
+
+def test_metrics():
+    preds = torch.tensor([[2.0, 1.0], [0.0, 3.0], [5.0, 1.0], [0.0, 1.0]])
+    targs = torch.tensor([0, 1, 1, 1])
+    assert accuracy(preds, targs).item() == pytest.approx(0.75)
+    assert error_rate(preds, targs).item() == pytest.approx(0.25)
+
+
+def test_optimiser_is_adamw_set_like_fastai():
+    learn = make_learner()
+    assert isinstance(learn.opt, torch.optim.AdamW)
+    no_decay = {id(p) for p in no_decay_params(learn.model)}
+    # the two BatchNorms' weights and biases and the three Linear biases
+    assert len(no_decay) == 4 + 3
+    for group in learn.opt.param_groups:
+        assert group["eps"] == 1e-5 and group["betas"][1] == 0.99
+        decays = {id(p) not in no_decay for p in group["params"]}
+        assert len(decays) == 1, "each optimiser group is all-decay or all-no-decay"
+        assert group["weight_decay"] == (0.01 if decays.pop() else 0.0)
+    assert sorted({g["splitter_group"] for g in learn.opt.param_groups}) == [0, 1, 2]
+
+
+def test_fit_one_cycle_follows_the_formula_at_every_batch():
+    learn = make_learner()
+    learn.fit_one_cycle(3, slice(1e-4, 1e-2), pct_start=0.3)
+    n = 3 * len(learn.dls.train)
+    lr_max = np.array(even_mults(1e-4, 1e-2, 3))
+    lr_schedule = combined_cos(0.3, lr_max / 25, lr_max, lr_max / 1e5)
+    mom_schedule = combined_cos(0.3, 0.95, 0.85, 0.95)
+    assert len(learn.recorder.lrs) == len(learn.recorder.moms) == len(learn.recorder.losses) == n
+    for k in range(n):
+        np.testing.assert_allclose(learn.recorder.lrs[k], lr_schedule(k / n), rtol=1e-12)
+        np.testing.assert_allclose(learn.recorder.moms[k], [mom_schedule(k / n)] * 3, rtol=1e-12)
+    # what the optimiser actually used at the last batch
+    for group in learn.opt.param_groups:
+        assert group["lr"] == pytest.approx(learn.recorder.lrs[-1][group["splitter_group"]])
+        assert group["betas"][0] == pytest.approx(learn.recorder.moms[-1][0])
+
+
+def test_fit_learns_and_reports_each_epoch():
+    learn = make_learner()
+    before = learn.validate()
+    learn.fit(4, 1e-2)
+    table = learn.recorder.values_df
+    assert list(table.columns) == ["epoch", "train_loss", "valid_loss", "error_rate", "time", "batches"]
+    assert len(table) == 4
+    valid_loss, error = learn.validate()
+    assert valid_loss < before[0] and error < 0.2
+    assert table["valid_loss"].iloc[-1] == pytest.approx(valid_loss)
+    assert np.all(np.array(learn.recorder.lrs) == 1e-2)
+    assert learn.model.training, "fit puts the model back in the mode it found it in"
+
+
+def test_smoothed_loss_is_the_debiased_ema_and_train_loss_its_epoch_end_value():
+    learn = make_learner()
+    learn.fit(2, 1e-3)
+    average, expected = 0.0, []
+    for count, loss in enumerate(learn.recorder.losses, 1):
+        average = 0.98 * average + 0.02 * loss
+        expected.append(average / (1 - 0.98**count))
+    np.testing.assert_allclose(learn.recorder.smooth_losses, expected, rtol=1e-12)
+    ends = learn.recorder.values_df["batches"] - 1
+    np.testing.assert_allclose(learn.recorder.values_df["train_loss"], np.array(expected)[ends], rtol=1e-12)
+
+
+def test_validate_weights_every_item_equally():
+    learn = make_learner(dls=toy_dls(n_valid=40))  # batches of 16, 16 and 8
+    loss, error = learn.validate()
+    learn.model.eval()
+    x, y = learn.dls.valid.dataset.tensors
+    with torch.no_grad():
+        preds = learn.model(x)
+    assert loss == pytest.approx(nn.functional.cross_entropy(preds, y).item(), rel=1e-5)
+    assert error == pytest.approx(error_rate(preds, y).item())
+
+
+def test_get_preds_probabilities_and_per_item_losses():
+    learn = make_learner()
+    probs, targs, losses = learn.get_preds(with_loss=True)
+    assert probs.shape == (48, 3) and targs.shape == (48,) and losses.shape == (48,)
+    torch.testing.assert_close(probs.sum(1), torch.ones(48))
+    torch.testing.assert_close(losses, -probs[torch.arange(48), targs].log(), rtol=1e-4, atol=1e-5)
+    assert losses.mean().item() == pytest.approx(learn.validate()[0], rel=1e-5)
+
+
+class ModeSpy(nn.Module):
+    """A batch transform that remembers the mode it ran in and adds a constant in train mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.modes = []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        return x + 1.0 if self.training else x
+
+
+def test_after_batch_runs_in_train_then_eval_mode():
+    spy = ModeSpy()
+    learn = make_learner(dls=toy_dls(after_batch=spy))
+    learn.fit(1, 1e-3)
+    n_train, n_valid = len(learn.dls.train), len(learn.dls.valid)
+    assert spy.modes == [True] * n_train + [False] * n_valid
+
+
+def test_predict_goes_through_prepare_and_vocab():
+    dls = toy_dls()
+    dls.valid.dataset.prepare = lambda item: torch.as_tensor(item, dtype=torch.float32)
+    learn = make_learner(dls=dls)
+    learn.fit(3, 1e-2)
+    x, y = dls.valid.dataset.tensors
+    label, index, probs = learn.predict(x[0].tolist())
+    assert probs.shape == (3,) and probs.sum().item() == pytest.approx(1.0, rel=1e-5)
+    assert index == int(probs.argmax()) and label == dls.vocab[index]
+    learn.model.eval()  # a batch of one through BatchNorm only works in eval mode, which predict uses
+    with torch.no_grad():
+        torch.testing.assert_close(probs, learn.model(x[:1]).softmax(-1)[0])
+
+
+def test_predict_without_prepare_says_what_to_do():
+    learn = make_learner()
+    with pytest.raises(TypeError, match="prepare"):
+        learn.predict([0.0] * 10)
+
+
+def trainable(learn):
+    return {id(p) for p in learn.model.parameters() if p.requires_grad}
+
+
+def test_freeze_keeps_last_group_and_norm_layers_trainable():
+    learn = make_learner()
+    learn.fit(1, 1e-3)
+    assert len(learn.opt.state) > 0
+    learn.freeze()
+    expected = {id(p) for p in three_groups(learn.model)[-1]} | {id(p) for p in norm_params(learn.model)}
+    assert trainable(learn) == expected
+    assert len(learn.opt.state) == 0, "freezing resets Adam's state"
+    frozen_weight = learn.model[0].weight.detach().clone()
+    bn_weight = learn.model[1].weight.detach().clone()
+    learn.fit(1, 1e-2)
+    assert torch.equal(learn.model[0].weight, frozen_weight)
+    assert not torch.equal(learn.model[1].weight, bn_weight), "BatchNorm in a frozen group still trains"
+    learn.freeze_to(1)
+    assert trainable(learn) == expected | {id(p) for p in three_groups(learn.model)[1]}
+    learn.unfreeze()
+    assert trainable(learn) == {id(p) for p in learn.model.parameters()}
+
+
+def test_fine_tune_rates_follow_fastai_at_every_batch():
+    learn = make_learner()
+    learn.fine_tune(2, base_lr=2e-3, freeze_epochs=1)
+    n_batches = len(learn.dls.train)
+    frozen_max = np.array([2e-4, 2e-4, 2e-3])
+    frozen = combined_cos(0.99, frozen_max / 25, frozen_max, frozen_max / 1e5)
+    unfrozen_max = np.array(even_mults(1e-3 / 100, 1e-3, 3))
+    unfrozen = combined_cos(0.3, unfrozen_max / 5, unfrozen_max, unfrozen_max / 1e5)
+    expected = [frozen(k / n_batches) for k in range(n_batches)]
+    expected += [unfrozen(k / (2 * n_batches)) for k in range(2 * n_batches)]
+    np.testing.assert_allclose(np.array(learn.recorder.lrs), np.array(expected), rtol=1e-12)
+    assert len(learn.recorder.values) == 3
+    assert trainable(learn) == {id(p) for p in learn.model.parameters()}
+
+
+class RaiseOnCall:
+    """A loss function that raises KeyboardInterrupt on its n-th call, like a learner pressing stop."""
+
+    def __init__(self, n):
+        self.n, self.calls = n, 0
+
+    def __call__(self, preds, targs):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt
+        return nn.functional.cross_entropy(preds, targs)
+
+
+def test_keyboard_interrupt_leaves_the_learner_usable():
+    learn = make_learner(loss_func=RaiseOnCall(3))
+    learn.model.eval()
+    with pytest.raises(KeyboardInterrupt):
+        learn.fit_one_cycle(2, 1e-2)
+    rec = learn.recorder
+    assert len(rec.losses) == len(rec.smooth_losses) == len(rec.lrs) == len(rec.moms) == 2
+    assert not learn.model.training, "the model's mode is restored"
+    assert all(p.grad is None for p in learn.model.parameters())
+    assert all(p.device.type == "cpu" for p in learn.model.parameters())
+    learn.fit_one_cycle(2, 1e-2)  # and it trains again
+    assert len(rec.values) == 2 and math.isfinite(rec.values[-1]["valid_loss"])
+
+
+def test_bf16_step_on_cpu_keeps_float32_master_weights():
+    learn = make_learner(precision="bf16")
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    learn.fit(1, 1e-3)
+    assert all(math.isfinite(v) for v in learn.recorder.losses)
+    assert all(p.dtype == torch.float32 for p in learn.model.parameters())
+    assert any(not torch.equal(b, p) for b, p in zip(before, learn.model.parameters()))
+    with learn.precision.autocast():
+        assert learn.model(torch.randn(4, 10)).dtype == torch.bfloat16
+    assert learn.recorder.skipped_steps == 0
+
+
+class InfOnCall(RaiseOnCall):
+    """A loss that is infinite on its n-th call: the scaler must skip exactly that step."""
+
+    def __call__(self, preds, targs):
+        self.calls += 1
+        loss = nn.functional.cross_entropy(preds, targs)
+        return loss * math.inf if self.calls == self.n else loss
+
+
+def check_fp16_scaler(device):
+    learn = Learner(toy_dls(), toy_model(), loss_func=InfOnCall(2), device=device, quiet=True).to_fp16()
+    learn.fit(1, 1e-3)
+    assert learn.precision.scaler.is_enabled()
+    assert learn.recorder.skipped_steps == 1 == learn.precision.skipped_steps
+    assert all(p.dtype == torch.float32 for p in learn.model.parameters())
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+
+
+def test_fp16_loss_scaling_skips_overflowing_steps_on_cpu():
+    check_fp16_scaler("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fp16_loss_scaling_on_cuda():
+    check_fp16_scaler("cuda")
+
+
+def test_unknown_precision_says_which_exist():
+    with pytest.raises(ValueError, match="bf16"):
+        make_learner(precision="half")
+
+
+def test_channels_last_trains():
+    dls = SimpleNamespace(
+        train=DataLoader(TensorDataset(torch.randn(32, 3, 8, 8), torch.randint(0, 2, (32,))), batch_size=8),
+        valid=DataLoader(TensorDataset(torch.randn(16, 3, 8, 8), torch.randint(0, 2, (16,))), batch_size=8))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 2))
+    learn = Learner(dls, model, channels_last=True, device="cpu", quiet=True)
+    learn.fit(1)
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert math.isfinite(learn.recorder.values[-1]["valid_loss"])
