@@ -7,6 +7,76 @@ browser. Build with ``.widget`` (an ipywidgets box) and display it, or just leav
 from __future__ import annotations
 
 # --- notebook 03: softmax explorer (helpers.losses) ---------------------------------------------
+import io as _io03
+
+import ipywidgets as _widgets03
+import torch as _torch03
+from matplotlib.figure import Figure as _Figure03
+
+from helpers.losses import softmax as _softmax03
+
+
+class SoftmaxExplorer:
+    """Sliders for a few logits and a temperature, with a live bar chart of softmax(logits / T) (notebook 03)."""
+
+    def __init__(self, logits: tuple[float, ...] = (0.02, -2.49, 1.25), labels: tuple[str, ...] | None = None,
+                 temperature: float = 1.0):
+        if not 2 <= len(logits) <= 5:
+            raise ValueError(f"SoftmaxExplorer shows 2 to 5 logits, got {len(logits)}.")
+        self.labels = tuple(labels) if labels is not None else tuple(f"class {i}" for i in range(len(logits)))
+        if len(self.labels) != len(logits):
+            raise ValueError(f"give one label per logit: {len(logits)} logits but {len(self.labels)} labels.")
+        self.logit_sliders = [
+            _widgets03.FloatSlider(value=float(v), min=-10.0, max=10.0, step=0.01, description=f"logit {name}",
+                                   continuous_update=True, style={"description_width": "initial"})
+            for v, name in zip(logits, self.labels)]
+        # A log scale: temperatures 0.1 and 10 are equally far from 1, and both extremes are worth seeing.
+        self.temperature = _widgets03.FloatLogSlider(value=temperature, base=10, min=-1, max=1, step=0.01,
+                                                     description="temperature", style={"description_width": "initial"})
+        self.image = _widgets03.Image(format="png")
+        self.table = _widgets03.HTML()
+        self.state: dict = {"draws": 0}
+        for control in [*self.logit_sliders, self.temperature]:
+            control.observe(lambda change: self.update(), names="value")
+        controls = _widgets03.VBox([*self.logit_sliders, self.temperature, self.table])
+        self.widget = _widgets03.HBox([controls, self.image])
+        self.widget.add_class("course-widget")
+        self.update()
+
+    def update(self) -> None:
+        """Recompute the softmax from the sliders and redraw the chart and the table."""
+        logits = _torch03.tensor([s.value for s in self.logit_sliders], dtype=_torch03.float64)
+        temperature = float(self.temperature.value)
+        probs = _softmax03(logits / temperature, dim=0)
+        self.state = {"logits": logits.tolist(), "temperature": temperature, "probs": probs.tolist(),
+                      "exps": (logits / temperature).exp().tolist(), "draws": self.state["draws"] + 1}
+        self.image.value = self._chart(probs.tolist(), temperature)
+        rows = "".join(f"<tr><td>{name}</td><td>{x:+.2f}</td><td>{e:.4g}</td><td>{p:.4f}</td></tr>"
+                       for name, x, e, p in zip(self.labels, self.state["logits"], self.state["exps"], self.state["probs"]))
+        self.table.value = ("<table><tr><th>class</th><th>logit</th><th>exp(logit/T)</th><th>softmax</th></tr>"
+                            f"{rows}</table>")
+
+    def _chart(self, probs: list[float], temperature: float) -> bytes:
+        # A bare Figure (not pyplot): no global state, nothing left open, and it renders without a display.
+        figure = _Figure03(figsize=(4.5, 3), dpi=80)
+        axes = figure.subplots()
+        bars = axes.bar(self.labels, probs, color="tab:blue")
+        bars[max(range(len(probs)), key=probs.__getitem__)].set_color("tab:orange")
+        axes.set_ylim(0, 1)
+        axes.set_title(f"softmax(logits / {temperature:.2f})")
+        axes.set_xlabel("class")
+        axes.set_ylabel("probability")
+        for x, p in enumerate(probs):
+            axes.text(x, p + 0.02, f"{p:.2f}", ha="center")
+        figure.tight_layout()
+        buffer = _io03.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)
+
 
 # --- notebook 02: presizing explorer (helpers.augment) ------------------------------------------
 
