@@ -81,3 +81,71 @@ class SoftmaxExplorer:
 # --- notebook 02: presizing explorer (helpers.augment) ------------------------------------------
 
 # --- notebook 04: one-cycle schedule explorer (helpers.schedule) --------------------------------
+import io as _io04
+
+import ipywidgets as _widgets04
+import numpy as _np04
+from matplotlib.figure import Figure as _Figure04
+
+from helpers.schedule import one_cycle as _one_cycle04
+
+
+class OneCycleExplorer:
+    """Sliders for fit_one_cycle's settings with a live plot of the learning-rate and momentum schedules (notebook 04)."""
+
+    def __init__(self, n_batches: int = 200, lr_max: float = 1e-3, pct_start: float = 0.25, div: float = 25.0,
+                 div_final: float = 1e5, moms: tuple[float, float, float] = (0.95, 0.85, 0.95)):
+        if n_batches < 2:
+            raise ValueError(f"OneCycleExplorer needs at least 2 batches to draw a schedule, got {n_batches}.")
+        self.n_batches, self.moms = n_batches, moms
+        style = {"description_width": "initial"}
+        # Rates and divisors span orders of magnitude, so their sliders move on a log scale.
+        self.lr_max = _widgets04.FloatLogSlider(value=lr_max, base=10, min=-5, max=0, step=0.1,
+                                                description="lr_max", readout_format=".1e", style=style)
+        self.pct_start = _widgets04.FloatSlider(value=pct_start, min=0.05, max=0.95, step=0.05,
+                                                description="pct_start", style=style)
+        self.div = _widgets04.FloatLogSlider(value=div, base=10, min=0, max=3, step=0.05,
+                                             description="div (start = lr_max/div)", readout_format=".3g", style=style)
+        self.div_final = _widgets04.FloatLogSlider(value=div_final, base=10, min=0, max=7, step=0.5,
+                                                   description="div_final (end = lr_max/div_final)",
+                                                   readout_format=".1e", style=style)
+        self.image = _widgets04.Image(format="png")
+        self.summary = _widgets04.HTML()
+        self.state: dict = {"draws": 0}
+        for control in (self.lr_max, self.pct_start, self.div, self.div_final):
+            control.observe(lambda change: self.update(), names="value")
+        controls = _widgets04.VBox([self.lr_max, self.pct_start, self.div, self.div_final, self.summary])
+        self.widget = _widgets04.HBox([controls, self.image])
+        self.widget.add_class("course-widget")
+        self.update()
+
+    def update(self) -> None:
+        """Recompute both schedules from the sliders, batch by batch as fit_one_cycle would, and redraw."""
+        lr_schedule, mom_schedule = _one_cycle04(self.lr_max.value, self.pct_start.value, self.div.value,
+                                                 self.div_final.value, self.moms)
+        positions = _np04.arange(self.n_batches) / self.n_batches
+        lrs = _np04.array([float(lr_schedule(p)) for p in positions])
+        moms = _np04.array([float(mom_schedule(p)) for p in positions])
+        self.state = {"positions": positions, "lrs": lrs, "moms": moms, "lr_start": lrs[0],
+                      "lr_peak": lrs.max(), "peak_batch": int(lrs.argmax()), "lr_end": lrs[-1],
+                      "mom_min": moms.min(), "draws": self.state["draws"] + 1}
+        self.image.value = self._chart(lrs, moms)
+        self.summary.value = (f"<b>start</b> {lrs[0]:.2e} &rarr; <b>peak</b> {lrs.max():.2e} "
+                              f"(batch {int(lrs.argmax())}) &rarr; <b>end</b> {lrs[-1]:.2e}")
+
+    def _chart(self, lrs: _np04.ndarray, moms: _np04.ndarray) -> bytes:
+        # A bare Figure (not pyplot): nothing global, nothing left open, renders without a display.
+        figure = _Figure04(figsize=(8, 3), dpi=80)
+        lr_axes, mom_axes = figure.subplots(1, 2)
+        lr_axes.plot(lrs, color="tab:blue")
+        lr_axes.set(title="Learning rate", xlabel="batch", ylabel="learning rate")
+        mom_axes.plot(moms, color="tab:orange")
+        mom_axes.set(title="Momentum (Adam's beta1)", xlabel="batch", ylabel="momentum")
+        figure.tight_layout()
+        buffer = _io04.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)
