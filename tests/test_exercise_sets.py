@@ -130,7 +130,7 @@ def test_blank_exercises_report_not_attempted(path):
     """Committed notebooks carry exercises unattempted: a cell checking a blank stores the "not attempted" line."""
     for cell in cells(path):
         src = source(cell)
-        if cell["cell_type"] != "code" or not re.search(r"=\s*____\s*$", src, re.M) or ".check(" not in src:
+        if cell["cell_type"] != "code" or not re.search(r"(=|return)\s*____\s*$", src, re.M) or ".check(" not in src:
             continue
         assert "Not attempted yet" in outputs_text(cell) or "not checked automatically" in outputs_text(cell), (
             f"{path.name}: this exercise cell should store the 'not attempted' verdict:\n{src[:200]}")

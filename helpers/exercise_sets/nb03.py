@@ -1,0 +1,168 @@
+"""Exercises and questionnaire of notebook 03, cross-entropy by hand: ``from helpers.exercise_sets import nb03 as ex``."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+
+
+def _softmax_last(x: torch.Tensor) -> torch.Tensor:
+    exps = x.exp()
+    return exps / exps.sum(dim=-1, keepdim=True)
+
+
+def _stable_softmax_last(x: torch.Tensor) -> torch.Tensor:
+    exps = (x - x.max(dim=-1, keepdim=True).values).exp()
+    return exps / exps.sum(dim=-1, keepdim=True)
+
+
+def _pick_targets(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return probs[torch.arange(len(targets)), targets]
+
+
+ROWS = torch.tensor([[0.6734, 0.2576], [0.4689, 0.4607], [-2.2457, -0.3727]])
+TABLE_ACTS = torch.tensor([-1.0, 0.5, 3.0])
+GRAD_LOGITS = torch.tensor([[1.5, -0.5, 0.2], [0.0, 2.0, -1.0]])
+GRAD_TARGETS = torch.tensor([2, 1])
+
+q1 = FunctionExercise(
+    """Write `my_softmax(x)`: the softmax over the LAST dimension of a tensor, using only `.exp()` and `.sum()`.
+    It should work for one row of activations and for a batch of rows.""",
+    reference=_softmax_last,
+    test_cases=[torch.tensor([0.02, -2.49, 1.25]), ROWS, torch.zeros(2, 4)],
+    hints=["Exponentiate every activation, then divide by the sum of the exponentials of its own row.",
+           "For a batch, sum along the last dimension and keep it (`keepdim=True`) so the division broadcasts row by row."],
+    solution="""
+    def my_softmax(x):
+        exponentials = x.exp()
+        return exponentials / exponentials.sum(dim=-1, keepdim=True)
+    """,
+    wrong_answers=[lambda x: x.exp() / x.exp().sum(),          # sums over the whole batch, not per row
+                   lambda x: x.exp(),                          # forgets to normalise
+                   lambda x: x / x.sum(dim=-1, keepdim=True)],  # normalises without exp
+)
+
+q2 = ValueExercise(
+    """The notebook's table shows exp and softmax for `[0.02, -2.49, 1.25]`. Now do it for `[-1.0, 0.5, 3.0]`:
+    `answer = (exps, probs)` with the exponential of each activation and its softmax (two lists or tensors of 3 numbers).
+    Two decimals are enough.""",
+    expected=(TABLE_ACTS.exp(), torch.softmax(TABLE_ACTS, dim=0)),
+    rtol=1e-2, atol=6e-3,
+    hints=["exp(0) is 1, exp(-1) is about 0.37, and exp(3) is about 20.",
+           "Each probability is its exponential divided by the sum of all three exponentials."],
+    solution="""
+    acts = torch.tensor([-1.0, 0.5, 3.0])
+    exps = acts.exp()                   # about [0.37, 1.65, 20.09]
+    answer = (exps, exps / exps.sum())  # about [0.017, 0.075, 0.909]
+    """,
+    wrong_answers=[(TABLE_ACTS.exp(), TABLE_ACTS.exp() / TABLE_ACTS.exp().max()),   # divides by the largest
+                   (TABLE_ACTS.exp(), TABLE_ACTS / TABLE_ACTS.sum()),                # normalises the raw activations
+                   (TABLE_ACTS.exp(), torch.sigmoid(TABLE_ACTS))],                  # sigmoid per class
+)
+
+q3 = FunctionExercise(
+    """Write `stable_softmax(x)` over the last dimension that stays finite for activations like `[1000., 0., -1000.]`.""",
+    reference=_stable_softmax_last,
+    test_cases=[torch.tensor([1000.0, 0.0, -1000.0]), torch.tensor([[800.0, 805.0], [-3.0, 2.0]]), ROWS],
+    hints=["exp(1000.) is inf in float32, and inf / inf is nan.",
+           "Adding the same number to every activation of a row leaves its softmax unchanged: which number keeps exp small?"],
+    solution="""
+    def stable_softmax(x):
+        shifted = x - x.max(dim=-1, keepdim=True).values   # the largest becomes 0, so exp(...) <= 1
+        exponentials = shifted.exp()
+        return exponentials / exponentials.sum(dim=-1, keepdim=True)
+    """,
+    wrong_answers=[_softmax_last,                                                    # overflows to nan
+                   lambda x: _softmax_last(x - x.max()),                             # one max for the whole batch
+                   lambda x: _softmax_last(x / x.abs().max(dim=-1, keepdim=True).values)],  # rescales: a different softmax
+)
+
+q4 = FunctionExercise(
+    """Write `pick_targets(probs, targets)`: for each row `i` of `probs` (batch x classes), the value in column `targets[i]`.""",
+    reference=_pick_targets,
+    test_cases=[(torch.softmax(ROWS, dim=1), torch.tensor([0, 1, 0])),
+                (torch.tensor([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]), torch.tensor([2, 0]))],
+    hints=["Index with two things at once: a row index for every item and the target column for every item.",
+           "`probs[range(n), targets]` pairs row 0 with targets[0], row 1 with targets[1], ..."],
+    solution="""
+    def pick_targets(probs, targets):
+        rows = torch.arange(len(targets))
+        return probs[rows, targets]
+    """,
+    wrong_answers=[lambda p, t: p[:, t],   # every row with every target: a square, not one value per row
+                   lambda p, t: p[t],      # picks rows, not columns
+                   lambda p, t: p[:, 0]],  # always the first column
+)
+
+q5 = ValueExercise(
+    """The model gives the correct class of an image probability 0.5. What is that image's cross-entropy loss (natural log)?""",
+    expected=math.log(2),
+    hints=["Cross-entropy for one item is minus the log of the probability of its correct class."],
+    solution="answer = -math.log(0.5)   # = log(2), about 0.693",
+    wrong_answers=[0.5, -math.log(2), math.log10(2)],
+)
+
+q6 = ValueExercise(
+    """Without autograd: the gradient of `cross_entropy(logits, targets, reduction="sum")` with respect to
+    `logits = [[1.5, -0.5, 0.2], [0.0, 2.0, -1.0]]`, `targets = [2, 1]`. Give a 2 x 3 tensor.""",
+    expected=torch.softmax(GRAD_LOGITS, dim=1) - F.one_hot(GRAD_TARGETS, 3),
+    hints=["The notebook shows it is a difference of two 2 x 3 tensors you already know how to build.",
+           "softmax of each row, minus a tensor with a single 1 in each row at the target's column."],
+    solution="""
+    logits = torch.tensor([[1.5, -0.5, 0.2], [0.0, 2.0, -1.0]])
+    targets = torch.tensor([2, 1])
+    answer = torch.softmax(logits, dim=1) - F.one_hot(targets, 3)
+    """,
+    wrong_answers=[torch.softmax(GRAD_LOGITS, dim=1),                                  # forgets the one-hot
+                   F.one_hot(GRAD_TARGETS, 3) - torch.softmax(GRAD_LOGITS, dim=1)],    # sign flipped
+)
+
+questionnaire = Questionnaire([
+    Reflection("Name the pieces that `nn.CrossEntropyLoss` chains together, in order, and say what each does.",
+               "Softmax turns each row of activations into positive numbers that sum to 1; the log turns those "
+               "probabilities into log-probabilities (PyTorch does both at once, stably, in log_softmax); nll_loss "
+               "picks each item's target column and negates it; finally the losses are averaged over the batch."),
+    ChoiceExercise("Which statement about the outputs of softmax over the classes is true?",
+                   ["each is between 0 and 1 and together they sum to 1",
+                    "each is between -1 and 1 and together they sum to 0",
+                    "each is between 0 and 1, independently of the others, like a sigmoid per class"],
+                   answer="a", wrong_answers=["b", "c"],
+                   hints=["Try `torch.softmax(torch.randn(3), dim=0)` and look at the sum."]),
+    Reflection("Why does softmax tend to single out one class, even when the activations are only a little apart?",
+               "The exponential grows fast, so a slightly larger activation becomes a much larger exponential, and after "
+               "dividing by the sum it takes most of the probability. That suits a model that must pick exactly one class."),
+    ChoiceExercise("When would you NOT want softmax as the last activation?",
+                   ["when every image shows exactly one of the classes",
+                    "when an image can show several of the classes, or none of them",
+                    "when there are more than two classes"],
+                   answer="b", wrong_answers=["a", "c"],
+                   hints=["Softmax's outputs must sum to 1. What if the right total is 2, or 0?"],
+                   solution="Use a sigmoid per class instead (each class independently), with binary cross-entropy."),
+    Reflection("The loss `torch.where(targets == 1, 1 - p, p).mean()` works for two classes. Why can it not be extended to three or more?",
+               "torch.where chooses between two alternatives, because a condition is true or false, and it relies on one "
+               "number p per item describing both classes (the other gets 1 - p). With more classes we need one probability "
+               "per class and must pick the target's column by indexing, which is what nll_loss on a softmax does."),
+    ValueExercise("What does `torch.log(torch.tensor(-2.))` give? Answer with the Python float it prints as.",
+                  expected=float("nan"), wrong_answers=[math.log(2), -math.log(2), float("-inf")],
+                  hints=["Is there a real number whose exponential is negative?"],
+                  solution="answer = float('nan')   # the log is only defined for positive numbers"),
+    Reflection("Why is `log(-2)` not a number, and why does that never happen inside cross-entropy?",
+               "exp(x) is positive for every real x, so no real number has an exponential of -2: the log of a negative "
+               "number is undefined and PyTorch returns nan. Cross-entropy only takes logs of softmax outputs, which are "
+               "always positive (PyTorch even computes log_softmax directly from the activations)."),
+    ValueExercise("`nll_loss` takes no log. What does `F.nll_loss(torch.tensor([[0.6, 0.4]]), torch.tensor([0]))` return? (a float)",
+                  expected=-0.6, wrong_answers=[-math.log(0.6), 0.6, 0.4],
+                  hints=["It picks the target's column and negates it: nothing else."],
+                  solution="answer = -0.6   # it expects log-probabilities, so feed it log_softmax's output"),
+    Reflection("Why take the log of the probability of the correct class rather than use the probability itself?",
+               "Probabilities live between 0 and 1, so 0.99 and 0.999 look almost the same, yet the second is ten times "
+               "more confident. -log p stretches that range to 0..infinity: a confident mistake (p near 0) costs a lot and "
+               "keeps a useful gradient, and products of probabilities become sums."),
+    ChoiceExercise("The gradient of cross-entropy with respect to the logits is ...",
+                   ["softmax(logits) - one_hot(target)", "one_hot(target) - softmax(logits)", "log_softmax(logits)"],
+                   answer="a", wrong_answers=["b", "c"],
+                   hints=["Gradient descent subtracts the gradient: which sign pushes the target's logit up?"]),
+])
