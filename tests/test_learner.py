@@ -289,3 +289,16 @@ def test_channels_last_trains():
     learn.fit(1)
     assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert math.isfinite(learn.recorder.values[-1]["valid_loss"])
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_end_to_end():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "bench" / "learner.py"
+    result = subprocess.run([sys.executable, str(script), "--quick", "--rounds", "1"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Learner / hand loop (1 epoch)" in result.stdout and "lr_find / 12 training steps" in result.stdout

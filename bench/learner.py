@@ -1,0 +1,116 @@
+"""What the Learner costs over a hand-written loop, measured side by side in one run (notebook 04).
+
+    python bench/learner.py            # several alternating rounds; medians and ratios
+    python bench/learner.py --quick    # a smoke run (used by the test suite)
+
+Both sides train copies of the same small CNN on the same in-memory tensors (so data loading does not
+hide the loop's own cost) with the same AdamW settings, one epoch plus a validation pass each. They run
+alternately, round after round, so a noisy shared machine slows both alike; we report medians.
+Targets: the Learner adds at most 5% to an epoch, and ``lr_find(num_it=100)`` costs at most 1.1x the
+time of 100 plain training steps.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from helpers.learner import EPS, Learner, SQR_MOM
+
+
+def make_data(n_train: int, n_valid: int, size: int, batch_size: int) -> SimpleNamespace:
+    g = torch.Generator().manual_seed(0)
+    def dataset(n):
+        return TensorDataset(torch.randn(n, 3, size, size, generator=g), torch.randint(0, 10, (n,), generator=g))
+    train = DataLoader(dataset(n_train), batch_size=batch_size, shuffle=True, drop_last=True,
+                       generator=torch.Generator().manual_seed(0))
+    return SimpleNamespace(train=train, valid=DataLoader(dataset(n_valid), batch_size=batch_size), vocab=list("0123456789"))
+
+
+def make_model() -> nn.Module:
+    torch.manual_seed(0)
+    def block(c_in, c_out):
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+    return nn.Sequential(block(3, 32), block(32, 64), block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(128, 10))
+
+
+def hand_loop(model: nn.Module, dls, max_steps: int | None = None, validate: bool = True) -> float:
+    """The plain PyTorch loop we compare against: train (recording each loss), then validate."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, SQR_MOM), eps=EPS, weight_decay=0.01)
+    start, steps, losses = time.perf_counter(), 0, []
+    model.train()
+    while True:
+        for x, y in dls.train:
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            steps += 1
+            if max_steps is not None and steps == max_steps:
+                break
+        if max_steps is None or steps == max_steps:
+            break
+    if validate:
+        model.eval()
+        with torch.no_grad():
+            for x, y in dls.valid:
+                nn.functional.cross_entropy(model(x), y).item()
+    return time.perf_counter() - start
+
+
+def learner_epoch(model: nn.Module, dls) -> float:
+    learn = Learner(dls, model, device="cpu", quiet=True)
+    start = time.perf_counter()
+    learn.fit(1, 1e-3)
+    return time.perf_counter() - start
+
+
+def learner_lr_find(model: nn.Module, dls, num_it: int) -> float:
+    learn = Learner(dls, model, device="cpu", quiet=True)
+    start = time.perf_counter()
+    learn.lr_find(num_it=num_it, stop_div=False, show_plot=False)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a few seconds: tiny data, two rounds")
+    parser.add_argument("--rounds", type=int, default=None)
+    args = parser.parse_args()
+    rounds = args.rounds or (2 if args.quick else 7)
+    num_it = 12 if args.quick else 100
+    dls = make_data(n_train=128 if args.quick else 1024, n_valid=64 if args.quick else 256,
+                    size=16 if args.quick else 32, batch_size=32)
+    base = make_model()
+    hand_loop(copy.deepcopy(base), dls)  # warm-up: first calls pay one-off allocation costs
+    times = {"hand loop, 1 epoch": [], "Learner.fit, 1 epoch": [], f"hand loop, {num_it} steps": [],
+             f"lr_find(num_it={num_it})": []}
+    for _ in range(rounds):
+        times["hand loop, 1 epoch"].append(hand_loop(copy.deepcopy(base), dls))
+        times["Learner.fit, 1 epoch"].append(learner_epoch(copy.deepcopy(base), dls))
+        times[f"hand loop, {num_it} steps"].append(hand_loop(copy.deepcopy(base), dls, max_steps=num_it, validate=False))
+        times[f"lr_find(num_it={num_it})"].append(learner_lr_find(copy.deepcopy(base), dls, num_it))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rounds} alternating rounds, "
+          f"{len(dls.train)} batches of 32 per epoch")
+    print(f"{'measurement':<28} {'median s':>9} {'min s':>8} {'max s':>8}")
+    for name, values in times.items():
+        print(f"{name:<28} {medians[name]:9.3f} {min(values):8.3f} {max(values):8.3f}")
+    fit_ratio = medians["Learner.fit, 1 epoch"] / medians["hand loop, 1 epoch"]
+    find_ratio = medians[f"lr_find(num_it={num_it})"] / medians[f"hand loop, {num_it} steps"]
+    print(f"Learner / hand loop (1 epoch):     {fit_ratio:.3f}x  (target <= 1.05x)")
+    print(f"lr_find / {num_it} training steps:      {find_ratio:.3f}x  (target <= 1.10x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
