@@ -211,10 +211,11 @@ def antialias_blur(x: Tensor, scale: Tensor) -> Tensor:
     """Gaussian blur of each image, just strong enough for shrinking it ``scale`` times without aliasing (notebook 02).
 
     A blur keeps every pixel where it is (a convolution on the same grid), so it is not a resampling:
-    the image still goes through one interpolation. sigma = 0.5 * sqrt(scale**2 - 1) is the extra blur a
-    bilinear sampler needs to act like a filter ``scale`` pixels wide; nothing happens when enlarging.
+    the image still goes through one interpolation. sigma = 0.3 * sqrt(scale**2 - 1) was chosen by
+    measurement (``compare_quality`` on three photos, 460 -> 224): 0.3 gained about 2.5 dB PSNR over no
+    blur, 0.15 about 0.5 dB, while 0.5 lost 4 dB (too soft). Nothing happens when enlarging.
     """
-    sigma = 0.5 * (scale.float().clamp(min=1) ** 2 - 1).sqrt()
+    sigma = 0.3 * (scale.float().clamp(min=1) ** 2 - 1).sqrt()
     radius = int(math.ceil(3 * float(sigma.max()))) if len(sigma) else 0
     if radius == 0:
         return x
@@ -227,6 +228,13 @@ def antialias_blur(x: Tensor, scale: Tensor) -> Tensor:
     flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel[:, None, None, :], groups=batch * channels)
     flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel[:, None, :, None], groups=batch * channels)
     return flat.reshape(batch, channels, height, width)
+
+
+def resample(x: Tensor, grid: Tensor, antialias: bool = False) -> Tensor:
+    """The one interpolation: bilinear ``grid_sample`` with reflection padding (optionally after an antialiasing blur) (notebook 02)."""
+    if antialias:
+        x = antialias_blur(x, grid_scale(grid, *x.shape[-2:]))
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 def _eye(batch: int, like: Tensor) -> Tensor:
@@ -341,11 +349,7 @@ class BatchAugment(nn.Module):
         pieces = []
         for start in range(0, batch, chunk):
             part = slice(start, start + chunk)
-            piece = _to_float(x[part], out_dtype)
-            if self.antialias:
-                piece = antialias_blur(piece, grid_scale(grid[part], height, width))
-            piece = F.grid_sample(piece, grid[part].to(out_dtype), mode="bilinear", padding_mode="reflection",
-                                  align_corners=False)
+            piece = resample(_to_float(x[part], out_dtype), grid[part], antialias=self.antialias)
             if lighting:
                 piece = adjust_lighting(piece, geometry["brightness"][part], geometry["contrast"][part])
             pieces.append(piece.sub_(mean).div_(std))
@@ -388,3 +392,140 @@ def _check_batch(x: Tensor) -> Tensor:
 
 def _to_float(x: Tensor, dtype: torch.dtype) -> Tensor:
     return x.to(dtype).div_(255) if x.dtype == torch.uint8 else x.to(dtype)
+
+
+# --- the conventional per-item pipeline, for comparison -------------------------------------------
+
+def conventional_pipeline(size: int = 224, min_scale: float = 0.75, max_rotate: float = 10., max_zoom: float = 1.1,
+                          max_warp: float = 0.2, p_affine: float = 0.75, max_lighting: float = 0.2,
+                          p_lighting: float = 0.75, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD):
+    """The per-item ``torchvision.transforms.v2`` chain people usually write: every step interpolates again (notebook 02)."""
+    from torchvision.transforms import v2
+    return v2.Compose([
+        v2.RandomResizedCrop(size, scale=(min_scale, 1.0), ratio=(1.0, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomApply([v2.RandomRotation(max_rotate, interpolation=v2.InterpolationMode.BILINEAR)], p=p_affine),
+        v2.RandomApply([v2.RandomAffine(0, scale=(1.0, max_zoom), interpolation=v2.InterpolationMode.BILINEAR)],
+                       p=p_affine),
+        v2.RandomPerspective(max_warp, p=p_affine),
+        v2.RandomApply([v2.ColorJitter(brightness=max_lighting, contrast=max_lighting)], p=p_lighting),
+        v2.PILToTensor(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean, std),
+    ])
+
+
+def random_geometry(generator: torch.Generator | None = None, min_scale: float = 0.75, max_rotate: float = 10.,
+                    max_zoom: float = 1.1, max_warp: float = 0.2) -> dict:
+    """One random geometric transform, in the terms of the step-by-step chain (notebook 02)."""
+    def uniform(low: float, high: float) -> float:
+        return float(low + (high - low) * torch.rand((), generator=generator))
+    return {"crop_scale": uniform(min_scale, 1), "crop_centre": (uniform(-1, 1), uniform(-1, 1)),
+            "flip": bool(torch.rand((), generator=generator) < 0.5), "rotate": uniform(-max_rotate, max_rotate),
+            "zoom": uniform(1, max_zoom), "warp": (uniform(-max_warp, max_warp), uniform(-max_warp, max_warp))}
+
+
+def step_by_step(image: Tensor, geometry: dict, size: int = 224, antialias: bool = True) -> Tensor:
+    """Apply ``geometry`` to a float image ``3 x N x N`` the conventional way: crop-resize, flip, rotate, zoom, warp (notebook 02).
+
+    Each step is its own ``torchvision.transforms.v2.functional`` call, so the picture is interpolated four
+    times, and rotation and warp fill what they uncover with black (the "empty zones").
+    """
+    from torchvision.transforms.v2 import InterpolationMode, functional as TF
+    bilinear = InterpolationMode.BILINEAR
+    full = image.shape[-1]
+    side = max(1, round(math.sqrt(geometry["crop_scale"]) * full))
+    left, top = (round((c + 1) / 2 * (full - side)) for c in geometry["crop_centre"])
+    x = TF.resized_crop(image, top, left, side, side, [size, size], interpolation=bilinear, antialias=antialias)
+    if geometry["flip"]:
+        x = TF.horizontal_flip(x)
+    x = TF.rotate(x, geometry["rotate"], interpolation=bilinear)
+    x = TF.affine(x, angle=0.0, translate=[0, 0], scale=geometry["zoom"], shear=[0.0, 0.0], interpolation=bilinear)
+    corners = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
+    tilt_h, tilt_v = geometry["warp"]
+    to_pixels = lambda u, v: [round((u + 1) / 2 * (size - 1)), round((v + 1) / 2 * (size - 1))]
+    start = [to_pixels(u, v) for u, v in corners]
+    end = [to_pixels(u * (1 + tilt_v * v), v * (1 + tilt_h * u)) for u, v in corners]
+    return TF.perspective(x, start, end, interpolation=bilinear)
+
+
+def chain_homography(geometry: dict, size: int = 224, full: int = 512) -> tuple[Tensor, Tensor]:
+    """The output -> input 3x3 map the step-by-step chain applies, and where it shows real picture (notebook 02).
+
+    Rather than re-deriving torchvision's conventions, run the chain on an image whose pixels hold their own
+    (x, y) coordinates: bilinear interpolation reproduces a linear ramp exactly, so the output says where each
+    pixel came from. A least-squares fit over the uncovered pixels gives the map; a third channel of ones
+    shows where the chain had to fill in black.
+    """
+    steps = (torch.arange(full, dtype=torch.float64) * 2 + 1) / full - 1
+    coordinates = torch.stack([steps.expand(full, full), steps[:, None].expand(full, full), torch.ones(full, full,
+                                                                                                          dtype=torch.float64)])
+    traced = step_by_step(coordinates, geometry, size, antialias=False)
+    inside = traced[2] > 1 - 1e-6
+    fit = inside.clone()
+    fit[:2], fit[-2:], fit[:, :2], fit[:, -2:] = False, False, False, False
+    out_steps = (torch.arange(size, dtype=torch.float64) * 2 + 1) / size - 1
+    u, v = out_steps.expand(size, size)[fit], out_steps[:, None].expand(size, size)[fit]
+    x, y = traced[0][fit], traced[1][fit]
+    one, zero = torch.ones_like(u), torch.zeros_like(u)
+    system = torch.cat([torch.stack([u, v, one, zero, zero, zero, -u * x, -v * x], 1),
+                        torch.stack([zero, zero, zero, u, v, one, -u * y, -v * y], 1)])
+    solution = torch.linalg.lstsq(system, torch.cat([x, y])[:, None]).solution[:, 0]
+    return torch.cat([solution, solution.new_ones(1)]).reshape(3, 3).float(), inside
+
+
+def reference_render(image: Tensor, matrix: Tensor, size: int = 224, supersample: int = 4) -> Tensor:
+    """The transform done as well as we can: from the full-resolution image, ``supersample``^2 samples per pixel, averaged (notebook 02)."""
+    grid = homography_grid(matrix[None], size * supersample)
+    dense = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return F.avg_pool2d(dense, supersample)[0]
+
+
+def psnr(image: Tensor, reference: Tensor, mask: Tensor | None = None) -> float:
+    """Peak signal-to-noise ratio in dB of a [0, 1] image against a reference, optionally inside ``mask`` (notebook 02)."""
+    squared = (image.float() - reference.float()) ** 2
+    mse = squared[:, mask].mean() if mask is not None else squared.mean()
+    return float(10 * torch.log10(1 / mse.clamp(min=1e-12)))
+
+
+def centre_square(photo: Image.Image) -> Image.Image:
+    """The centre square of the short side, at full resolution (notebook 02)."""
+    return photo.crop(PresizeCrop(train=False).crop_box(*photo.size))
+
+
+def render_three(photo: Image.Image, geometry: dict, size: int = 224, presize: int = 460,
+                 antialias: bool = False) -> dict:
+    """One geometric transform rendered three ways: ours (one resampling from the presized image), step by step, and the reference (notebook 02)."""
+    base = centre_square(photo.convert("RGB"))
+    full = torch.from_numpy(np.asarray(base).copy()).permute(2, 0, 1).float() / 255
+    presized = PresizeCrop(presize, train=False)(base)
+    small = torch.from_numpy(np.asarray(presized).copy()).permute(2, 0, 1).float() / 255
+    matrix, inside = chain_homography(geometry, size, full=base.width)
+    ours = resample(small[None], homography_grid(matrix[None], size), antialias=antialias)[0]
+    return {"ours": ours.clamp(0, 1), "step_by_step": step_by_step(full, geometry, size).clamp(0, 1),
+            "reference": reference_render(full, matrix, size).clamp(0, 1), "inside": inside, "matrix": matrix}
+
+
+def compare_quality(photos: dict[str, Image.Image], n_draws: int = 10, size: int = 224, presize: int = 460,
+                    seed: int = 0, antialias: bool = False, ssim: bool = True) -> pd.DataFrame:
+    """PSNR/SSIM against the reference of ours vs the step-by-step chain, over random transforms of each photo (notebook 02).
+
+    ``psnr_*_inside`` only counts pixels where the chain had real picture, separating interpolation loss from
+    the empty zones.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for name, photo in photos.items():
+        for draw in range(n_draws):
+            images = render_three(photo, random_geometry(generator), size, presize, antialias)
+            reference, inside = images["reference"], images["inside"]
+            row = {"photo": name, "draw": draw}
+            for method in ("ours", "step_by_step"):
+                row[f"psnr_{method}"] = psnr(images[method], reference)
+                row[f"psnr_{method}_inside"] = psnr(images[method], reference, inside)
+                if ssim:
+                    from skimage.metrics import structural_similarity
+                    row[f"ssim_{method}"] = float(structural_similarity(
+                        images[method].numpy(), reference.numpy(), data_range=1.0, channel_axis=0))
+            rows.append(row)
+    return pd.DataFrame(rows)
