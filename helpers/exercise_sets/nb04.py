@@ -1,0 +1,131 @@
+"""Exercises and questionnaire of notebook 04, the LR finder and one-cycle: ``from helpers.exercise_sets import nb04 as ex``."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+
+
+def _finder_lr(k: int, start_lr: float, end_lr: float, num_it: int) -> float:
+    return start_lr * (end_lr / start_lr) ** (k / num_it)
+
+
+def _smooth(losses: list[float], beta: float = 0.98) -> list[float]:
+    average, out = 0.0, []
+    for count, loss in enumerate(losses, 1):
+        average = beta * average + (1 - beta) * loss
+        out.append(average / (1 - beta**count))
+    return out
+
+
+def _tenth_of_minimum(lrs: list[float], losses: list[float]) -> float:
+    return lrs[int(np.argmin(losses))] / 10
+
+
+CURVE_LRS = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+CURVE_LOSSES = [2.30, 2.25, 1.90, 1.20, 1.50, 9.00]
+
+q1 = FunctionExercise(
+    """Write `finder_lr(k, start_lr, end_lr, num_it)`: the rate the finder uses at batch `k` (counting from 0),
+    growing exponentially so that it would reach `end_lr` at batch `num_it`.""",
+    reference=_finder_lr,
+    test_cases=[(0, 1e-7, 10.0, 100), (50, 1e-7, 10.0, 100), (75, 1e-7, 10.0, 100), (3, 1e-3, 1.0, 6)],
+    hints=["At k = 0 it is start_lr; at k = num_it it would be end_lr.",
+           "Equal steps on a log scale: multiply start_lr by (end_lr / start_lr) raised to the fraction k / num_it."],
+    solution="""
+    def finder_lr(k, start_lr, end_lr, num_it):
+        return start_lr * (end_lr / start_lr) ** (k / num_it)
+    """,
+    wrong_answers=[lambda k, s, e, n: s + (e - s) * k / n,              # linear: almost all points at large rates
+                   lambda k, s, e, n: s * (e / s) ** ((k + 1) / n),     # one batch ahead
+                   lambda k, s, e, n: s * 10 ** k],                     # ten times larger every batch
+)
+
+q2 = FunctionExercise(
+    """Write `smooth(losses, beta=0.98)`: the list of debiased exponential moving averages the finder plots,
+    one per loss (start the average at 0 and divide by `1 - beta**count`).""",
+    reference=_smooth,
+    test_cases=[([2.0, 2.0, 2.0],), ([3.0, 1.0, 2.0, 0.5],), ([1.0, 4.0], 0.5)],
+    hints=["Keep a running `average = beta * average + (1 - beta) * loss`.",
+           "Without the correction the first values are pulled towards 0; divide the i-th average (counting from 1) "
+           "by 1 - beta**i."],
+    solution="""
+    def smooth(losses, beta=0.98):
+        average, smoothed = 0.0, []
+        for count, loss in enumerate(losses, 1):
+            average = beta * average + (1 - beta) * loss
+            smoothed.append(average / (1 - beta**count))
+        return smoothed
+    """,
+    wrong_answers=[lambda losses, beta=0.98: [float(np.mean(losses[:i + 1])) for i in range(len(losses))],  # plain mean
+                   lambda losses, beta=0.98: [sum((1 - beta) * beta ** (i - j) * losses[j] for j in range(i + 1))
+                                              for i in range(len(losses))],                             # not debiased
+                   lambda losses, beta=0.98: list(losses)],                                             # no smoothing
+)
+
+q3 = FunctionExercise(
+    """Write `tenth_of_minimum(lrs, losses)`: the first rule of thumb, a tenth of the rate where the loss was lowest.""",
+    reference=_tenth_of_minimum,
+    test_cases=[(CURVE_LRS, CURVE_LOSSES), ([1e-3, 1e-2, 1e-1], [1.0, 0.5, 0.7])],
+    hints=["`np.argmin(losses)` gives the position of the lowest loss."],
+    solution="""
+    def tenth_of_minimum(lrs, losses):
+        return lrs[int(np.argmin(losses))] / 10
+    """,
+    wrong_answers=[lambda lrs, losses: lrs[int(np.argmin(losses))],     # the minimum itself: already too high
+                   lambda lrs, losses: min(losses) / 10,                # a tenth of the loss, not of the rate
+                   lambda lrs, losses: lrs[int(np.argmax(losses))] / 10],
+)
+
+q4 = ValueExercise(
+    """`fit_one_cycle(8, lr_max=1e-3)` on a loader of 100 batches, with the default `pct_start=0.25` and `div=25`.
+    `answer = (first_lr, peak_batch)`: the rate of the very first batch, and the index (from 0) of the batch where
+    the rate reaches `lr_max`.""",
+    expected=(1e-3 / 25, 200),
+    hints=["The cycle starts at lr_max / div.", "The warm-up lasts pct_start of ALL the batches of the fit, not of one epoch."],
+    solution="answer = (1e-3 / 25, 200)   # 4e-05, and 0.25 * 8 * 100 = 200",
+    wrong_answers=[(1e-3 / 25, 25), (1e-3, 200), (1e-3 / 1e5, 200)],
+)
+
+q5 = ValueExercise(
+    """Three parameter groups and `lr_max=slice(1e-5, 1e-3)`: what peak rate does each group get? (a list of 3 numbers)""",
+    expected=[1e-5, 1e-4, 1e-3],
+    hints=["The rates are spread evenly on a LOG scale between the two ends."],
+    solution="answer = [1e-5, 1e-4, 1e-3]   # helpers.schedule.even_mults(1e-5, 1e-3, 3)",
+    wrong_answers=[[1e-5, 5.05e-4, 1e-3], [1e-4, 1e-4, 1e-3], [1e-3, 1e-3, 1e-3]],
+)
+
+questionnaire = Questionnaire([
+    Reflection("What are two good rules of thumb for picking a learning rate from the learning-rate finder's plot?",
+               "Either take a rate about ten times smaller than the one where the smoothed loss was lowest (at the "
+               "minimum itself the rate is already so high that training is about to become unstable), or take the "
+               "last rate where the loss was still clearly falling, the steepest part of the descent. fastai's default, "
+               "`valley`, picks a point a little past the start of the longest descent, which lands in the same region."),
+    ChoiceExercise("The finder's curve is flat up to 1e-4, falls steeply between 1e-3 and 1e-2, bottoms out at 3e-2 and "
+                   "shoots up after 1e-1. Which rate is a good choice?",
+                   ["3e-3", "3e-2", "3e-1", "1e-6"], answer="a", wrong_answers=["b", "c", "d"],
+                   hints=["At the bottom of the curve the rate is already too high; on the flat part nothing happens."]),
+    ValueExercise("A finder run with `num_it=100` on a training loader of 40 batches: how many epochs does it start "
+                  "(before any early stop)?", expected=3, wrong_answers=[2, 2.5, 100],
+                  hints=["It needs 100 batches and an epoch only has 40; it computes num_it // len(loader) + 1."],
+                  solution="answer = 3   # 100 // 40 + 1"),
+    Reflection("Why is early stopping a poor choice when training with the one-cycle policy?",
+               "Early stopping keeps the weights of the epoch with the best validation score, but with one-cycle the "
+               "middle epochs run at high learning rates and never had the chance to anneal: the best results come "
+               "from the final low-rate phase. An early epoch is a half-finished model. Better: retrain from scratch "
+               "with the number of epochs at which the validation score was best, so the schedule ends there."),
+    ChoiceExercise("In Jupyter, how do you see the source code of a function such as `helpers.learner.Learner.lr_find`?",
+                   ["type `Learner.lr_find??` in a cell", "type `Learner.lr_find?` in a cell",
+                    "call `print(Learner.lr_find)`"],
+                   answer="a", wrong_answers=["b", "c"],
+                   hints=["One question mark shows the signature and docstring; what might two show?"],
+                   solution="`name??` shows the source; `name?` only the signature and docstring."),
+    Reflection("What does one-cycle training do to the learning rate and to the momentum, and why?",
+               "The rate warms up from lr_max/div to lr_max over the first pct_start of training, then anneals along a "
+               "cosine to nearly zero; momentum does the opposite, falling from 0.95 to 0.85 and back. Starting low "
+               "avoids wrecking the freshly initialised (or pretrained) weights, the high middle explores and finds "
+               "flatter regions that generalise better, and the long low end settles into a good minimum. Momentum is "
+               "lowered while the rate is high so the two do not together push the steps too far."),
+])
