@@ -251,7 +251,7 @@ def adjust_lighting(x: Tensor, brightness: Tensor, contrast: Tensor) -> Tensor:
     pixel inside (0, 1) however strong the change.
     """
     shift = torch.logit(brightness.to(x.dtype))[:, None, None, None]
-    return torch.logit(x.clamp(1e-7, 1 - 1e-7)).add_(shift).mul_(contrast.to(x.dtype)[:, None, None, None]).sigmoid_()
+    return x.clamp(1e-7, 1 - 1e-7).logit_().add_(shift).mul_(contrast.to(x.dtype)[:, None, None, None]).sigmoid_()
 
 
 # --- the batch transform ------------------------------------------------------------------------
@@ -342,17 +342,22 @@ class BatchAugment(nn.Module):
         geometry = {name: value.to(x.device, torch.float32 if value.is_floating_point() else value.dtype)
                     for name, value in params.items()}
         grid = sampling_grid(geometry, height, width, self.size)
+        # Sampling is linear, so uint8 images are sampled as 0-255 floats and divided by 255 afterwards,
+        # on 224-px images instead of 460-px ones; the division is folded into the normalisation below.
+        to_unit = 1 / 255 if x.dtype == torch.uint8 else 1.0
         mean, std = self.mean.to(out_dtype), self.std.to(out_dtype)
-        # On a CPU a whole batch of float 460-px images does not fit in cache: converting, sampling and
-        # normalising a few images at a time (in place) is much faster. On a GPU the whole batch goes at once.
+        # On a CPU a whole batch of float 460-px images does not fit in cache: converting and sampling a few
+        # images at a time (then working in place) is faster. On a GPU the whole batch goes at once.
         chunk = self.chunk_size or (batch if x.device.type != "cpu" else 16)
         pieces = []
         for start in range(0, batch, chunk):
             part = slice(start, start + chunk)
-            piece = resample(_to_float(x[part], out_dtype), grid[part], antialias=self.antialias)
+            piece = resample(x[part].to(out_dtype), grid[part], antialias=self.antialias)
+            scale = to_unit
             if lighting:
-                piece = adjust_lighting(piece, geometry["brightness"][part], geometry["contrast"][part])
-            pieces.append(piece.sub_(mean).div_(std))
+                piece = adjust_lighting(piece.mul_(scale), geometry["brightness"][part], geometry["contrast"][part])
+                scale = 1.0
+            pieces.append(piece.mul_(scale / std).sub_(mean / std))
         return torch.cat(pieces)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -390,8 +395,6 @@ def _check_batch(x: Tensor) -> Tensor:
     return x
 
 
-def _to_float(x: Tensor, dtype: torch.dtype) -> Tensor:
-    return x.to(dtype).div_(255) if x.dtype == torch.uint8 else x.to(dtype)
 
 
 # --- the conventional per-item pipeline, for comparison -------------------------------------------
