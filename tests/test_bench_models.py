@@ -22,6 +22,7 @@ def quick_run(tmp_path_factory):
     return out, done.stdout
 
 
+@pytest.mark.slow
 def test_quick_run_writes_csv_and_plot(quick_run):
     out, stdout = quick_run
     csv, png = out / "models_cpu_quick.csv", out / "models_cpu_quick.png"
@@ -30,6 +31,7 @@ def test_quick_run_writes_csv_and_plot(quick_run):
     assert "machine:" in stdout and "images_per_s" in stdout
 
 
+@pytest.mark.slow
 def test_quick_table_has_every_configuration_with_positive_figures(quick_run):
     out, _ = quick_run
     table = pd.read_csv(out / "models_cpu_quick.csv")
