@@ -460,11 +460,11 @@ def chain_homography(geometry: dict, size: int = 224, full: int = 512) -> tuple[
     pixel came from. A least-squares fit over the uncovered pixels gives the map; a third channel of ones
     shows where the chain had to fill in black.
     """
-    steps = (torch.arange(full, dtype=torch.float64) * 2 + 1) / full - 1
-    coordinates = torch.stack([steps.expand(full, full), steps[:, None].expand(full, full), torch.ones(full, full,
-                                                                                                          dtype=torch.float64)])
+    steps = (torch.arange(full, dtype=torch.float32) * 2 + 1) / full - 1
+    coordinates = torch.stack([steps.expand(full, full), steps[:, None].expand(full, full), torch.ones(full, full)])
     traced = step_by_step(coordinates, geometry, size, antialias=False)
-    inside = traced[2] > 1 - 1e-6
+    traced = traced.double()
+    inside = traced[2] > 1 - 1e-5
     fit = inside.clone()
     fit[:2], fit[-2:], fit[:, :2], fit[:, -2:] = False, False, False, False
     out_steps = (torch.arange(size, dtype=torch.float64) * 2 + 1) / size - 1
