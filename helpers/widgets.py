@@ -79,6 +79,73 @@ class SoftmaxExplorer:
 
 
 # --- notebook 02: presizing explorer (helpers.augment) ------------------------------------------
+import io as _io02
+
+import ipywidgets as _widgets02
+from matplotlib.figure import Figure as _Figure02
+
+from helpers import augment as _augment02
+
+
+class PresizingExplorer:
+    """Sliders for rotation, zoom, warp and crop scale; the original, our one-resampling result and the step-by-step chain side by side (notebook 02)."""
+
+    def __init__(self, photo=None, size: int = 224, presize: int = 460):
+        if photo is None:
+            from skimage import data
+            photo = _augment02.Image.fromarray(data.astronaut())
+        self.photo, self.size, self.presize = photo.convert("RGB"), int(size), int(presize)
+        style = {"description_width": "initial"}
+        self.rotate = _widgets02.FloatSlider(value=10.0, min=-45.0, max=45.0, step=0.5, description="rotation (degrees)", style=style)
+        self.zoom = _widgets02.FloatSlider(value=1.1, min=1.0, max=2.0, step=0.05, description="zoom", style=style)
+        self.warp = _widgets02.FloatSlider(value=0.2, min=-0.4, max=0.4, step=0.02, description="warp (tilt)", style=style)
+        self.crop_scale = _widgets02.FloatSlider(value=0.75, min=0.25, max=1.0, step=0.05, description="crop scale (area)",
+                                                 style=style)
+        self.image = _widgets02.Image(format="png")
+        self.state: dict = {"draws": 0}
+        for control in self.controls:
+            control.observe(lambda change: self.update(), names="value")
+        self.widget = _widgets02.VBox([_widgets02.HBox(self.controls[:2]), _widgets02.HBox(self.controls[2:]), self.image])
+        self.widget.add_class("course-widget")
+        self.update()
+
+    @property
+    def controls(self) -> list:
+        return [self.rotate, self.zoom, self.warp, self.crop_scale]
+
+    def update(self) -> None:
+        """Render the slider's transform both ways, measure each against the reference, and redraw."""
+        geometry = {"crop_scale": float(self.crop_scale.value), "crop_centre": (0.0, 0.0), "flip": False,
+                    "rotate": float(self.rotate.value), "zoom": float(self.zoom.value),
+                    "warp": (float(self.warp.value), 0.0)}
+        images = _augment02.render_three(self.photo, geometry, self.size, self.presize)
+        scores = {method: _augment02.psnr(images[method], images["reference"]) for method in ("ours", "step_by_step")}
+        self.state = {"rotate": geometry["rotate"], "zoom": geometry["zoom"], "warp": geometry["warp"][0],
+                      "crop_scale": geometry["crop_scale"], "psnr_ours": scores["ours"],
+                      "psnr_step_by_step": scores["step_by_step"], "draws": self.state["draws"] + 1}
+        self.image.value = self._chart(images, scores)
+
+    def _chart(self, images: dict, scores: dict) -> bytes:
+        figure = _Figure02(figsize=(10, 3.6), dpi=72)
+        panels = [(_augment02.centre_square(self.photo), "original (centre square)"),
+                  (images["ours"].permute(1, 2, 0).numpy(), f"ours, one resampling\nPSNR {scores['ours']:.1f} dB"),
+                  (images["step_by_step"].permute(1, 2, 0).numpy(),
+                   f"step by step (v2 chain)\nPSNR {scores['step_by_step']:.1f} dB")]
+        for axes, (picture, title) in zip(figure.subplots(1, 3), panels):
+            axes.imshow(picture)
+            axes.set_title(title)
+            axes.set_xlabel("x (pixels)")
+            axes.set_ylabel("y (pixels)")
+        figure.suptitle("The same transform, two ways (PSNR against a supersampled full-resolution render)")
+        figure.tight_layout()
+        buffer = _io02.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)
+
 
 # --- notebook 04: one-cycle schedule explorer (helpers.schedule) --------------------------------
 import io as _io04
