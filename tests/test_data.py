@@ -1,0 +1,268 @@
+"""Tests for helpers.data: the tiny pets and their quirks, labels, splits, datasets, loaders, summary, clear errors."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+matplotlib.use("Agg")
+
+from helpers import data  # noqa: E402
+from helpers.augment import BatchAugment, PresizeCrop  # noqa: E402
+from helpers.data import (  # noqa: E402
+    PETS_PATTERN, DataLoaders, ImageDataset, PipelineError, RegexLabeller, get_image_files, make_loaders,
+    make_vocab, mnist_sample, pets_dataloaders, pets_tiny, random_split, sample_photo, show_batch, summary,
+    verify_images)
+
+
+@pytest.fixture(scope="session")
+def pets_root(tmp_path_factory) -> Path:
+    return pets_tiny(tmp_path_factory.mktemp("pets") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def pet_files(pets_root) -> list[Path]:
+    return get_image_files(pets_root / "images")
+
+
+# --- the tiny pets ------------------------------------------------------------------------------------
+
+def test_layout_has_every_breed_with_real_name_casing(pets_root, pet_files):
+    assert len(data.BREEDS) == 37 and len(data.CAT_BREEDS) == 12
+    labels = RegexLabeller(PETS_PATTERN).label_all(pet_files)
+    counts = {breed: labels.count(breed) for breed in set(labels)}
+    assert set(counts) == set(data.BREEDS)
+    assert all(count >= data.TINY_IMAGES_PER_BREED for count in counts.values())
+    assert all(b[0].isupper() for b in data.CAT_BREEDS) and all(b == b.lower() for b in data.DOG_BREEDS)
+    # the non-image file is in the folder, but get_image_files leaves it out
+    assert (pets_root / "images" / "Abyssinian_100.mat").exists()
+    assert not any(f.suffix == ".mat" for f in pet_files)
+
+
+def test_images_have_varied_sizes_and_aspect_ratios(pet_files):
+    sizes = []
+    for f in pet_files[::7]:
+        with Image.open(f) as image:
+            sizes.append(image.size)
+    assert all(150 <= side <= 500 for size in sizes for side in size)
+    ratios = [w / h for w, h in sizes]
+    assert min(ratios) < 0.8 and max(ratios) > 1.25, "expected portrait and landscape pictures"
+
+
+def test_planted_quirks(pets_root, pet_files):
+    modes, formats = {}, {}
+    for f in pet_files:
+        if f.name == data._CORRUPT_FILE:
+            continue
+        with Image.open(f) as image:
+            modes[f.name], formats[f.name] = image.mode, image.format
+    assert sum(m == "L" for m in modes.values()) >= 2
+    assert sum(m == "CMYK" for m in modes.values()) >= 2
+    assert sum(m == "RGBA" for m in modes.values()) >= 2
+    assert formats["Bengal_4.jpg"] == "PNG"  # a PNG wearing a .jpg name
+    assert verify_images(pet_files) == [pets_root / "images" / data._CORRUPT_FILE]
+
+
+def test_breeds_are_distinct_feature_combinations_with_look_alike_pairs():
+    features = list(data.BREED_FEATURES.values())
+    assert len(set(features)) == 37
+    assert all(data.BREED_FEATURES[b][2] == 0 for b in data.CAT_BREEDS)   # cats: pointed ears
+    assert all(data.BREED_FEATURES[b][2] != 0 for b in data.DOG_BREEDS)
+    # some pairs share colour, ears and body and differ only in coat pattern, like real confusable breeds
+    look_alikes = {(c, e, b) for c, p, e, b in features}
+    assert len(look_alikes) < len(features)
+
+
+def test_generation_is_byte_identical_for_a_seed(pets_root, tmp_path):
+    # Each file has its own generator, so regenerating a few (quirky ones included) must reproduce them exactly.
+    for breed, number in [("Abyssinian", 1), ("Persian", 3), ("Bengal", 4), ("Siamese", 6), ("yorkshire_terrier", 16)]:
+        again = data._write_pet(tmp_path, breed, number, seed=0)
+        assert again.read_bytes() == (pets_root / "images" / again.name).read_bytes(), again.name
+    other = data._write_pet(tmp_path / "..", "Abyssinian", 1, seed=1)
+    assert other.read_bytes() != (pets_root / "images" / "Abyssinian_1.jpg").read_bytes()
+
+
+def test_pets_tiny_reuses_the_cache(pets_root):
+    before = data.file_hashes(pets_root)
+    stamp = (pets_root / "images" / "pug_1.jpg").stat().st_mtime_ns
+    assert pets_tiny(pets_root, seed=0) == pets_root
+    assert data.file_hashes(pets_root) == before
+    assert (pets_root / "images" / "pug_1.jpg").stat().st_mtime_ns == stamp
+
+
+def test_failed_generation_leaves_nothing_behind(tmp_path):
+    def write(folder: Path) -> None:
+        (folder / "half.jpg").write_bytes(b"half")
+        raise KeyboardInterrupt  # the user stopping the cell mid-way
+
+    with pytest.raises(KeyboardInterrupt):
+        data._generate_once(tmp_path / "pets", write)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- files, labels, vocabulary, split ----------------------------------------------------------------
+
+def test_labeller_and_vocab(pet_files):
+    labeller = RegexLabeller(PETS_PATTERN)
+    assert labeller(Path("x/great_pyrenees_173.jpg")) == "great_pyrenees"
+    assert labeller("British_Shorthair_9.jpg") == "British_Shorthair"
+    vocab = make_vocab(labeller.label_all(pet_files))
+    assert vocab == sorted(data.BREEDS)
+    assert vocab[:12] == sorted(data.CAT_BREEDS)  # case-sensitive: capitals sort first
+
+
+def test_labeller_error_lists_every_non_matching_name():
+    labeller = RegexLabeller(PETS_PATTERN)
+    with pytest.raises(ValueError, match="2 file name") as caught:
+        labeller.label_all(["pug_1.jpg", "notes.txt", "beagle.jpg", "boxer_3.jpg"])
+    assert "'notes.txt'" in str(caught.value) and "'beagle.jpg'" in str(caught.value)
+    assert "re.match" in str(caught.value)
+    with pytest.raises(ValueError, match="no group"):
+        RegexLabeller(r"^.+_\d+\.jpg$")
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        RegexLabeller(r"^(.+_\d+\.jpg$")
+
+
+def test_random_split_is_seeded_disjoint_and_matches_fastai():
+    train, valid = random_split(100, valid_pct=0.2, seed=42)
+    assert len(valid) == 20 and len(train) == 80
+    assert sorted(train + valid) == list(range(100))
+    assert random_split(100, 0.2, 42) == (train, valid)
+    assert random_split(100, 0.2, 7) != (train, valid)
+    torch.manual_seed(42)  # fastai's RandomSplitter: global seed, randperm, first 20% is validation
+    assert valid == torch.randperm(100)[:20].tolist()
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        random_split(100, valid_pct=20)
+    with pytest.raises(ValueError, match="cannot split"):
+        random_split(1)
+
+
+def test_get_image_files_errors_say_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        get_image_files(tmp_path / "nope")
+    with pytest.raises(ValueError, match="it is empty"):
+        get_image_files(tmp_path)
+    (tmp_path / "readme.txt").write_text("hi")
+    with pytest.raises(ValueError, match="readme.txt"):
+        get_image_files(tmp_path)
+
+
+# --- datasets, loaders -------------------------------------------------------------------------------
+
+def test_dataset_converts_every_mode_to_rgb_and_skips_unreadable(pet_files, capsys):
+    chosen = [f for f in pet_files if f.name in
+              {"Persian_3.jpg", "Bengal_4.jpg", "Siamese_6.jpg", "pug_1.jpg", data._CORRUPT_FILE}]
+    labeller = RegexLabeller(PETS_PATTERN)
+    labels = labeller.label_all(chosen)
+    ds = ImageDataset(chosen, labels, make_vocab(labels))
+    assert "Skipped 1 unreadable file(s) of 5: Egyptian_Mau_17.jpg" in capsys.readouterr().out
+    assert len(ds) == 4 and [p.name for p, _ in ds.skipped] == [data._CORRUPT_FILE]
+    for i in range(len(ds)):
+        x, y = ds[i]
+        assert x.dtype == torch.uint8 and x.shape[0] == 3
+        assert ds.vocab[y] == labeller(ds.files[i])
+    bengal = ds[ds.files.index(next(f for f in chosen if f.name == "Bengal_4.jpg"))][0]
+    assert (bengal[:, 0, 0] == 255).all(), "transparent pixels should become white, not black"
+
+
+def test_dataset_checks_its_arguments(pet_files):
+    with pytest.raises(ValueError, match="one label per file"):
+        ImageDataset(pet_files[:3], ["a"], ["a"])
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        ImageDataset(pet_files[:1], ["a"], ["b"])
+    ds = ImageDataset([], [], ["a"], check_files=False)
+    with pytest.raises(ValueError, match="verify_images"):
+        ds.prepare(Path("missing.jpg"))
+
+
+def test_pets_dataloaders_batches(pets_root):
+    torch.manual_seed(0)
+    dls = pets_dataloaders(pets_root, presize=96, size=48, batch_size=8)
+    assert isinstance(dls.train, torch.utils.data.DataLoader) and len(dls.vocab) == 37
+    assert len(dls.train.dataset) + len(dls.valid.dataset) == 592  # 593 files, one unreadable
+    x, y = next(iter(dls.train))
+    assert x.shape == (8, 3, 96, 96) and x.dtype == torch.uint8 and y.dtype == torch.int64
+    assert isinstance(dls.after_batch, BatchAugment)
+    out = dls.after_batch.eval()(x)
+    assert out.shape == (8, 3, 48, 48) and out.dtype == torch.float32
+    # validation batches do not depend on the random state
+    first = next(iter(dls.valid))[0]
+    torch.manual_seed(123)
+    assert torch.equal(next(iter(dls.valid))[0], first)
+
+
+@pytest.mark.slow  # each spawned worker starts a fresh Python that imports torch
+def test_workers_under_spawn(pet_files):
+    files = [f for f in pet_files if f.name != data._CORRUPT_FILE][:24]
+    labels = RegexLabeller(PETS_PATTERN).label_all(files)
+    vocab = make_vocab(labels)
+    ds = ImageDataset(files, labels, vocab, item_tfm=PresizeCrop(32, train=True))
+    dls = make_loaders(ds, ds, vocab, batch_size=6, num_workers=2, multiprocessing_context="spawn")
+    batches = [x.shape for (x, _), _ in zip(dls.train, range(3))]
+    assert batches == [torch.Size([6, 3, 32, 32])] * 3
+
+
+# --- looking and debugging ----------------------------------------------------------------------------
+
+def _loaders(files, item_tfm, after_batch=None) -> DataLoaders:
+    labels = RegexLabeller(PETS_PATTERN).label_all(files)
+    vocab = make_vocab(labels)
+    ds = ImageDataset(files, labels, vocab, item_tfm=item_tfm, check_files=False)
+    return make_loaders(ds, ds, vocab, batch_size=4, after_batch=after_batch)
+
+
+def test_summary_walks_a_working_pipeline(pet_files, capsys):
+    dls = _loaders(pet_files[:6], PresizeCrop(64, train=False), BatchAugment(size=32))
+    summary(dls, train=False)
+    out = capsys.readouterr().out
+    for step in ("1. file", "2. open", "3. convert to RGB", "4. item transform", "5. to tensor", "6. collate",
+                 "7. after_batch"):
+        assert step in out
+    assert "shape (4, 3, 32, 32), dtype float32" in out and "Every step worked" in out
+
+
+def test_summary_says_where_and_why_a_pipeline_breaks(pets_root, pet_files, capsys):
+    unsized = _loaders(pet_files[:6], item_tfm=None)
+    with pytest.raises(PipelineError, match=r"step 'collate' failed.*different shapes.*PresizeCrop"):
+        summary(unsized)
+    assert "!! collate failed" in capsys.readouterr().out
+    broken = _loaders([pets_root / "images" / data._CORRUPT_FILE], item_tfm=None)
+    with pytest.raises(PipelineError, match=r"step 'open' failed.*verify_images"):
+        summary(broken)
+    with pytest.raises(TypeError, match="DataLoaders or an ImageDataset"):
+        summary(pet_files)
+
+
+def test_show_batch_raw_and_normalised(pet_files):
+    raw = _loaders(pet_files[:8], PresizeCrop(48, train=False))
+    fig = show_batch(raw, n=4, ncols=2)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 4 and all(t in raw.vocab for t in titles) and fig._suptitle.get_text()
+    normalised = _loaders(pet_files[:8], PresizeCrop(48, train=False), BatchAugment(size=32))
+    fig = show_batch(normalised, n=4, train=False)
+    pixels = fig.axes[0].get_images()[0].get_array()
+    assert pixels.shape == (32, 32, 3) and 0 <= pixels.min() and pixels.max() <= 1
+
+
+# --- the other datasets -------------------------------------------------------------------------------
+
+def test_mnist_sample_layout_and_determinism(tmp_path):
+    root = mnist_sample(tmp_path / "mnist")
+    counts = {f"{s}/{d}": len(list((root / s / d).glob("*.png"))) for s in ("train", "valid") for d in ("3", "7")}
+    assert counts == {"train/3": 400, "valid/3": 100, "train/7": 400, "valid/7": 100}
+    with Image.open(next((root / "train" / "7").glob("*.png"))) as digit:
+        assert digit.mode == "L" and digit.size == (28, 28)
+        assert 0 < np.asarray(digit).mean() < 128  # a real stroke on a black background
+    assert data.file_hashes(mnist_sample(tmp_path / "again")) == data.file_hashes(root)
+
+
+def test_sample_photo():
+    photo = sample_photo()
+    assert photo.mode == "RGB" and photo.size == (451, 300)
+    with pytest.raises(ValueError, match=re.escape("choose one of")):
+        sample_photo("dog")
