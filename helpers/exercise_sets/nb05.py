@@ -1,0 +1,148 @@
+"""Exercises and questionnaire of notebook 05, transfer learning: ``from helpers.exercise_sets import nb05 as ex``."""
+from __future__ import annotations
+
+from torch import nn
+
+from helpers.exercises import ChoiceExercise, CodeExercise, Questionnaire, Reflection, ValueExercise
+
+_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def _freeze_body_reference(model: nn.Sequential) -> None:
+    body_norm = {id(p) for m in model[0].modules() if isinstance(m, _BATCHNORMS) for p in m.parameters()}
+    for p in model[0].parameters():
+        p.requires_grad_(id(p) in body_norm)
+    for p in model[1].parameters():
+        p.requires_grad_(True)
+
+
+def _freeze_everything_in_body(model: nn.Sequential) -> None:
+    for p in model[0].parameters():
+        p.requires_grad_(False)
+
+
+def _freeze_the_head(model: nn.Sequential) -> None:
+    for p in model[1].parameters():
+        p.requires_grad_(False)
+
+
+def _check_freeze_body(freeze_body) -> None:
+    from helpers.models import create_cnn
+
+    assert callable(freeze_body), "answer should be a function: def freeze_body(model): ..."
+    model = create_cnn("resnet10", n_out=3)
+    for p in model[1].parameters():  # start from a half-frozen head so "do nothing to the head" is caught
+        p.requires_grad_(False)
+    freeze_body(model)
+    body, head = model
+    for name, module in body.named_modules():
+        for p in module.parameters(recurse=False):
+            if isinstance(module, _BATCHNORMS):
+                assert p.requires_grad, (f"the body's BatchNorm layer `{name}` is frozen: BatchNorm parameters "
+                                         "stay trainable, so they can adapt to the new data's statistics.")
+            else:
+                assert not p.requires_grad, (f"`{name}` in the body is still trainable: every non-BatchNorm "
+                                             "parameter of the body should have requires_grad False.")
+    assert all(p.requires_grad for p in head.parameters()), "some head parameters are frozen: the head must train."
+
+
+q1 = ValueExercise(
+    """`learn.fine_tune(3)` with the default `base_lr=2e-3` first trains the head with the body frozen, using
+    `slice(base_lr)` across our three parameter groups. What are the three peak learning rates of that phase?
+    `answer = [group0, group1, group2]`.""",
+    expected=[2e-4, 2e-4, 2e-3],
+    hints=["A slice with only an end value gives the last group that value...",
+           "...and every other group a tenth of it."],
+    solution="answer = [2e-4, 2e-4, 2e-3]   # helpers.schedule.lr_for_groups(slice(2e-3), 3)",
+    wrong_answers=[[2e-3, 2e-3, 2e-3], [2e-5, 2e-4, 2e-3], [1e-4, 1e-4, 1e-3]],
+)
+
+q2 = ValueExercise(
+    """After the frozen phase, `fine_tune(3, base_lr=4e-3)` unfreezes and trains everything. What are the three
+    peak learning rates of that second phase (`lr_mult=100`)? `answer = [group0, group1, group2]`.""",
+    expected=[2e-5, 2e-4, 2e-3],
+    hints=["fine_tune halves base_lr before it unfreezes.",
+           "The rates then run from base_lr / lr_mult to base_lr, evenly on a log scale."],
+    solution="answer = [2e-5, 2e-4, 2e-3]   # base_lr 4e-3 halved to 2e-3, then slice(2e-3 / 100, 2e-3)",
+    wrong_answers=[[4e-5, 4e-4, 4e-3], [2e-4, 2e-4, 2e-3], [2e-5, 1.01e-3, 2e-3]],
+)
+
+q3 = ValueExercise(
+    """A resnet50 body outputs 2048 channels. How many parameters does `create_cnn`'s head have for 37 classes?
+    (Count the weights and biases of both BatchNorm layers and both linear layers.)""",
+    expected=2_125_312,
+    rtol=0, atol=0.5,
+    hints=["Concat pooling doubles the channels: the first BatchNorm and linear layer see 4096 features.",
+           "A BatchNorm1d(n) has 2n parameters; the linear layers have no bias.",
+           "2*4096 + 4096*512 + 2*512 + 512*37."],
+    solution="answer = 2 * 4096 + 4096 * 512 + 2 * 512 + 512 * 37   # 2,125,312",
+    wrong_answers=[1_072_640, 2_116_096, 2_125_861],
+)
+
+q4 = CodeExercise(
+    """Write `freeze_body(model)` for a `create_cnn` model (`model[0]` is the body, `model[1]` the head): it must
+    leave the head trainable, freeze every parameter of the body EXCEPT those of its BatchNorm layers (what
+    `learn.freeze()` does). Then `answer = freeze_body`.""",
+    checker=_check_freeze_body,
+    reference=_freeze_body_reference,
+    hints=["`p.requires_grad_(False)` freezes a parameter; `model[0].modules()` walks every layer of the body.",
+           "Use `isinstance(module, nn.BatchNorm2d)` and `module.parameters(recurse=False)` to treat each layer's "
+           "own parameters; do not forget to set the head's parameters to True."],
+    solution="""
+    def freeze_body(model):
+        for module in model[0].modules():
+            for p in module.parameters(recurse=False):
+                p.requires_grad_(isinstance(module, nn.BatchNorm2d))
+        for p in model[1].parameters():
+            p.requires_grad_(True)
+    answer = freeze_body
+    """,
+    wrong_answers=[_freeze_everything_in_body, _freeze_the_head, lambda model: None],
+)
+
+questionnaire = Questionnaire([
+    Reflection("What are the two steps `fine_tune` takes?",
+               "First it freezes the pretrained body and trains only the new head (and the BatchNorm layers) for "
+               "`freeze_epochs` epochs with one-cycle, so the random head learns to use the body's features without "
+               "its large early gradients damaging them. Then it halves the base rate, unfreezes the whole network and "
+               "trains every layer for the requested number of epochs, with discriminative rates: the earliest layers "
+               "get a hundredth of the head's rate."),
+    ValueExercise("How many epochs does `learn.fine_tune(4)` train in all, with its default arguments?",
+                  expected=5, rtol=0, atol=0, wrong_answers=[4, 8, 6],
+                  hints=["Count the frozen epochs (freeze_epochs defaults to 1) and the unfrozen ones."],
+                  solution="answer = 5   # 1 frozen + 4 unfrozen"),
+    Reflection("What are discriminative learning rates, and why use them when fine-tuning?",
+               "Different learning rates for different parts of the network: small for the early layers, larger for "
+               "later layers, largest for the new head. The early layers of a pretrained body hold general features "
+               "(edges, colours, textures) that are already good for the new task and should barely move; the later "
+               "layers hold more task-specific combinations that need more change; the head starts from random and "
+               "needs the most."),
+    ValueExercise("Four parameter groups get `lr_max=slice(1e-6, 1e-3)`. Which four peak rates do they get, from the "
+                  "first group to the last? `answer = [...]`",
+                  expected=[1e-6, 1e-5, 1e-4, 1e-3], wrong_answers=[[1e-6, 3.34e-4, 6.67e-4, 1e-3],
+                                                                    [1e-4, 1e-4, 1e-4, 1e-3], [1e-6, 1e-6, 1e-6, 1e-3]],
+                  hints=["The first group gets the start, the last the end, and the steps between are equal "
+                         "MULTIPLICATIONS, not equal additions."],
+                  solution="answer = [1e-6, 1e-5, 1e-4, 1e-3]   # helpers.schedule.even_mults(1e-6, 1e-3, 4)"),
+    ChoiceExercise("What does `lr_max=slice(3e-3)` (only an end value) give three parameter groups?",
+                   ["3e-4, 3e-4 and 3e-3", "3e-3 for every group", "3e-5, 3e-4 and 3e-3", "0, 0 and 3e-3"],
+                   answer="a", wrong_answers=["b", "c", "d"],
+                   hints=["It is what fine_tune uses in its frozen phase."]),
+    Reflection("What does a pretrained body hold, and what does it not?",
+               "Its weights hold the features that were useful for the task it was trained on: in the first layers "
+               "generic detectors of edges, colour contrasts and simple textures, in later layers detectors of larger "
+               "patterns and parts. It does not hold anything about our classes: the layer that mapped its features to "
+               "the old task's classes is thrown away and replaced by a new, randomly initialised head."),
+    ChoiceExercise("With the body frozen (`learn.freeze()`), which parameters does the optimiser update?",
+                   ["only the head's", "the head's and those of every BatchNorm layer, body included",
+                    "all of them, the body's at a tenth of the rate", "none of the body's, but BatchNorm's running "
+                    "statistics are reset"],
+                   answer="b", wrong_answers=["a", "c", "d"],
+                   hints=["Look at which parameters still have requires_grad after learn.freeze() in the notebook."]),
+    Reflection("Why do BatchNorm layers stay trainable while the body is frozen?",
+               "BatchNorm normalises each channel with statistics of the data it sees and then rescales it with a "
+               "learnt weight and bias. Those statistics and scales were fitted to the pretraining data; the new data "
+               "has different brightness, colours and contents. Letting these few parameters (and the running "
+               "statistics) adapt lets the frozen features be re-centred for the new data at almost no risk, since "
+               "the convolution filters themselves stay untouched."),
+])
