@@ -93,8 +93,10 @@ def untar_data(url: str, dest: Path | str | None = None, md5: str | None = None)
         try:
             extract_archive(str(archive), str(extracted))
         except Exception as error:
-            raise DownloadError(f"The archive from {url} could not be extracted ({error}); it was deleted. "
-                                "Run the call again; if this repeats the file on the server is broken.") from error
+            # gzip's end marker and CRC catch a transfer that stopped early without the server saying so.
+            raise DownloadError(
+                f"The archive downloaded from {url} is incomplete or corrupted ({type(error).__name__}: {error}); "
+                f"the transfer was probably interrupted. Nothing was kept in {dest}; run the same call again.") from error
         entries = list(extracted.iterdir())
         # Most archives hold one top folder (oxford-iiit-pet/...): that folder becomes the dataset root.
         source = entries[0] if len(entries) == 1 and entries[0].is_dir() else extracted

@@ -1,0 +1,116 @@
+"""untar_data against a local HTTP server on 127.0.0.1: success, reuse, bad checksum, cut transfers, no network."""
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import socket
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from helpers.data import DownloadError, untar_data
+
+
+def make_tgz(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+# Big enough (incompressible) that cutting it in half really stops mid-stream.
+PAYLOAD = random.Random(0).randbytes(200_000)
+ARCHIVE = make_tgz({"mini-pets/images/pug_1.jpg": PAYLOAD, "mini-pets/images/Bengal_2.jpg": b"meow"})
+FLAT_ARCHIVE = make_tgz({"a.txt": b"a", "b.txt": b"b"})
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Serves /mini-pets.tgz whole, /flat.tgz whole, and /cut/mini-pets.tgz promising more bytes than it sends."""
+
+    def do_GET(self):
+        body = FLAT_ARCHIVE if self.path.endswith("flat.tgz") else ARCHIVE
+        self.send_response(200)
+        self.send_header("Content-Type", "application/gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.path.startswith("/cut/"):
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        else:
+            self.wfile.write(body)
+
+    def log_message(self, *args):  # keep the test output quiet
+        pass
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_download_extract_and_reuse(server_url, tmp_path):
+    md5 = hashlib.md5(ARCHIVE).hexdigest()
+    root = untar_data(f"{server_url}/mini-pets.tgz", dest=tmp_path, md5=md5)
+    assert root == tmp_path / "mini-pets"
+    assert (root / "images" / "pug_1.jpg").read_bytes() == PAYLOAD
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mini-pets"]  # no archive or temp folder left
+    # Reuse: a second call does not download again (the URL now points nowhere).
+    stamp = (root / "images" / "pug_1.jpg").stat().st_mtime_ns
+    assert untar_data(f"http://127.0.0.1:{free_port()}/mini-pets.tgz", dest=tmp_path) == root
+    assert (root / "images" / "pug_1.jpg").stat().st_mtime_ns == stamp
+
+
+def test_archive_without_a_top_folder_gets_one(server_url, tmp_path):
+    root = untar_data(f"{server_url}/flat.tgz", dest=tmp_path)
+    assert root == tmp_path / "flat" and sorted(p.name for p in root.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_bad_checksum_leaves_nothing(server_url, tmp_path):
+    with pytest.raises(DownloadError, match="MD5 checksum") as caught:
+        untar_data(f"{server_url}/mini-pets.tgz", dest=tmp_path, md5="0" * 32)
+    assert "run the call again" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_transfer_leaves_nothing_and_the_next_call_works(server_url, tmp_path):
+    with pytest.raises(DownloadError, match="interrupted") as caught:
+        untar_data(f"{server_url}/cut/mini-pets.tgz", dest=tmp_path)
+    assert "run the same call again" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+    root = untar_data(f"{server_url}/mini-pets.tgz", dest=tmp_path)
+    assert (root / "images" / "pug_1.jpg").read_bytes() == PAYLOAD
+
+
+def test_no_network_names_the_tiny_profile(tmp_path):
+    with pytest.raises(ConnectionError, match="COURSE_PROFILE=tiny"):
+        untar_data(f"http://127.0.0.1:{free_port()}/mini-pets.tgz", dest=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    from helpers.data import cache_dir
+
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path / "elsewhere"))
+    assert cache_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv("COURSE_DATA")
+    assert cache_dir() == Path.home() / ".cache" / "pets-course"
