@@ -222,9 +222,10 @@ class Exercise:
     def __init__(self, prompt: str, hints: Sequence[str] = (), solution: str = "", wrong_answers: Sequence[Any] = ()):
         if isinstance(hints, str):
             hints = (hints,)  # one hint written as a plain string is still one hint, not a hint per letter
-        self.prompt = textwrap.dedent(prompt).strip()
+        # cleandoc, not dedent: a prompt usually starts right after the opening quotes, unindented.
+        self.prompt = inspect.cleandoc(prompt)
         self.hints = tuple(hints)
-        self._solution = textwrap.dedent(solution).strip()
+        self._solution = inspect.cleandoc(solution)
         self.wrong_answers = tuple(wrong_answers)
 
     @property

@@ -102,7 +102,10 @@ def log_softmax(input: torch.Tensor, dim: int | None = None, dtype: torch.dtype 
     """log(softmax(x)) computed as x - logsumexp(x), which stays finite where the log of a tiny softmax would not (notebook 03)."""
     dim = _check_dim(input, dim, "log_softmax")
     x, out_dtype = _working(input, dtype)
-    return (x - logsumexp(x, dim=dim, keepdim=True)).to(out_dtype)
+    # Same as x - logsumexp(x), grouped so that the big maximum cancels exactly before anything is rounded:
+    # for logits near 1e4 that keeps the small log-probabilities accurate to the last bit.
+    shifted = x - x.amax(dim=dim, keepdim=True)
+    return (shifted - shifted.exp().sum(dim=dim, keepdim=True).log()).to(out_dtype)
 
 
 # ---- negative log likelihood and cross-entropy ---------------------------------------------------------
@@ -139,22 +142,24 @@ def nll_loss(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | N
     if input.ndim == 1:  # one item: add the batch dimension, then drop it again at the end
         losses = nll_loss(input[None], target[None], weight, ignore_index, reduction)
         return losses.squeeze(0) if reduction == "none" else losses
+    out_dtype = input.dtype
+    if input.dtype in (torch.float16, torch.bfloat16):
+        input = input.float()  # weigh and sum in float32, round once at the end, as PyTorch does
     keep = target != ignore_index
     safe_target = torch.where(keep, target, torch.zeros_like(target))  # any valid column; masked out below
     picked = input.gather(1, safe_target.unsqueeze(1)).squeeze(1)
     item_weight = keep.to(input.dtype) if weight is None else weight.to(input.dtype)[safe_target] * keep
     losses = -picked * item_weight
     if reduction == "none":
-        return losses
+        return losses.to(out_dtype)
     if reduction == "sum":
-        return losses.sum()
-    return losses.sum() / item_weight.sum()
+        return losses.sum().to(out_dtype)
+    return (losses.sum() / item_weight.sum()).to(out_dtype)
 
 
 def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
                   ignore_index: int = -100, reduction: str = "mean") -> torch.Tensor:
     """log_softmax over the classes (dim 1) followed by nll_loss: PyTorch's CrossEntropyLoss by hand (notebook 03)."""
-    if input.ndim == 0:
-        _check_targets(input, target, ignore_index, "cross_entropy")
+    _check_targets(input, target, ignore_index, "cross_entropy")  # so an error names the function the learner called
     class_dim = 1 if input.ndim > 1 else 0
     return nll_loss(log_softmax(input, dim=class_dim), target, weight, ignore_index, reduction)
