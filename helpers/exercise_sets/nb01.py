@@ -1,0 +1,136 @@
+"""Exercises and questionnaire of notebook 01, the pets data: ``from helpers.exercise_sets import nb01 as ex``."""
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+
+
+def _label_of(name: str) -> str:
+    return re.match(r"^(.+)_\d+\.jpg$", name).group(1)
+
+
+def _describe_path(path: PurePosixPath) -> tuple[str, str, str]:
+    return path.parent.name, path.stem, path.suffix
+
+
+def _is_clean_split(train: list[int], valid: list[int], n: int) -> bool:
+    together = list(train) + list(valid)
+    return len(together) == n and set(together) == set(range(n))
+
+
+q1 = FunctionExercise(
+    """Write `label_of(name)`: the breed in a pets file name such as 'great_pyrenees_173.jpg' or 'Bengal_4.jpg',
+    using a regular expression (`re.match` or `re.findall`). Keep the breed's capitals: they tell cats from dogs.""",
+    reference=_label_of,
+    test_cases=["Bengal_4.jpg", "great_pyrenees_173.jpg", "staffordshire_bull_terrier_10.jpg", "Abyssinian_100.jpg",
+                "British_Shorthair_9.jpg"],
+    hints=["The breed is everything before the LAST underscore; after it come digits and '.jpg'.",
+           r"A group `(.+)` is greedy, so `^(.+)_\d+\.jpg$` takes as much as it can and still leaves `_173.jpg` to match."],
+    solution=r"""
+    def label_of(name):
+        return re.match(r'^(.+)_\d+\.jpg$', name).group(1)
+    """,
+    wrong_answers=[lambda name: name.split("_")[0],               # stops at the first underscore: 'great'
+                   lambda name: name.rsplit(".", 1)[0],           # keeps the number: 'Bengal_4'
+                   lambda name: name.lower().rsplit("_", 1)[0]],  # loses the capitals of the cat breeds
+)
+
+q2 = FunctionExercise(
+    """Write `describe(path)` returning a tuple `(folder, stem, suffix)` of strings: the name of the folder that holds
+    the file, the file name without its extension, and the extension. Use `Path` attributes, not string slicing.""",
+    reference=_describe_path,
+    test_cases=[PurePosixPath("/data/oxford-iiit-pet/images/Bengal_4.jpg"), PurePosixPath("train/3/1234.png"),
+                PurePosixPath("images/great_pyrenees_173.jpg"), PurePosixPath("downloads/oxford-iiit-pet.tar.gz")],
+    hints=["A Path has `.parent` (a Path), `.name`, `.stem` and `.suffix`.",
+           "The folder's name is the name of the parent: `path.parent.name`. Only the last extension counts as the suffix."],
+    solution="""
+    def describe(path):
+        return path.parent.name, path.stem, path.suffix
+    """,
+    wrong_answers=[lambda path: (path.parts[0], path.stem, path.suffix),      # the first folder, not the holder
+                   lambda path: (path.parent.name, path.name, path.suffix),   # name keeps the extension
+                   lambda path: (path.parent.name, path.name.split(".")[0], "." + path.name.split(".")[-1])],
+)
+
+q3 = FunctionExercise(
+    """Write `is_clean_split(train, valid, n)`: True when the two lists of indices together hold every index
+    0..n-1 exactly once (no item in both sets, none lost, none twice), else False. Check your split with it.""",
+    reference=_is_clean_split,
+    test_cases=[([2, 0, 4], [1, 3], 5), ([0, 1, 2], [2, 3], 5), ([0, 1], [2], 5), ([0, 0, 1, 2], [3, 4], 5),
+                ([3, 1, 2, 0], [], 4), ([0, 1, 2], [3, 5], 5)],
+    hints=["Three ways to go wrong: an index in both lists, a missing index, an index twice.",
+           "Compare the total length with n, and the set of all indices with set(range(n))."],
+    solution="""
+    def is_clean_split(train, valid, n):
+        together = list(train) + list(valid)
+        return len(together) == n and set(together) == set(range(n))
+    """,
+    wrong_answers=[lambda train, valid, n: len(train) + len(valid) == n,          # misses overlaps and strays
+                   lambda train, valid, n: not set(train) & set(valid),           # misses lost indices
+                   lambda train, valid, n: set(train) | set(valid) == set(range(n))],  # misses duplicates
+)
+
+q4 = ValueExercise(
+    """The real Oxford-IIIT Pet images folder holds 7,390 pictures. How many does
+    `random_split(7390, valid_pct=0.2)` put in the validation set? (`answer = ` a whole number)""",
+    expected=1478,
+    atol=0.0, rtol=0.0,
+    hints=["The validation part is the first `int(valid_pct * n)` indices of the shuffled order."],
+    solution="answer = int(0.2 * 7390)  # 1478; the other 5912 are for training",
+    wrong_answers=[5912, 1479, 7390],
+)
+
+questionnaire = Questionnaire([
+    ChoiceExercise(
+        "In which two forms does a deep-learning dataset most often come?",
+        ["Individual files, whose names or folders give the labels, and a table (e.g. a CSV) of items and labels",
+         "Training files and validation files",
+         "JPEG and PNG",
+         "One big tensor saved with torch.save"],
+        answer="a",
+        hints=["Pets labels live in file names; MNIST's in folder names; many Kaggle sets ship a CSV."],
+        solution="Either the files themselves carry the labels (in names or folders), or a table lists items and labels.",
+        wrong_answers=["b", "c"]),
+    Reflection(
+        "The pets file names look like 'great_pyrenees_173.jpg'. Why label them with a regular expression rather than "
+        "by cutting the name at its first underscore?",
+        "Breed names contain underscores themselves (great_pyrenees, british_shorthair), so the first underscore is "
+        "the wrong place to cut. A regular expression describes the whole shape of the name: a breed, an underscore, "
+        "digits and '.jpg', so it takes everything up to the last underscore and refuses names that do not fit, "
+        "which exposes stray files instead of silently mislabelling them."),
+    ChoiceExercise(
+        "With `path` a pathlib.Path of a folder, which expression gives the .jpg files directly inside it?",
+        ["path.glob('*.jpg')", "path + '/*.jpg'", "path.name + '.jpg'", "path.suffix == '.jpg'"],
+        answer="a",
+        hints=["Paths join with `/`, not `+`; the method that matches a wildcard is named after the Unix shell's."],
+        solution="`path.glob('*.jpg')` yields Paths (sort them for a stable order); `rglob` also looks in subfolders.",
+        wrong_answers=["b", "d"]),
+    ChoiceExercise(
+        "Which helper shows a grid of images from one batch, with their labels?",
+        ["summary", "show_batch", "verify_images", "get_image_files"],
+        answer="b",
+        solution="`show_batch(dls)`: look at your data before training on it.",
+        wrong_answers=["a", "c"]),
+    ChoiceExercise(
+        "Which helper walks one item through every step of the pipeline and says where it breaks?",
+        ["show_batch", "random_split", "summary", "RegexLabeller"],
+        answer="c",
+        solution="`summary(dls)`: file, open, RGB, item transform, tensor, collate, batch transform.",
+        wrong_answers=["a", "b"]),
+    ChoiceExercise(
+        "Should you wait to train a model until your data is thoroughly cleaned?",
+        ["Yes: a model trained on dirty data is wasted time",
+         "No: train a quick model early; its mistakes show which data needs cleaning",
+         "Only when you have a GPU"],
+        answer="b",
+        hints=["What is the fastest way to find the mislabelled or unusable images among thousands?"],
+        solution="A first model is a baseline and a data-cleaning tool: its most confident mistakes point at bad labels.",
+        wrong_answers=["a", "c"]),
+    Reflection(
+        "Name two things that a first, quick model tells you that staring at the data does not.",
+        "How hard the task is (a baseline error rate to beat), and which items it gets most confidently wrong "
+        "(often mislabelled or odd images worth cleaning); it also proves the whole pipeline, from files to "
+        "predictions, actually runs before you invest time in it."),
+])
