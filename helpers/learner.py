@@ -260,15 +260,19 @@ class Learner:
             for epoch in range(n_epoch):
                 start = time.perf_counter()
                 self.model.train()
-                for x, y in tqdm(self.dls.train, desc=f"epoch {epoch + 1}/{n_epoch}", leave=False,
-                                 disable=self.quiet):
-                    lrs, moms = hypers_at(k)
-                    self._set_hypers(lrs, moms)
-                    loss = self._train_step(x, y)
-                    self.recorder.record_batch(loss, lrs, moms)
-                    k += 1
-                    if stop_after is not None and stop_after(k):
-                        raise _StopFit
+                # A bar updated by hand: tqdm.auto wrapping the loader itself would call iter() on it twice,
+                # which draws an extra shuffle from the loader's generator (and starts workers twice).
+                with tqdm(total=len(self.dls.train), desc=f"epoch {epoch + 1}/{n_epoch}", leave=False,
+                          disable=self.quiet) as bar:
+                    for x, y in self.dls.train:
+                        lrs, moms = hypers_at(k)
+                        self._set_hypers(lrs, moms)
+                        loss = self._train_step(x, y)
+                        self.recorder.record_batch(loss, lrs, moms)
+                        k += 1
+                        bar.update()
+                        if stop_after is not None and stop_after(k):
+                            raise _StopFit
                 if validate:
                     valid_loss, *metric_values = self.validate()
                     row = {"epoch": epoch, "train_loss": self.recorder.smooth_loss, "valid_loss": valid_loss}
