@@ -26,7 +26,6 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -43,6 +42,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(CHROMIUM is None, reason=S
 
 RUN_ALL_TIMEOUT_S = 150     # one widget notebook runs in about a minute in the tiny profile
 REDRAW_TIMEOUT_S = 30       # from a slider move to a new drawing (a kernel round trip plus rendering)
+LOG_GRACE_S = 2             # how long a callback's traceback may take to reach the log console
 USES_WIDGETS = re.compile(r"helpers\.widgets|from\s+helpers\s+import\s[^\n]*\bwidgets\b")
 
 
@@ -67,10 +67,8 @@ class Lab:
     process: subprocess.Popen
     log: Path
 
-    def notebook_url(self, name: str) -> str:
-        # One workspace per notebook, so a page never restores tabs another test left open.
-        workspace = re.sub(r"\W", "-", Path(name).stem)
-        return f"{self.url}/lab/workspaces/{workspace}/tree/{quote(name)}?token={self.token}"
+    def lab_url(self) -> str:
+        return f"{self.url}/lab?token={self.token}"
 
 
 def copy_without_outputs(source: Path, target: Path, replacements: dict[str, str] | None = None) -> None:
@@ -180,8 +178,8 @@ def stop_jupyterlab(lab: Lab) -> None:
 
 
 # --- Driving the page ------------------------------------------------------------------------------------
-
-PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+# One JupyterLab page holds every notebook in its own tab, all running at once: loading JupyterLab is the
+# slow part on a small machine, and the kernels compute while the test checks the tabs that are done.
 
 # The state of every cell, read in one round trip: its kind, its prompt, and the text of any error shown.
 READ_CELLS_JS = """panel => [...panel.querySelectorAll('.jp-Cell')].map(cell => ({
@@ -195,9 +193,12 @@ READ_CELLS_JS = """panel => [...panel.querySelectorAll('.jp-Cell')].map(cell => 
 }))"""
 
 # Needs --LabApp.expose_app_in_browser: the public session API says when the kernel is really connected.
-KERNEL_READY_JS = """() => {
-    const kernel = window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel;
-    return kernel?.connectionStatus === 'connected' && kernel.status === 'idle';
+# Returns the id of the notebook's panel once it is the current tab and its kernel is ready.
+KERNEL_READY_JS = """name => {
+    const panel = window.jupyterapp?.shell.currentWidget;
+    const kernel = panel?.sessionContext?.session?.kernel;
+    return panel?.context?.path === name && kernel?.connectionStatus === 'connected'
+           && kernel.status === 'idle' && panel.id;
 }"""
 
 DONE_JS = """panel => {
@@ -222,6 +223,13 @@ DRAWING_JS = """box => {
 }"""
 
 
+@dataclass
+class Tab:
+    name: str
+    panel: str = ""                    # a CSS selector for the notebook's panel once it is open
+    error: Exception | None = None     # why it could not be opened and run, if it could not
+
+
 @contextmanager
 def screenshot_on_failure(page, name: str, folder: Path = ARTIFACTS):
     """Keep a full-page screenshot of what the browser showed when a check failed."""
@@ -236,19 +244,35 @@ def screenshot_on_failure(page, name: str, folder: Path = ARTIFACTS):
         raise
 
 
-def open_and_run_all(page, lab: Lab, name: str, timeout_s: float = 60) -> None:
-    """Open a notebook, wait for its kernel, and choose Run > Run All Cells as a learner would."""
-    page.goto(lab.notebook_url(name))
+def open_and_run_all(page, name: str, timeout_s: float = 90) -> Tab:
+    """Double-click the notebook in the file browser, wait for its kernel, then choose Run > Run All Cells."""
+    label = page.locator(".jp-DirListing-itemText", has_text=re.compile(f"^{re.escape(name)}$"))
+    page.locator(".jp-DirListing-item", has=label).dblclick()
     # Clicking Run All before the kernel is connected opens a "Select Kernel" dialog instead of running.
-    page.wait_for_function(KERNEL_READY_JS, timeout=timeout_s * 1000)
+    panel_id = page.wait_for_function(KERNEL_READY_JS, arg=name, timeout=timeout_s * 1000).json_value()
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$"))).click()
+    return Tab(name, panel=f'[id="{panel_id}"]')
 
 
-def wait_and_check_cells(page, notebook: Path, timeout_s: float = RUN_ALL_TIMEOUT_S) -> None:
+def open_log_console(page) -> None:
+    """View > Show Log Console: where JupyterLab shows what a widget callback raised outside an Output widget."""
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^View$")).click()
+    page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Show Log Console$"))).click()
+    page.locator(".jp-LogConsolePanel").first.wait_for(state="visible")
+
+
+def show_tab(page, tab: Tab) -> None:
+    """Bring a notebook's tab to the front: a hidden tab's widgets cannot take keyboard input."""
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has=page.locator(
+        ".lm-TabBar-tabLabel", has_text=re.compile(f"^{re.escape(tab.name)}$"))).click()
+    page.locator(tab.panel).wait_for(state="visible")
+
+
+def wait_and_check_cells(page, tab: Tab, notebook: Path, timeout_s: float = RUN_ALL_TIMEOUT_S) -> None:
     """Wait for Run All to finish, then fail on any error shown or any code cell left unexecuted."""
     name = notebook.name
-    panel = page.locator(PANEL).first
+    panel = page.locator(tab.panel)
     try:
         outcome = page.wait_for_function(DONE_JS, arg=panel.element_handle(), timeout=timeout_s * 1000).json_value()
     except Exception as error:
@@ -295,9 +319,15 @@ def move_slider(page, box) -> None:
     assert readout.text_content() != before, "the slider did not move when its handle got arrow keys"
 
 
-def check_widgets_redraw(page, name: str, timeout_s: float = REDRAW_TIMEOUT_S) -> int:
-    """Move the first slider of every course-widget box; each must draw something new and show no error."""
-    boxes = page.locator(f"{PANEL} .course-widget")
+def log_console_tracebacks(page) -> int:
+    """How many tracebacks the log console shows for the current notebook."""
+    return page.locator(".jp-LogConsolePanel").first.inner_text().count("Traceback")
+
+
+def check_widgets_redraw(page, tab: Tab, timeout_s: float = REDRAW_TIMEOUT_S) -> int:
+    """Move the first slider of every course-widget box; each must draw something new and raise nothing."""
+    name = tab.name
+    boxes = page.locator(f"{tab.panel} .course-widget")
     count = boxes.count()
     assert count, f"{name}: no widget box with the class `course-widget` is shown after Run All"
     for index in range(count):
@@ -305,6 +335,7 @@ def check_widgets_redraw(page, name: str, timeout_s: float = REDRAW_TIMEOUT_S) -
         box.scroll_into_view_if_needed()
         assert box.locator(".noUi-handle").count(), f"{name}: course-widget #{index + 1} has no slider to move"
         before = wait_for_steady_drawing(box)
+        logged_before = log_console_tracebacks(page)
         move_slider(page, box)
         deadline, after = time.monotonic() + timeout_s, before
         while after == before and time.monotonic() < deadline:
@@ -313,27 +344,39 @@ def check_widgets_redraw(page, name: str, timeout_s: float = REDRAW_TIMEOUT_S) -
         assert after != before, (f"{name}: moving the slider of course-widget #{index + 1} did not change "
                                  f"what it draws within {timeout_s:.0f} s (is its callback connected?)")
         after = wait_for_steady_drawing(box)
-        assert not re.search(r"Traceback|Error\b", box.evaluate("box => box.textContent")), (
-            f"{name}: after the slider moved, course-widget #{index + 1} shows an error:\n"
-            f"{box.evaluate('box => box.textContent')[-1500:]}")
+        text = box.evaluate("box => box.textContent")
+        # A callback that raises inside its Output widget leaves a traceback there.
+        assert not re.search(r"Traceback \(most recent call last\)|\b\w+(Error|Exception): ", text), (
+            f"{name}: after the slider moved, course-widget #{index + 1} shows an error:\n{text[-1500:]}")
+        # A callback that raises outside an Output widget changes nothing in the notebook: JupyterLab
+        # sends its traceback to the log console instead, a moment after the drawing arrived.
+        deadline = time.monotonic() + LOG_GRACE_S
+        while log_console_tracebacks(page) == logged_before and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert log_console_tracebacks(page) == logged_before, (
+            f"{name}: moving the slider of course-widget #{index + 1} made its callback raise; the log console "
+            f"shows:\n{page.locator('.jp-LogConsolePanel').first.inner_text()[-2000:]}")
     return count
 
 
-def check_notebook(page, lab: Lab, notebook: Path, redraw_timeout_s: float = REDRAW_TIMEOUT_S,
-                   screenshots: Path = ARTIFACTS) -> int:
-    """The whole end-to-end check of one notebook copy in lab.root; returns how many widgets it moved."""
-    with screenshot_on_failure(page, notebook.name, screenshots):
-        open_and_run_all(page, lab, notebook.name)
-        wait_and_check_cells(page, notebook)
-        return check_widgets_redraw(page, notebook.name, redraw_timeout_s)
+def check_tab(page, lab: Lab, tab: Tab, redraw_timeout_s: float = REDRAW_TIMEOUT_S,
+              screenshots: Path = ARTIFACTS) -> int:
+    """After Run All was chosen in a tab: check its cells, then every widget; returns how many it moved."""
+    with screenshot_on_failure(page, tab.name, screenshots):
+        if tab.error is not None:
+            raise AssertionError(f"{tab.name}: could not open it and choose Run All: {tab.error}") from tab.error
+        show_tab(page, tab)
+        wait_and_check_cells(page, tab, lab.root / tab.name)
+        return check_widgets_redraw(page, tab, redraw_timeout_s)
 
 
-# --- Fixtures: one server and one browser for the whole module ----------------------------------------
+# --- Fixtures: one server, one browser page, every notebook running at once ------------------------------
 
 FIXTURE_VARIANTS = {
     "widget_fixture.ipynb": {},
     "broken_silent_callback.ipynb": {'CALLBACK_MODE = "redraw"': 'CALLBACK_MODE = "silent"'},
     "broken_raising_callback.ipynb": {'CALLBACK_MODE = "redraw"': 'CALLBACK_MODE = "raise"'},
+    "broken_late_callback.ipynb": {'CALLBACK_MODE = "redraw"': 'CALLBACK_MODE = "raise after drawing"'},
     "broken_cell.ipynb": {"FAIL_IN_CELL = False": "FAIL_IN_CELL = True"},
 }
 
@@ -353,56 +396,61 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def page(lab):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         # The system Chromium, never a downloaded one; --no-sandbox because CI runs as root.
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
         try:
-            yield chromium
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(lab.lab_url())
+            yield page
         finally:
-            chromium.close()
+            browser.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+@pytest.fixture(scope="module")
+def tabs(page) -> dict[str, Tab]:
+    """Every notebook opened and set running; widget notebooks first, as they take longest.
+
+    A notebook that fails to start records its error, and only that notebook's test fails.
+    """
+    tabs = {}
+    for name in [p.name for p in widget_notebooks()] + list(FIXTURE_VARIANTS):
+        try:
+            tabs[name] = open_and_run_all(page, name)
+        except Exception as error:
+            tabs[name] = Tab(name, error=error)
+    open_log_console(page)  # it follows whichever notebook tab is in front
+    return tabs
 
 
 # --- The tests --------------------------------------------------------------------------------------------
 
-def test_fixture_notebook_passes(page, lab):
-    """The harness itself: a working widget passes, and a cell tagged raises-exception is allowed."""
-    assert check_notebook(page, lab, lab.root / "widget_fixture.ipynb") == 1
-
-
 @pytest.mark.parametrize("notebook", widget_notebooks() or [pytest.param(None, marks=pytest.mark.skip(
     reason="no notebook in notebooks/ uses helpers.widgets yet"))], ids=lambda p: getattr(p, "name", "none"))
-def test_widget_notebook_in_jupyterlab(page, lab, notebook):
-    check_notebook(page, lab, lab.root / notebook.name)
+def test_widget_notebook_in_jupyterlab(page, tabs, lab, notebook):
+    assert check_tab(page, lab, tabs[notebook.name]) >= 1
+
+
+def test_fixture_notebook_passes(page, tabs, lab):
+    """The harness itself: a working widget passes, and a cell tagged raises-exception is allowed."""
+    assert check_tab(page, lab, tabs["widget_fixture.ipynb"]) == 1
 
 
 # The checks must be able to fail: each broken copy of the fixture has to be caught, with a screenshot.
 
-def test_a_callback_that_never_redraws_is_caught(page, lab, tmp_path):
-    with pytest.raises(AssertionError, match="did not change what it draws"):
-        check_notebook(page, lab, lab.root / "broken_silent_callback.ipynb", redraw_timeout_s=5, screenshots=tmp_path)
-    assert (tmp_path / "broken_silent_callback.png").stat().st_size > 0
-
-
-def test_a_callback_that_raises_is_caught(page, lab, tmp_path):
-    with pytest.raises(AssertionError, match="shows an error(.|\n)*the redraw callback is broken"):
-        check_notebook(page, lab, lab.root / "broken_raising_callback.ipynb", screenshots=tmp_path)
-    assert (tmp_path / "broken_raising_callback.png").stat().st_size > 0
-
-
-def test_a_failing_cell_is_caught(page, lab, tmp_path):
-    with pytest.raises(AssertionError, match="cell 7 shows an error:(.|\n)*ZeroDivisionError"):
-        check_notebook(page, lab, lab.root / "broken_cell.ipynb", screenshots=tmp_path)
-    assert (tmp_path / "broken_cell.png").stat().st_size > 0
+@pytest.mark.parametrize("name, failure", [
+    pytest.param("broken_silent_callback.ipynb", "did not change what it draws", id="callback-never-redraws"),
+    pytest.param("broken_raising_callback.ipynb", "shows an error(.|\\n)*the redraw callback is broken",
+                 id="callback-raises"),
+    pytest.param("broken_late_callback.ipynb", "made its callback raise(.|\\n)*broke after drawing",
+                 id="callback-raises-after-drawing"),
+    pytest.param("broken_cell.ipynb", "cell 7 shows an error:(.|\\n)*ZeroDivisionError", id="cell-raises"),
+])
+def test_a_broken_notebook_is_caught(page, tabs, lab, tmp_path, name, failure):
+    with pytest.raises(AssertionError, match=failure):
+        check_tab(page, lab, tabs[name], redraw_timeout_s=5, screenshots=tmp_path)
+    assert (tmp_path / name.replace(".ipynb", ".png")).stat().st_size > 0
