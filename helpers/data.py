@@ -617,45 +617,58 @@ class PipelineError(RuntimeError):
     """Raised by ``summary`` at the step where one item could not go through the pipeline (notebook 01)."""
 
 
+def _fail(step: str, error: BaseException, advice: str) -> PipelineError:
+    print(f"  !! {step} failed: {type(error).__name__}: {error}")
+    return PipelineError(f"step '{step}' failed ({type(error).__name__}: {error}). {advice}")
+
+
+def _walk_file(dataset: ImageDataset) -> None:
+    """Steps 1-5 for the dataset's first file, one transformation at a time."""
+    path, label = dataset.files[0], dataset.labels[0]
+    print(f"  1. file:            {path.name}  label {label!r} -> class {dataset.vocab.index(label)}")
+    try:
+        with Image.open(path) as opened:
+            print(f"  2. open:            {opened.format} file, {_describe(opened)}")
+            opened.load()
+            image = _open_rgb(opened)
+    except Exception as error:
+        raise _fail("open", error, "The file is not a readable image: find such files with verify_images(files) "
+                                   "and delete or replace them.") from error
+    print(f"  3. convert to RGB:  {_describe(image)}")
+    if dataset.item_tfm is None:
+        print("  4. item transform:  none (images keep their own sizes)")
+    else:
+        try:
+            image = dataset.item_tfm(image)
+        except Exception as error:
+            raise _fail("item transform", error, f"{dataset.item_tfm!r} could not handle a PIL RGB image; "
+                                                 "it must take a PIL image and return one.") from error
+        print(f"  4. item transform:  {dataset.item_tfm!r} -> {_describe(image)}")
+    try:
+        tensor = pil_to_tensor(image)
+    except Exception as error:
+        raise _fail("to tensor", error, f"the item transform returned {type(image).__name__}; it must return a PIL "
+                                        "image, which the dataset then turns into a tensor.") from error
+    print(f"  5. to tensor:       {_describe(tensor)}")
+
+
 def summary(source: DataLoaders | ImageDataset, n: int = 4, train: bool = True) -> None:
     """Walk items through the pipeline step by step, printing each result, and say where and why it breaks (notebook 01)."""
     if isinstance(source, DataLoaders):
-        loader, after_batch = (source.train if train else source.valid), source.after_batch
-        dataset = loader.dataset
-        collate = loader.collate_fn
+        loader = source.train if train else source.valid
+        dataset, collate, after_batch = loader.dataset, loader.collate_fn, source.after_batch
     elif isinstance(source, ImageDataset):
-        dataset, after_batch, collate = source, None, default_collate
+        dataset, collate, after_batch = source, default_collate, None
     else:
         raise TypeError(f"summary takes DataLoaders or an ImageDataset, got {type(source).__name__}.")
     if not len(dataset):
         raise PipelineError("the dataset is empty: no files survived. Check the folder and get_image_files.")
 
-    def fail(step: str, error: BaseException, advice: str) -> PipelineError:
-        print(f"  !! {step} failed: {type(error).__name__}: {error}")
-        return PipelineError(f"step '{step}' failed ({type(error).__name__}: {error}). {advice}")
-
-    path, label = dataset.files[0], dataset.labels[0]
     print(f"Walking item 0 of {len(dataset)} ({'training' if train else 'validation'} set)")
-    print(f"  1. file:            {path.name}  label {label!r} -> class {dataset.vocab.index(label)}")
-    try:
-        image = Image.open(path)
-        print(f"  2. open:            {image.format} file, {_describe(image)}")
-        image.load()
-    except Exception as error:
-        raise fail("open", error, "The file is not a readable image: find such files with verify_images(files) "
-                                  "and delete or replace them.") from error
-    image = _open_rgb(image)
-    print(f"  3. convert to RGB:  {_describe(image)}")
-    if dataset.item_tfm is not None:
-        try:
-            image = dataset.item_tfm(image)
-        except Exception as error:
-            raise fail("item transform", error, f"{dataset.item_tfm!r} could not handle a PIL RGB image; "
-                                               "it must take a PIL image and return one.") from error
-        print(f"  4. item transform:  {dataset.item_tfm!r} -> {_describe(image)}")
-    else:
-        print("  4. item transform:  none (images keep their own sizes)")
-    print(f"  5. to tensor:       {_describe(pil_to_tensor(image))}")
+    if isinstance(dataset, ImageDataset):
+        _walk_file(dataset)
+    else:  # any other Dataset: we cannot see its files, only what it returns
+        print(f"  1-5. {type(dataset).__name__} (not an ImageDataset): file steps not shown")
 
     count = min(n, len(dataset))
     items = []
@@ -663,17 +676,17 @@ def summary(source: DataLoaders | ImageDataset, n: int = 4, train: bool = True) 
         try:
             items.append(dataset[i])
         except Exception as error:
-            raise fail(f"load item {i}", error, f"Item {i} ({dataset.files[i].name}) does not load; "
-                                                "check it with summary on a dataset holding just that file.") from error
-    shapes = sorted({tuple(x.shape) for x, _ in items})
+            raise _fail(f"load item {i}", error, f"Item {i} of the dataset does not load; "
+                                                 "check that file with verify_images([path]).") from error
     try:
         x, y = collate(items)
     except Exception as error:
+        shapes = sorted({tuple(item[0].shape) for item in items if isinstance(item[0], torch.Tensor)})
         advice = ("Items have different shapes " + ", ".join(str(list(s)) for s in shapes[:4]) +
                   ", and a batch is one tensor, so every item must be the same size. Add an item transform that "
                   "resizes every image to one size, e.g. item_tfm=PresizeCrop(P.presize).") if len(shapes) > 1 \
             else "The collate function could not stack these items."
-        raise fail("collate", error, advice) from error
+        raise _fail("collate", error, advice) from error
     print(f"  6. collate {count}:       x {_describe(x)}; y {tuple(y.shape)} {y.tolist()}")
     if after_batch is None:
         print("  7. after_batch:      none")
@@ -684,8 +697,8 @@ def summary(source: DataLoaders | ImageDataset, n: int = 4, train: bool = True) 
         with torch.no_grad():
             out = after_batch(x)
     except Exception as error:
-        raise fail("after_batch", error, f"{type(after_batch).__name__} rejected the batch {tuple(x.shape)} "
-                                         f"{x.dtype}; check its expected input (a uint8 or float Bx3xHxW batch).") from error
+        raise _fail("after_batch", error, f"{type(after_batch).__name__} rejected the batch {tuple(x.shape)} "
+                                          f"{x.dtype}; check its expected input (a uint8 or float Bx3xHxW batch).") from error
     finally:
         after_batch.train(was_training)
     print(f"  7. after_batch:     {type(after_batch).__name__} -> {_describe(out)}")

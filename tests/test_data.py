@@ -236,6 +236,16 @@ def test_summary_says_where_and_why_a_pipeline_breaks(pets_root, pet_files, caps
         summary(broken)
     with pytest.raises(TypeError, match="DataLoaders or an ImageDataset"):
         summary(pet_files)
+    tensor_tfm = _loaders(pet_files[:2], item_tfm=lambda image: torch.zeros(3, 8, 8))
+    with pytest.raises(PipelineError, match=r"step 'to tensor' failed.*must return a PIL image"):
+        summary(tensor_tfm)
+
+
+def test_summary_on_any_dataset(capsys):
+    tensors = torch.utils.data.TensorDataset(torch.zeros(6, 3, 8, 8, dtype=torch.uint8), torch.arange(6))
+    summary(make_loaders(tensors, tensors, ["a"] * 6, batch_size=2, after_batch=BatchAugment(size=4)))
+    out = capsys.readouterr().out
+    assert "not an ImageDataset" in out and "shape (4, 3, 4, 4)" in out and "Every step worked" in out
 
 
 def test_show_batch_raw_and_normalised(pet_files):
