@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import urllib.error
 from functools import lru_cache
 from collections.abc import Callable, Sequence
@@ -58,6 +59,18 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _sweep_leftovers(folder: Path, prefix: str, older_than_s: float = 3600) -> None:
+    """Delete temporary folders that a killed process could not clean up (young ones may still be in use)."""
+    if not folder.is_dir():
+        return
+    for leftover in folder.glob(prefix + "*"):
+        try:
+            if time.time() - leftover.stat().st_mtime > older_than_s:
+                _remove(leftover)
+        except OSError:
+            pass  # another process removed it first
+
+
 def untar_data(url: str, dest: Path | str | None = None, md5: str | None = None) -> Path:
     """Download and extract an archive into the cache once, and return its folder (notebook 01).
 
@@ -69,6 +82,7 @@ def untar_data(url: str, dest: Path | str | None = None, md5: str | None = None)
     if final.exists():
         return final
     dest.mkdir(parents=True, exist_ok=True)
+    _sweep_leftovers(dest, f".{final.name}.download-")
     archive_name = url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
     part = Path(tempfile.mkdtemp(prefix=f".{final.name}.download-", dir=dest))
     try:
@@ -115,6 +129,7 @@ def _generate_once(final: Path, write: Callable[[Path], None]) -> Path:
     if final.exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_leftovers(final.parent, f".{final.name}.partial-")
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:
         write(staging)

@@ -1,6 +1,7 @@
 """Tests for helpers.data: the tiny pets and their quirks, labels, splits, datasets, loaders, summary, clear errors."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -103,6 +104,12 @@ def test_failed_generation_leaves_nothing_behind(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         data._generate_once(tmp_path / "pets", write)
     assert list(tmp_path.iterdir()) == []
+    # A process killed outright cannot clean up: its old staging folder is swept by the next call.
+    stale = tmp_path / ".pets.partial-killed"
+    stale.mkdir()
+    os.utime(stale, (0, 0))
+    data._generate_once(tmp_path / "pets", lambda folder: (folder / "ok.txt").write_text("ok"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pets"]
 
 
 # --- files, labels, vocabulary, split ----------------------------------------------------------------
