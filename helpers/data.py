@@ -582,6 +582,12 @@ def pets_dataloaders(path: Path | str, presize: int = 460, size: int = 224, batc
 
 # --- looking at the data ------------------------------------------------------------------------------
 
+def _module_device(module: torch.nn.Module) -> torch.device:
+    """Where a batch transform lives (a Learner may have moved it to the GPU); the CPU if it holds no tensors."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return tensors[0].device if tensors else torch.device("cpu")
+
+
 def _displayable(dls: DataLoaders, x: torch.Tensor, train: bool) -> torch.Tensor:
     """A batch as floats in [0, 1], through the batch transform (if any) and back out of its normalisation."""
     if dls.after_batch is None:
@@ -589,7 +595,7 @@ def _displayable(dls: DataLoaders, x: torch.Tensor, train: bool) -> torch.Tensor
     was_training = dls.after_batch.training
     dls.after_batch.train(train)
     with torch.no_grad():
-        out = dls.after_batch.decode(dls.after_batch(x))
+        out = dls.after_batch.decode(dls.after_batch(x.to(_module_device(dls.after_batch))))
     dls.after_batch.train(was_training)
     return out.clamp(0, 1)
 
@@ -710,7 +716,7 @@ def summary(source: DataLoaders | ImageDataset, n: int = 4, train: bool = True) 
     after_batch.train(train)
     try:
         with torch.no_grad():
-            out = after_batch(x)
+            out = after_batch(x.to(_module_device(after_batch)))
     except Exception as error:
         raise _fail("after_batch", error, f"{type(after_batch).__name__} rejected the batch {tuple(x.shape)} "
                                           f"{x.dtype}; check its expected input (a uint8 or float Bx3xHxW batch).") from error
