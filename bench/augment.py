@@ -159,10 +159,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--presize", type=int, default=460)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (the same for every row)")
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run: 24 images, 2 epochs, 64 px from 128 px")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the batch step (default: torch's)")
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run: 16 images, 2 epochs, 64 px from 128 px")
     args = parser.parse_args(argv)
     if args.quick:
-        args.images, args.epochs, args.batch_size, args.size, args.presize = 24, 2, 8, 64, 128
+        args.images, args.epochs, args.batch_size, args.size, args.presize = 16, 2, 8, 64, 128
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     for name in devices:
         if name.startswith("cuda") and not torch.cuda.is_available():

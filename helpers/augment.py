@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -401,9 +403,8 @@ def _check_batch(x: Tensor) -> Tensor:
 
 def conventional_pipeline(size: int = 224, min_scale: float = 0.75, max_rotate: float = 10., max_zoom: float = 1.1,
                           max_warp: float = 0.2, p_affine: float = 0.75, max_lighting: float = 0.2,
-                          p_lighting: float = 0.75, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD):
+                          p_lighting: float = 0.75, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD) -> nn.Module:
     """The per-item ``torchvision.transforms.v2`` chain people usually write: every step interpolates again (notebook 02)."""
-    from torchvision.transforms import v2
     return v2.Compose([
         v2.RandomResizedCrop(size, scale=(min_scale, 1.0), ratio=(1.0, 1.0), antialias=True),
         v2.RandomHorizontalFlip(),
@@ -434,8 +435,7 @@ def step_by_step(image: Tensor, geometry: dict, size: int = 224, antialias: bool
     Each step is its own ``torchvision.transforms.v2.functional`` call, so the picture is interpolated four
     times, and rotation and warp fill what they uncover with black (the "empty zones").
     """
-    from torchvision.transforms.v2 import InterpolationMode, functional as TF
-    bilinear = InterpolationMode.BILINEAR
+    bilinear = v2.InterpolationMode.BILINEAR
     full = image.shape[-1]
     side = max(1, round(math.sqrt(geometry["crop_scale"]) * full))
     left, top = (round((c + 1) / 2 * (full - side)) for c in geometry["crop_centre"])
@@ -446,7 +446,10 @@ def step_by_step(image: Tensor, geometry: dict, size: int = 224, antialias: bool
     x = TF.affine(x, angle=0.0, translate=[0, 0], scale=geometry["zoom"], shear=[0.0, 0.0], interpolation=bilinear)
     corners = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
     tilt_h, tilt_v = geometry["warp"]
-    to_pixels = lambda u, v: [round((u + 1) / 2 * (size - 1)), round((v + 1) / 2 * (size - 1))]
+
+    def to_pixels(u: float, v: float) -> list[int]:  # v2's perspective takes whole-pixel corner positions
+        return [round((u + 1) / 2 * (size - 1)), round((v + 1) / 2 * (size - 1))]
+
     start = [to_pixels(u, v) for u, v in corners]
     end = [to_pixels(u * (1 + tilt_v * v), v * (1 + tilt_h * u)) for u, v in corners]
     return TF.perspective(x, start, end, interpolation=bilinear)

@@ -182,6 +182,7 @@ def test_ours_beats_the_step_by_step_chain_on_psnr():
     assert (table.psnr_ours_inside > table.psnr_step_by_step_inside + 3).all()
 
 
+@pytest.mark.slow
 def test_bench_quick_runs_and_prints_the_table():
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "augment.py"), "--quick"], capture_output=True,
                             text=True, timeout=120)
