@@ -248,11 +248,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps per configuration and round")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per configuration and round")
     parser.add_argument("--rounds", type=int, default=3, help="times the whole sweep repeats (interleaved)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice; 1 is steadier on a crowded machine)")
     parser.add_argument("--quick", action="store_true", help="resnet18 only, 32 px, batch 4, 1 round: a smoke test")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="folder for the CSV and PNG")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda was asked for, but CUDA is not available here; use --device cpu.")
     on_gpu = device.type == "cuda"
