@@ -1,0 +1,193 @@
+"""Transfer learning on a real create_cnn body: freezing, unfreezing, fine_tune's rates, and the offline backbone.
+
+The Learner's freeze/fine_tune come from helpers.learner; here they are checked on the model and the
+parameter groups notebook 05 uses (create_cnn + resnet_split), not on toy models.
+"""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from helpers import backbone
+from helpers.learner import Learner, error_rate
+from helpers.models import create_cnn, resnet_split
+
+BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def random_dls(n: int = 16, batch_size: int = 8, n_classes: int = 3, size: int = 32):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, size, size, generator=g)
+    y = torch.randint(n_classes, (n,), generator=g)
+    ds = TensorDataset(x, y)
+    return SimpleNamespace(train=DataLoader(ds, batch_size=batch_size, shuffle=False, drop_last=True),
+                           valid=DataLoader(ds, batch_size=batch_size), vocab=[str(i) for i in range(n_classes)],
+                           after_batch=None)
+
+
+def make_learner(weights: str | None = None) -> Learner:
+    torch.manual_seed(0)
+    model = create_cnn("resnet10", n_out=3, weights=weights)
+    return Learner(random_dls(), model, splitter=resnet_split, device="cpu", quiet=True)
+
+
+def bn_param_ids(model: nn.Module) -> set[int]:
+    return {id(p) for m in model.modules() if isinstance(m, BN_TYPES) for p in m.parameters()}
+
+
+def trainable_ids(model: nn.Module) -> set[int]:
+    return {id(p) for p in model.parameters() if p.requires_grad}
+
+
+def test_freeze_leaves_exactly_the_head_and_batchnorm_trainable():
+    learn = make_learner()
+    learn.freeze()
+    head_ids = {id(p) for p in learn.model[1].parameters()}
+    assert trainable_ids(learn.model) == head_ids | bn_param_ids(learn.model)
+    frozen = [name for name, p in learn.model.named_parameters() if not p.requires_grad]
+    assert frozen and all(".weight" in n and "bn" not in n and "downsample.1" not in n for n in frozen), frozen
+
+
+def test_frozen_training_step_moves_head_and_batchnorm_only():
+    learn = make_learner()
+    learn.freeze()
+    before = {n: p.detach().clone() for n, p in learn.model.named_parameters()}
+    learn.fit(1, lr=1e-2)
+    after = dict(learn.model.named_parameters())
+    conv1, bn1, head_linear = "0.0.weight", "0.1.weight", "1.4.weight"
+    assert torch.equal(before[conv1], after[conv1]), "a frozen conv weight changed"
+    assert not torch.equal(before[bn1], after[bn1]), "body BatchNorm should still train while frozen"
+    assert not torch.equal(before[head_linear], after[head_linear]), "the head did not train"
+
+
+def test_unfreeze_makes_everything_trainable_and_freeze_to_keeps_later_groups():
+    learn = make_learner()
+    learn.freeze()
+    learn.unfreeze()
+    assert trainable_ids(learn.model) == {id(p) for p in learn.model.parameters()}
+    learn.freeze_to(1)
+    groups = resnet_split(learn.model)
+    expected = {id(p) for p in groups[1] + groups[2]} | bn_param_ids(learn.model)
+    assert trainable_ids(learn.model) == expected
+
+
+def test_freezing_resets_the_optimiser_state():
+    learn = make_learner()
+    learn.fit(1, lr=1e-3)
+    assert len(learn.opt.state) > 0
+    learn.freeze()
+    assert len(learn.opt.state) == 0
+
+
+def expected_one_cycle(lr_max: float, pos: float, pct: float, div: float, div_final: float = 1e5) -> float:
+    """One-cycle written out again, independently of helpers.schedule."""
+    def cos_between(a, b, t):
+        return a + (b - a) * (1 - math.cos(math.pi * t)) / 2
+    if pos < pct:
+        return cos_between(lr_max / div, lr_max, pos / pct)
+    return cos_between(lr_max, lr_max / div_final, (pos - pct) / (1 - pct))
+
+
+def test_fine_tune_per_group_rates_follow_the_recipe_at_every_batch():
+    learn = make_learner()
+    learn.fine_tune(2, base_lr=2e-3)
+    per_epoch = len(learn.dls.train)
+    lrs = learn.recorder.lrs
+    assert len(lrs) == 3 * per_epoch
+    frozen_max = [2e-4, 2e-4, 2e-3]                        # slice(2e-3): a tenth for all but the head
+    for k in range(per_epoch):
+        want = [expected_one_cycle(m, k / per_epoch, 0.99, 25) for m in frozen_max]
+        assert lrs[k] == pytest.approx(want, rel=1e-9)
+    unfrozen_max = [1e-5, 1e-4, 1e-3]                      # slice(1e-3 / 100, 1e-3), evenly on a log scale
+    for k in range(2 * per_epoch):
+        want = [expected_one_cycle(m, k / (2 * per_epoch), 0.3, 5) for m in unfrozen_max]
+        assert lrs[per_epoch + k] == pytest.approx(want, rel=1e-9)
+    assert trainable_ids(learn.model) == {id(p) for p in learn.model.parameters()}
+
+
+# --- the offline backbone ---------------------------------------------------------------------------
+def test_committed_backbone_matches_its_checksum():
+    digest = backbone.file_sha256(backbone.WEIGHTS_FILE)
+    assert backbone.CHECKSUM_FILE.read_text().split()[0] == digest
+    assert backbone.WEIGHTS_FILE.stat().st_size < 20e6
+    state = backbone.load_backbone_state()
+    assert all(not t.is_floating_point() or t.dtype == torch.float32 for t in state.values())
+
+
+def test_damaged_backbone_is_refused_with_how_to_rebuild(tmp_path):
+    weights, checksum = tmp_path / "w.pth", tmp_path / "w.sha256"
+    weights.write_bytes(backbone.WEIGHTS_FILE.read_bytes()[:-10] + b"0123456789")
+    checksum.write_text(backbone.CHECKSUM_FILE.read_text())
+    with pytest.raises(RuntimeError, match="python -m helpers.backbone"):
+        backbone.load_backbone_state(weights, checksum)
+    with pytest.raises(FileNotFoundError, match="python -m helpers.backbone"):
+        backbone.load_backbone_state(tmp_path / "missing.pth", checksum)
+
+
+def test_save_then_load_round_trips_in_float16(tmp_path):
+    body = create_cnn("resnet10", n_out=3)[0]
+    weights = tmp_path / "b.pth"
+    digest = backbone.save_backbone(body, weights, tmp_path / "b.sha256")
+    assert len(digest) == 64
+    state = backbone.load_backbone_state(weights, tmp_path / "b.sha256")
+    for name, value in body.state_dict().items():
+        torch.testing.assert_close(state[name], value.half().to(value.dtype), rtol=0, atol=0)
+
+
+def test_source_task_is_deterministic_and_balanced():
+    x1, y1 = backbone.make_shapes_batch(64, seed=3)
+    x2, y2 = backbone.make_shapes_batch(64, seed=3)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert x1.shape == (64, 3, backbone.IMAGE_SIZE, backbone.IMAGE_SIZE)
+    assert 0 <= x1.min() and x1.max() <= 1
+    x3, _ = backbone.make_shapes_batch(64, seed=4)
+    assert not torch.equal(x1, x3)
+    _, labels = backbone.make_shapes_batch(2000, seed=0, size=16)
+    for column, n_kinds in enumerate((len(backbone.SHAPES), len(backbone.TEXTURES), backbone.N_HUES)):
+        counts = torch.bincount(labels[:, column], minlength=n_kinds)
+        assert counts.min() > 2000 / n_kinds / 2, counts  # every kind of label turns up
+
+
+def test_pretrained_backbone_solves_its_source_task():
+    """The committed body with a quickly refitted linear read-out still recognises shapes far above chance."""
+    torch.manual_seed(0)
+    body = create_cnn("resnet10", n_out=3, weights="offline")[0].eval()
+    x, y = backbone.make_shapes_batch(384, seed=123_456)
+    with torch.no_grad():
+        features = body((x - backbone.MEAN) / backbone.STD).mean(dim=(2, 3))
+    train, test = slice(0, 256), slice(256, 384)
+    probe = nn.Linear(features.shape[1], len(backbone.SHAPES))
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
+    for _ in range(200):
+        loss = nn.functional.cross_entropy(probe(features[train]), y[train, 0])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    accuracy = (probe(features[test]).argmax(1) == y[test, 0]).float().mean().item()
+    assert accuracy > 2 / len(backbone.SHAPES), f"shape accuracy {accuracy:.2f} is near chance (0.125)"
+
+
+@pytest.mark.slow
+def test_fine_tuning_the_offline_backbone_beats_training_from_scratch():
+    """Same network, same tiny pets, same number of epochs: pretrained + fine_tune against random weights."""
+    import helpers
+    from helpers.data import pets_dataloaders, pets_tiny
+
+    def run(weights: str | None) -> float:
+        helpers.set_seed(42)
+        dls = pets_dataloaders(pets_tiny(), presize=128, size=64, batch_size=32)
+        learn = Learner(dls, create_cnn("resnet10", n_out=len(dls.vocab), weights=weights), splitter=resnet_split,
+                        metrics=[error_rate], device="cpu", quiet=True)
+        if weights is None:
+            learn.fit_one_cycle(6, 1e-2)           # from scratch there is nothing to protect: no freezing
+        else:
+            learn.fine_tune(5, base_lr=1e-2)       # one frozen epoch, five unfrozen
+        return learn.validate()[1]
+
+    pretrained, scratch = run("offline"), run(None)
+    assert pretrained < scratch - 0.08, f"error rate: pretrained {pretrained:.3f}, from scratch {scratch:.3f}"
