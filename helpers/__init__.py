@@ -3,8 +3,28 @@
 Notebooks import what they need, e.g. ``from helpers.data import pets_tiny``.
 Only the small, always-needed pieces are re-exported here.
 """
-from helpers.device import get_device, set_seed, seed_worker
-from helpers.profiles import Profile, get_profile
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["get_device", "set_seed", "seed_worker", "Profile", "get_profile", "__version__"]
+
+# The re-exports are imported on first use, not here: `python -m helpers doctor` imports this package, and
+# it must still run (and say how to repair the install) when torch itself is broken.
+_LAZY = {"get_device": "helpers.device", "set_seed": "helpers.device", "seed_worker": "helpers.device",
+         "Profile": "helpers.profiles", "get_profile": "helpers.profiles"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a re-exported name from its module the first time it is asked for (notebook 01)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later look-ups find it directly
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

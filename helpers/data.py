@@ -41,7 +41,7 @@ def cache_dir() -> Path:
 # --- downloading ----------------------------------------------------------------------------------
 
 class DownloadError(RuntimeError):
-    """A download that arrived broken (bad checksum, cut short); nothing of it is kept (notebook 01)."""
+    """A download refused (HTTP error) or arrived broken (bad checksum, cut short); nothing is kept (notebook 01)."""
 
 
 def _archive_stem(url: str) -> str:
@@ -88,6 +88,11 @@ def untar_data(url: str, dest: Path | str | None = None, md5: str | None = None)
     try:
         try:
             download_url(url, str(part), filename=archive_name)  # torchvision: progress bar, redirects
+        except urllib.error.HTTPError as error:  # a URLError too, but the server was reached and said no
+            advice = "check the URL" if 400 <= error.code < 500 else "the server has a problem; try again later"
+            raise DownloadError(
+                f"The server answered HTTP {error.code} ({error.reason}) for {url}; {advice}. Nothing was kept "
+                f"in {dest}.") from error
         except urllib.error.URLError as error:
             raise ConnectionError(
                 f"Could not reach {url} ({getattr(error, 'reason', error)}). This machine seems to have no "
@@ -433,7 +438,9 @@ class RegexLabeller:
         try:
             self.regex = re.compile(pattern)
         except re.error as error:
-            raise ValueError(f"{pattern!r} is not a valid regular expression ({error}).") from error
+            raise ValueError(f"{pattern!r} is not a valid regular expression ({error}). Check it with "
+                             r"re.compile(pattern) in a cell; write it as a raw string r'...', escape dots (\.), "
+                             r"and put the label in one group (), e.g. r'^(.+)_\d+\.jpg$'.") from error
         if self.regex.groups < 1:
             raise ValueError(f"the pattern {pattern!r} has no group: put the part that is the label in "
                              r"parentheses, e.g. r'^(.+)_\d+\.jpg$'.")

@@ -8,18 +8,38 @@ import numpy as np
 import torch
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    # torch builds without Apple support may lack torch.backends.mps altogether.
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def get_device(prefer: str | None = None) -> torch.device:
     """The best device here: cuda, then Apple's mps, then the cpu (``COURSE_DEVICE`` overrides)."""
     choice = prefer or os.environ.get("COURSE_DEVICE")
     if choice:
-        device = torch.device(choice)
+        # Say how to fix it where the learner wrote it: the environment variable or the argument.
+        source = f"prefer={choice!r}" if prefer else f"COURSE_DEVICE={choice!r}"
+        unset = "leave prefer out" if prefer else "unset COURSE_DEVICE"
+        fallback = f"{unset} or pass prefer='cpu'"
+        try:
+            device = torch.device(choice)
+        except RuntimeError:  # torch's own message lists twenty device types the course never uses
+            device = None
+        if device is None or device.type not in DEVICE_TYPES:
+            raise ValueError(f"{source} is not a device the course can use: use one of {'|'.join(DEVICE_TYPES)} "
+                             f"(or cuda:N for the N-th GPU), or {unset} to let get_device() choose.")
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {choice!r} was asked for, but CUDA is not available here; "
-                               "unset COURSE_DEVICE or pass prefer='cpu'.")
+            raise RuntimeError(f"device {choice!r} was asked for, but CUDA is not available here; {fallback}.")
+        if device.type == "mps" and not _mps_available():
+            raise RuntimeError(f"device {choice!r} was asked for, but Apple's MPS is not available here (it needs "
+                               f"an Apple-silicon Mac); {fallback}.")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
 

@@ -15,6 +15,11 @@ from pathlib import Path
 
 REQUIRED = ["torch", "torchvision", "numpy", "PIL", "matplotlib", "pandas", "ipywidgets", "tqdm"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
+RECREATE = "Recreate the environment: `rm -rf .venv && make install`."
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else ""
 
 
 def pinned_versions(requirements: Path = REPO_ROOT / "requirements.txt") -> dict[str, str]:
@@ -30,22 +35,26 @@ def pinned_versions(requirements: Path = REPO_ROOT / "requirements.txt") -> dict
 
 def check_install() -> list[str]:
     """Every problem found, each a sentence that says what to do; empty when all is well."""
-    problems = []
+    problems, failed = [], []
     for name in REQUIRED:
         try:
             importlib.import_module(name)
         except Exception as e:  # an import can fail with far more than ImportError
-            problems.append(f"cannot import {name} ({type(e).__name__}: {e}); run `make install` again.")
-    try:
-        import torch
-        import torchvision  # noqa: F401
-        boxes = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
-        torch.ops.torchvision.nms(boxes, torch.tensor([1.0]), 0.5)
-    except Exception as e:
-        problems.append(
-            "torchvision's compiled operators do not load with this torch "
-            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). torch and torchvision must be "
-            "a matched pair: reinstall the pins of requirements.txt (`rm -rf .venv && make install`).")
+            failed.append(name)
+            problems.append(f"cannot import {name} ({type(e).__name__}: {_first_line(e)}). {RECREATE}")
+    # Without torch this check would only repeat the import error. A torchvision that does not import is
+    # still checked: the usual cause is operators built for another torch, which the message below explains.
+    if "torch" not in failed:
+        try:
+            import torch
+            import torchvision  # noqa: F401
+            boxes = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+            torch.ops.torchvision.nms(boxes, torch.tensor([1.0]), 0.5)
+        except Exception as e:
+            problems.append(
+                "torchvision's compiled operators do not load with this torch "
+                f"({type(e).__name__}: {_first_line(e)}). torch and torchvision must be "
+                "a matched pair: reinstall the pins of requirements.txt (`rm -rf .venv && make install`).")
     for name, wanted in pinned_versions().items():
         try:
             have = md.version(name)
@@ -86,17 +95,22 @@ def report() -> list[tuple[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the report, or each problem and what to do about it; exit status 0 only when all is well (README)."""
     parser = argparse.ArgumentParser(prog="python -m helpers", description="Check the course install.")
     parser.add_argument("command", choices=["doctor"], help="doctor: print versions and check the install")
     parser.parse_args(argv)
     problems = check_install()
-    if not problems:
-        for label, value in report():
-            print(f"{label:>14}: {value}")
     if problems:
         print("The install is broken:")
         for p in problems:
             print(f"  - {p}")
         return 1
+    try:
+        rows = report()
+    except (ValueError, RuntimeError) as e:  # the install works but a setting does not, e.g. COURSE_DEVICE=gpu
+        print(f"The install works, but the course cannot run with these settings: {e}")
+        return 1
+    for label, value in rows:
+        print(f"{label:>14}: {value}")
     print("doctor: all good.")
     return 0

@@ -64,12 +64,17 @@ def _check_dim(x: torch.Tensor, dim: int | None, name: str) -> int:
     return dim
 
 
-def _working(x: torch.Tensor, dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.dtype]:
+def _check_float(x: torch.Tensor, name: str) -> None:
+    # ``name`` is the function the learner called, so the message points at their own line of code.
+    if not x.is_floating_point():
+        raise TypeError(f"{name} needs floating-point activations, got {x.dtype}; convert with x.float().")
+
+
+def _working(x: torch.Tensor, dtype: torch.dtype | None, name: str) -> tuple[torch.Tensor, torch.dtype]:
     """The tensor to compute in, and the dtype to return: half types are summed in float32, as PyTorch does."""
     if dtype is not None:
         x = x.to(dtype)
-    if not x.is_floating_point():
-        raise TypeError(f"softmax needs floating-point activations, got {x.dtype}; convert with x.float().")
+    _check_float(x, name)
     out_dtype = x.dtype
     if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
@@ -92,7 +97,7 @@ def softmax(input: torch.Tensor, dim: int | None = None, dtype: torch.dtype | No
     top and the bottom) but keeps exp from overflowing: the largest term becomes e^0 = 1.
     """
     dim = _check_dim(input, dim, "softmax")
-    x, out_dtype = _working(input, dtype)
+    x, out_dtype = _working(input, dtype, "softmax")
     shifted = x - x.amax(dim=dim, keepdim=True)
     exps = shifted.exp()
     return (exps / exps.sum(dim=dim, keepdim=True)).to(out_dtype)
@@ -101,7 +106,7 @@ def softmax(input: torch.Tensor, dim: int | None = None, dtype: torch.dtype | No
 def log_softmax(input: torch.Tensor, dim: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
     """log(softmax(x)) computed as x - logsumexp(x), which stays finite where the log of a tiny softmax would not (notebook 03)."""
     dim = _check_dim(input, dim, "log_softmax")
-    x, out_dtype = _working(input, dtype)
+    x, out_dtype = _working(input, dtype, "log_softmax")
     # Same as x - logsumexp(x), grouped so that the big maximum cancels exactly before anything is rounded:
     # for logits near 1e4 that keeps the small log-probabilities accurate to the last bit.
     shifted = x - x.amax(dim=dim, keepdim=True)
@@ -139,6 +144,7 @@ def nll_loss(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | N
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r} is not one of {REDUCTIONS}.")
     _check_targets(input, target, ignore_index, "nll_loss")
+    _check_float(input, "nll_loss")  # torch refuses integer input too; without this it would return an integer
     if input.ndim == 1:  # one item: add the batch dimension, then drop it again at the end
         losses = nll_loss(input[None], target[None], weight, ignore_index, reduction)
         return losses.squeeze(0) if reduction == "none" else losses
@@ -161,5 +167,6 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
                   ignore_index: int = -100, reduction: str = "mean") -> torch.Tensor:
     """log_softmax over the classes (dim 1) followed by nll_loss: PyTorch's CrossEntropyLoss by hand (notebook 03)."""
     _check_targets(input, target, ignore_index, "cross_entropy")  # so an error names the function the learner called
+    _check_float(input, "cross_entropy")
     class_dim = 1 if input.ndim > 1 else 0
     return nll_loss(log_softmax(input, dim=class_dim), target, weight, ignore_index, reduction)

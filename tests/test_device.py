@@ -34,6 +34,31 @@ def test_asking_for_missing_cuda_says_what_to_do(monkeypatch):
         get_device()
 
 
+@pytest.mark.parametrize("bad", ["gpu", "CUDA", "cuda:x", "meta"])
+def test_unknown_course_device_lists_the_choices(monkeypatch, bad):
+    monkeypatch.setenv("COURSE_DEVICE", bad)
+    with pytest.raises(ValueError, match=r"COURSE_DEVICE=.*cpu\|cuda\|mps.*unset COURSE_DEVICE"):
+        get_device()
+    with pytest.raises(ValueError, match=r"prefer=.*cpu\|cuda\|mps.*leave prefer out"):
+        get_device(prefer=bad)
+
+
+def test_asking_for_missing_mps_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setenv("COURSE_DEVICE", "mps")
+    with pytest.raises(RuntimeError, match="MPS is not available.*unset COURSE_DEVICE"):
+        get_device()
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert get_device() == torch.device("mps")
+
+
+def test_valid_choices_are_returned_as_asked(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("COURSE_DEVICE", "cuda:1")
+    assert get_device() == torch.device("cuda", 1)
+    assert get_device(prefer="cpu") == torch.device("cpu")  # the argument wins over the environment
+
+
 def draw():
     return random.random(), np.random.rand(), torch.rand(1).item()
 

@@ -32,9 +32,13 @@ FLAT_ARCHIVE = make_tgz({"a.txt": b"a", "b.txt": b"b"})
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Serves /mini-pets.tgz whole, /flat.tgz whole, and /cut/mini-pets.tgz promising more bytes than it sends."""
+    """Serves /mini-pets.tgz whole, /flat.tgz whole, /cut/mini-pets.tgz promising more bytes than it sends,
+    and answers 404 for anything under /missing/."""
 
     def do_GET(self):
+        if self.path.startswith("/missing/"):
+            self.send_error(404)
+            return
         body = FLAT_ARCHIVE if self.path.endswith("flat.tgz") else ARCHIVE
         self.send_response(200)
         self.send_header("Content-Type", "application/gzip")
@@ -99,6 +103,15 @@ def test_interrupted_transfer_leaves_nothing_and_the_next_call_works(server_url,
     assert list(tmp_path.iterdir()) == []
     root = untar_data(f"{server_url}/mini-pets.tgz", dest=tmp_path)
     assert (root / "images" / "pug_1.jpg").read_bytes() == PAYLOAD
+
+
+def test_missing_file_is_an_http_error_not_no_internet(server_url, tmp_path):
+    url = f"{server_url}/missing/mini-pets.tgz"
+    with pytest.raises(DownloadError, match="HTTP 404") as caught:
+        untar_data(url, dest=tmp_path)
+    assert url in str(caught.value) and "check the URL" in str(caught.value)
+    assert "internet" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_no_network_names_the_tiny_profile(tmp_path):

@@ -1,6 +1,7 @@
 """The environment files agree with each other, and the install check catches a broken install."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -76,6 +77,28 @@ def test_doctor_reports_broken_torchvision_ops(monkeypatch):
     problems = doctor.check_install()
     assert any("matched pair" in p for p in problems), problems
     assert doctor.main(["doctor"]) == 1
+
+
+def test_doctor_explains_a_torch_that_does_not_import(tmp_path):
+    # A torch that fails on import, found first on the path: the doctor must still run and say what to do,
+    # instead of a traceback from importing the helpers package.
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('raise ImportError("libtorch_cpu.so: cannot open shared object file")\n')
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "helpers", "doctor"], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT, env=env)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "The install is broken" in result.stdout, result.stdout
+    assert "cannot import torch (ImportError: libtorch_cpu.so" in result.stdout, result.stdout
+    assert "rm -rf .venv && make install" in result.stdout
+
+
+def test_doctor_names_a_bad_course_device(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_DEVICE", "gpu")
+    assert doctor.main(["doctor"]) == 1
+    assert "COURSE_DEVICE" in capsys.readouterr().out
 
 
 def test_doctor_reports_version_mismatch(monkeypatch):

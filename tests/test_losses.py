@@ -143,13 +143,32 @@ def test_gradient_is_softmax_minus_one_hot(chapter_acts):
     torch.testing.assert_close(logits.grad, expected)
 
 
-def test_where_loss_matches_two_class_cross_entropy_ordering(chapter_acts):
-    # Probability of class 1 from the two columns; where_loss is 1 - p(right class), averaged.
-    p1 = 1 - losses.binary_from_two(chapter_acts)
-    loss = losses.where_loss(p1, TARGETS)
-    right = torch.where(TARGETS == 1, p1, 1 - p1)
-    torch.testing.assert_close(loss, (1 - right).mean())
-    assert 0 <= loss.item() <= 1
+def per_item_where_loss(acts: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """where_loss of each item alone, fed p(class 1) from the two-class softmax."""
+    p1 = losses.softmax(acts, dim=1)[:, 1]
+    return torch.stack([losses.where_loss(p1[i:i + 1], targets[i:i + 1]) for i in range(len(targets))])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_where_loss_agrees_with_two_class_cross_entropy(seed):
+    generator = torch.Generator().manual_seed(seed)
+    acts = torch.randn(16, 2, generator=generator, dtype=torch.float64) * 3
+    targets = torch.randint(0, 2, (16,), generator=generator)
+    p1 = losses.softmax(acts, dim=1)[:, 1]
+    torch.testing.assert_close(p1, 1 - losses.binary_from_two(acts))
+    where = per_item_where_loss(acts, targets)
+    ce = losses.cross_entropy(acts, targets, reduction="none")
+    # Both depend only on p, the softmax probability of the right class: where_loss is 1 - p and
+    # cross-entropy is -log p, so where_loss = 1 - exp(-cross_entropy), item by item and then averaged.
+    torch.testing.assert_close(where, 1 - (-ce).exp())
+    torch.testing.assert_close(losses.where_loss(p1, targets), where.mean())
+    # Hence they rank the items identically, from most to least wrong...
+    assert torch.equal(where.argsort(), ce.argsort())
+    # ...and both fall when the right class's activation rises.
+    nudged = acts.clone()
+    nudged[range(16), targets] += 0.5
+    assert (per_item_where_loss(nudged, targets) < where).all()
+    assert (losses.cross_entropy(nudged, targets, reduction="none") < ce).all()
 
 
 # ---- clear errors -------------------------------------------------------------------------------------
@@ -178,6 +197,15 @@ def test_bad_shapes_and_types_are_clear_errors():
         losses.log_softmax(x, dim=2)
     with pytest.raises(TypeError, match=r"x\.float\(\)"):
         losses.softmax(torch.tensor([1, 2, 3]), dim=0)
+
+
+def test_integer_input_errors_name_the_function_called():
+    x, target = torch.tensor([[1, 2], [3, 4]]), torch.tensor([0, 1])
+    calls = {"softmax": lambda: losses.softmax(x, dim=1), "log_softmax": lambda: losses.log_softmax(x, dim=1),
+             "nll_loss": lambda: losses.nll_loss(x, target), "cross_entropy": lambda: losses.cross_entropy(x, target)}
+    for name, call in calls.items():
+        with pytest.raises(TypeError, match=rf"^{name} needs floating-point.*x\.float\(\)"):
+            call()
 
 
 def test_binary_helpers_refuse_more_than_two_classes():
