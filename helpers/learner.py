@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 from typing import Callable, Sequence
 
@@ -66,7 +67,22 @@ def _in_notebook() -> bool:
         from IPython import get_ipython
     except ImportError:
         return False
-    return type(get_ipython()).__name__ == "ZMQInteractiveShell"
+    # Through the class hierarchy so that kernels subclassing Jupyter's shell (Colab's) count too.
+    return any(cls.__name__ == "ZMQInteractiveShell" for cls in type(get_ipython()).__mro__)
+
+
+def _show_progress_bar(quiet: bool) -> bool:
+    """A live bar only where it renders: a notebook widget, or a terminal that understands ``\\r``."""
+    if quiet:
+        return False
+    # In a CI log or a file every redraw would become another line; the epoch table already reports progress.
+    return _in_notebook() or bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def _metric_name(metric: Callable) -> str:
+    """The table's column for a metric; partials and callable objects have no ``__name__`` of their own."""
+    return (getattr(metric, "__name__", None) or getattr(getattr(metric, "func", None), "__name__", None)
+            or type(metric).__name__)
 
 
 def _format_time(seconds: float) -> str:
@@ -222,6 +238,12 @@ class Learner:
     def _per_group(self, value: float | Sequence[float]) -> np.ndarray:
         return np.broadcast_to(np.asarray(value, dtype=float), (self.n_groups,))
 
+    def _check_train_batches(self) -> None:
+        # Without this an empty loader trains nothing in silence, or divides by zero in lr_find.
+        if len(self.dls.train) == 0:
+            raise ValueError("the training DataLoader has no batches: check the dataset is not empty and that "
+                             "batch_size / drop_last leave at least one batch.")
+
     # --- one batch ---------------------------------------------------------------------------------
     def _prepare(self, x: torch.Tensor, y: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Move a batch to the device and run the batch transform (augmentation + normalisation) there."""
@@ -253,17 +275,18 @@ class Learner:
         """Train ``n_epoch`` epochs; ``hypers_at(k)`` gives (lrs, moms) per group for global batch k."""
         if n_epoch < 1:
             raise ValueError(f"n_epoch must be at least 1, got {n_epoch}.")
+        self._check_train_batches()
         was_training = self.model.training
         self.recorder.start_smoothing()
         table, k = _EpochTable(self.quiet or not validate), 0
         try:
             for epoch in range(n_epoch):
-                start = time.perf_counter()
+                start, skipped_before = time.perf_counter(), self.recorder.skipped_steps
                 self.model.train()
                 # A bar updated by hand: tqdm.auto wrapping the loader itself would call iter() on it twice,
                 # which draws an extra shuffle from the loader's generator (and starts workers twice).
                 with tqdm(total=len(self.dls.train), desc=f"epoch {epoch + 1}/{n_epoch}", leave=False,
-                          disable=self.quiet) as bar:
+                          disable=not _show_progress_bar(self.quiet)) as bar:
                     for x, y in self.dls.train:
                         lrs, moms = hypers_at(k)
                         self._set_hypers(lrs, moms)
@@ -276,7 +299,10 @@ class Learner:
                 if validate:
                     valid_loss, *metric_values = self.validate()
                     row = {"epoch": epoch, "train_loss": self.recorder.smooth_loss, "valid_loss": valid_loss}
-                    row.update({m.__name__: v for m, v in zip(self.metrics, metric_values)})
+                    row.update({_metric_name(m): v for m, v in zip(self.metrics, metric_values)})
+                    if self.precision.mode == "fp16":
+                        # Only fp16 can skip steps; fp32/bf16 tables keep their usual columns.
+                        row["skipped"] = self.recorder.skipped_steps - skipped_before
                     row["time"] = _format_time(time.perf_counter() - start)
                     row["batches"] = len(self.recorder.losses)
                     self.recorder.values.append(row)
@@ -358,6 +384,13 @@ class Learner:
     def freeze_to(self, n: int) -> None:
         """Train only the parameter groups from ``n`` on, plus every normalisation layer (notebook 05)."""
         groups = self.splitter(self.model)
+        if len(groups) < 2 and n != 0:
+            # With one group the head is the whole model: "freezing" would train everything without a word.
+            raise ValueError(
+                "freeze() / freeze_to() / fine_tune() need several parameter groups, but this Learner has one "
+                "(no splitter was given, or it returned one group), so there is no body to freeze apart from the "
+                "head. Pass splitter=resnet_split (from helpers.models) for a create_cnn model, or another splitter "
+                "that returns several groups; to train the whole model instead, use fit_one_cycle.")
         always = {id(p) for p in norm_params(self.model)}
         for frozen in groups[:n]:
             for p in frozen:
@@ -391,6 +424,7 @@ class Learner:
                 suggest_funcs: Sequence[Callable] = (valley,), show_plot: bool = True) -> tuple:
         """Range test: raise the rate exponentially each batch, record the loss, then restore everything (notebook 04)."""
         num_it = max(num_it, 6)  # fewer points leave nothing after trimming
+        self._check_train_batches()
         n_epoch = num_it // len(self.dls.train) + 1
         saved = {"model": copy.deepcopy(self.model.state_dict()), "opt": copy.deepcopy(self.opt.state_dict()),
                  "scaler": copy.deepcopy(self.precision.state_dict())}

@@ -11,6 +11,7 @@ stay float32 (the "master weights") and the Learner computes the loss in float32
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 
@@ -31,6 +32,11 @@ class Precision:
         self.dtype = PRECISIONS[mode]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=(mode == "fp16"))
         self.skipped_steps = 0
+        if self.device.type == "cpu" and (mode == "fp16" or (mode == "bf16" and not cpu_supports_native_bf16())):
+            # It trains correctly, just slowly: a hint, not an error, so a learner can still try it out.
+            warnings.warn(f"precision={mode!r} on the CPU: this CPU lacks native {mode} support, so mixed precision "
+                          "is usually slower than fp32 here. Measure it with `python bench/models.py --archs "
+                          "resnet18`, or use precision='fp32'.", UserWarning, stacklevel=2)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The context the forward pass runs in: low-precision matmuls and convolutions, or nothing for fp32."""

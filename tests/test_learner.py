@@ -1,6 +1,9 @@
 """helpers.learner: the loop, its schedules, the optimiser, freezing, precision, interruption (notebooks 04-06)."""
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import math
 from types import SimpleNamespace
 
@@ -193,19 +196,98 @@ def test_freeze_keeps_last_group_and_norm_layers_trainable():
     assert trainable(learn) == {id(p) for p in learn.model.parameters()}
 
 
-def test_fine_tune_rates_follow_fastai_at_every_batch():
-    learn = make_learner()
-    learn.fine_tune(2, base_lr=2e-3, freeze_epochs=1)
-    n_batches = len(learn.dls.train)
+def expected_fine_tune_lrs(n_batches):
+    """The three groups' rates at each batch of fine_tune(2, base_lr=2e-3, freeze_epochs=1), as fastai sets them."""
     frozen_max = np.array([2e-4, 2e-4, 2e-3])
     frozen = combined_cos(0.99, frozen_max / 25, frozen_max, frozen_max / 1e5)
     unfrozen_max = np.array(even_mults(1e-3 / 100, 1e-3, 3))
     unfrozen = combined_cos(0.3, unfrozen_max / 5, unfrozen_max, unfrozen_max / 1e5)
     expected = [frozen(k / n_batches) for k in range(n_batches)]
     expected += [unfrozen(k / (2 * n_batches)) for k in range(2 * n_batches)]
-    np.testing.assert_allclose(np.array(learn.recorder.lrs), np.array(expected), rtol=1e-12)
+    return np.array(expected)
+
+
+def test_fine_tune_rates_follow_fastai_at_every_batch():
+    learn = make_learner()
+    learn.fine_tune(2, base_lr=2e-3, freeze_epochs=1)
+    expected = expected_fine_tune_lrs(len(learn.dls.train))
+    np.testing.assert_allclose(np.array(learn.recorder.lrs), expected, rtol=1e-12)
     assert len(learn.recorder.values) == 3
     assert trainable(learn) == {id(p) for p in learn.model.parameters()}
+
+
+def test_optimiser_uses_the_fine_tune_rates_at_every_step():
+    # recorder.lrs holds what the schedule asked for; this checks what AdamW really stepped with.
+    learn = make_learner()
+    used = []
+
+    def record(opt, args, kwargs):
+        per_group = {}
+        for group in opt.param_groups:  # each splitter group is two optimiser groups (decay / no decay)
+            per_group.setdefault(group["splitter_group"], set()).add(group["lr"])
+        assert all(len(rates) == 1 for rates in per_group.values()), per_group
+        used.append([per_group[index].pop() for index in range(3)])
+
+    learn.opt.register_step_pre_hook(record)
+    learn.fine_tune(2, base_lr=2e-3, freeze_epochs=1)
+    expected = expected_fine_tune_lrs(len(learn.dls.train))
+    assert len(used) == len(expected) == 3 * len(learn.dls.train)
+    np.testing.assert_allclose(np.array(used), expected, rtol=1e-12)
+
+
+def test_freezing_a_one_group_learner_says_to_pass_a_splitter():
+    learn = Learner(toy_dls(), toy_model(), device="cpu", quiet=True)
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    for freeze in (learn.freeze, lambda: learn.freeze_to(1), lambda: learn.fine_tune(1)):
+        with pytest.raises(ValueError, match="splitter=resnet_split"):
+            freeze()
+    assert all(torch.equal(b, p) for b, p in zip(before, learn.model.parameters())), "fine_tune trained anyway"
+    learn.unfreeze()  # training everything needs no groups
+    assert trainable(learn) == {id(p) for p in learn.model.parameters()}
+
+
+def test_an_empty_training_loader_says_what_to_check():
+    learn = make_learner(dls=toy_dls(n_train=8))  # 8 items, batches of 16, drop_last: no batch at all
+    assert len(learn.dls.train) == 0
+    for run in (lambda: learn.fit(1), lambda: learn.fit_one_cycle(1), lambda: learn.fine_tune(1),
+                lambda: learn.lr_find(show_plot=False)):
+        with pytest.raises(ValueError, match="no batches.*drop_last"):
+            run()
+
+
+def test_metrics_without_a_name_still_get_a_column():
+    def top_k_error(preds, targs, k=1):
+        return 1 - (preds.topk(k, dim=-1).indices == targs[:, None]).any(dim=-1).float().mean()
+
+    class Accuracy:
+        def __call__(self, preds, targs):
+            return (preds.argmax(dim=-1) == targs).float().mean()
+
+    learn = Learner(toy_dls(), toy_model(), device="cpu", quiet=True,
+                    metrics=[functools.partial(top_k_error, k=2), Accuracy()])
+    learn.fit(1, 1e-3)
+    assert list(learn.recorder.values_df.columns) == ["epoch", "train_loss", "valid_loss", "top_k_error", "Accuracy",
+                                                      "time", "batches"]
+
+
+def test_progress_falls_back_to_plain_lines_outside_a_terminal(capsys):
+    learn = make_learner(quiet=False)
+    learn.fit(2, 1e-3)
+    out, err = capsys.readouterr()  # pytest's capture is no TTY, like a CI log, and no notebook kernel
+    assert "\r" not in err and "it/s" not in err, "a progress bar was drawn into a non-terminal"
+    lines = out.splitlines()
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "error_rate", "time"] and len(lines) == 3
+
+
+def test_progress_bar_still_draws_in_a_terminal(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    make_learner(quiet=False).fit(1, 1e-3)
+    assert "\r" in terminal.getvalue() and "epoch 1/1" in terminal.getvalue()
 
 
 class RaiseOnCall:
@@ -245,6 +327,7 @@ def test_bf16_step_on_cpu_keeps_float32_master_weights():
     with learn.precision.autocast():
         assert learn.model(torch.randn(4, 10)).dtype == torch.bfloat16
     assert learn.recorder.skipped_steps == 0
+    assert "skipped" not in learn.recorder.values[0], "only fp16 tables have a skipped column"
 
 
 class InfOnCall(RaiseOnCall):
@@ -257,7 +340,9 @@ class InfOnCall(RaiseOnCall):
 
 
 def check_fp16_scaler(device):
-    learn = Learner(toy_dls(), toy_model(), loss_func=InfOnCall(2), device=device, quiet=True).to_fp16()
+    learn = Learner(toy_dls(), toy_model(), loss_func=InfOnCall(2), device=device, quiet=True)
+    with pytest.warns(UserWarning, match="slower than fp32") if device == "cpu" else contextlib.nullcontext():
+        learn.to_fp16()
     learn.fit(1, 1e-3)
     assert learn.precision.scaler.is_enabled()
     assert learn.recorder.skipped_steps == 1 == learn.precision.skipped_steps
@@ -267,6 +352,37 @@ def check_fp16_scaler(device):
 
 def test_fp16_loss_scaling_skips_overflowing_steps_on_cpu():
     check_fp16_scaler("cpu")
+
+
+class OverflowFirst:
+    """A loss whose gradients overflow on the first batch only; it keeps the weights each call sees."""
+
+    def __init__(self):
+        self.model, self.weights_seen = None, []
+
+    def __call__(self, preds, targs):
+        # Called after the forward and before that batch's step: these are the weights after the previous step.
+        self.weights_seen.append([p.detach().clone() for p in self.model.parameters()])
+        loss = nn.functional.cross_entropy(preds, targs)
+        # Finite in float32, but times the scaler's 2**16 it overflows: inf gradients, as in real fp16 trouble.
+        return loss * 1e38 if len(self.weights_seen) == 1 else loss
+
+
+def test_fp16_skipped_step_leaves_the_weights_and_later_steps_run_on_cpu():
+    loss = OverflowFirst()
+    with pytest.warns(UserWarning, match="slower than fp32"):
+        learn = make_learner(precision="fp16", loss_func=loss)
+    loss.model = learn.model
+    learn.fit(1, 1e-3)
+    n_batches = len(learn.dls.train)
+    assert learn.recorder.skipped_steps == 1 == learn.precision.skipped_steps
+    assert learn.precision.scaler.get_scale() == 2.0**15, "the overflow halved the scale once"
+    first, second = loss.weights_seen[0], loss.weights_seen[1]
+    assert all(torch.equal(a, b) for a, b in zip(first, second)), "the skipped step changed a weight"
+    assert any(not torch.equal(a, p) for a, p in zip(second, learn.model.parameters())), "no later step ran"
+    assert all(state["step"].item() == n_batches - 1 for state in learn.opt.state.values())
+    row = learn.recorder.values[0]
+    assert row["skipped"] == 1 and list(row)[-3:] == ["skipped", "time", "batches"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from helpers.lr_finder import minimum, plot_lr_find, slide, steep, suggest, trim_curve, valley  # noqa: E402
-from test_learner import make_learner, toy_dls  # noqa: E402
+from test_learner import RaiseOnCall, make_learner, toy_dls  # noqa: E402
 
 LRS = 1e-7 * 10 ** (8 * np.arange(60) / 100)  # the finder's grid for num_it=100, first 60 points
 
@@ -83,18 +83,42 @@ def all_tensors(learn):
     return out
 
 
+def group_hypers(learn):
+    """The optimiser's settings per parameter group (rates, betas, weight decay), without the parameters."""
+    return [{k: v for k, v in g.items() if k != "params"} for g in learn.opt.state_dict()["param_groups"]]
+
+
+def check_restored(learn, before_tensors, before_groups):
+    after_tensors = all_tensors(learn)
+    assert len(after_tensors) == len(before_tensors) > 20
+    assert all(torch.equal(a, b) for a, b in zip(after_tensors, before_tensors))
+    assert group_hypers(learn) == before_groups
+    assert not learn.model.training
+
+
 def test_lr_find_restores_every_tensor_bit_for_bit():
     learn = make_learner()
     learn.fit_one_cycle(1, 1e-2)
     before_tensors = [t.clone() for t in all_tensors(learn)]
-    before_groups = [{k: v for k, v in g.items() if k != "params"} for g in learn.opt.state_dict()["param_groups"]]
+    before_groups = group_hypers(learn)
     learn.model.eval()
     learn.lr_find(num_it=20, show_plot=False)
-    after_tensors = all_tensors(learn)
-    assert len(after_tensors) == len(before_tensors) > 20
-    assert all(torch.equal(a, b) for a, b in zip(after_tensors, before_tensors))
-    assert [{k: v for k, v in g.items() if k != "params"} for g in learn.opt.state_dict()["param_groups"]] == before_groups
-    assert not learn.model.training
+    check_restored(learn, before_tensors, before_groups)
+
+
+def test_lr_find_interrupted_midway_still_restores_everything():
+    learn = make_learner()
+    learn.fit_one_cycle(1, 1e-2)
+    before_tensors = [t.clone() for t in all_tensors(learn)]
+    before_groups, before_lrs = group_hypers(learn), [g["lr"] for g in learn.opt.param_groups]
+    learn.model.eval()
+    learn.loss_func = RaiseOnCall(5)  # four range-test steps, then the learner presses stop
+    with pytest.raises(KeyboardInterrupt):
+        learn.lr_find(num_it=20, show_plot=False)
+    assert len(learn.recorder.lrs) == 4
+    check_restored(learn, before_tensors, before_groups)
+    assert [g["lr"] for g in learn.opt.param_groups] == before_lrs
+    assert all(p.grad is None for p in learn.model.parameters())
 
 
 def test_lr_find_spans_epochs_with_an_exponential_schedule():

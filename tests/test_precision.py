@@ -1,7 +1,9 @@
 """Mixed precision: a bf16 step on the CPU, the fp16 scaler path on CUDA, and notebook 06's precision helpers."""
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -9,7 +11,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from helpers.precision import (cpu_supports_native_bf16, describe_float_formats, device_name,
+import helpers.precision
+from helpers.precision import (Precision, cpu_supports_native_bf16, describe_float_formats, device_name,
                                mixed_precision_dtypes, underflow_fraction)
 
 
@@ -131,6 +134,34 @@ def test_cpu_supports_native_bf16_reads_the_flags(tmp_path):
     assert cpu_supports_native_bf16(str(without)) is False
     assert cpu_supports_native_bf16(str(tmp_path / "missing")) is False
     assert isinstance(cpu_supports_native_bf16(), bool)
+
+
+def fake_cpu(monkeypatch, tmp_path, flags: str) -> None:
+    """Make Precision read a cpuinfo file listing ``flags`` instead of this machine's."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(helpers.precision, "cpu_supports_native_bf16",
+                        functools.partial(cpu_supports_native_bf16, str(cpuinfo)))
+
+
+def test_mixed_precision_on_a_cpu_without_native_support_warns_how_to_check(monkeypatch, tmp_path):
+    fake_cpu(monkeypatch, tmp_path, "fpu sse2 avx2 avx512f")
+    for mode in ("bf16", "fp16"):
+        with pytest.warns(UserWarning, match=r"lacks native .*slower than fp32.*python bench/models.py --archs "
+                                             r"resnet18.*precision='fp32'"):
+            Precision(mode, "cpu")
+
+
+def test_no_warning_where_mixed_precision_is_native(monkeypatch, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        Precision("fp32", "cpu")
+        if cpu_supports_native_bf16():
+            Precision("bf16", "cpu")  # this machine: the notebooks' stored outputs must stay free of warnings
+        fake_cpu(monkeypatch, tmp_path, "fpu sse2 avx2 avx512f avx512_bf16")
+        Precision("bf16", "cpu")
+        if torch.cuda.is_available():
+            Precision("fp16", "cuda")
 
 
 def test_mixed_precision_dtypes_and_device_name():

@@ -76,6 +76,14 @@ def test_unfreeze_makes_everything_trainable_and_freeze_to_keeps_later_groups():
     assert trainable_ids(learn.model) == expected
 
 
+def test_fine_tune_without_resnet_split_says_to_pass_it():
+    torch.manual_seed(0)
+    learn = Learner(random_dls(), create_cnn("resnet10", n_out=3), device="cpu", quiet=True)
+    with pytest.raises(ValueError, match="splitter=resnet_split"):
+        learn.fine_tune(1)
+    assert trainable_ids(learn.model) == {id(p) for p in learn.model.parameters()}, "nothing was frozen"
+
+
 def test_freezing_resets_the_optimiser_state():
     learn = make_learner()
     learn.fit(1, lr=1e-3)
