@@ -300,21 +300,22 @@ class BatchAugment(nn.Module):
         def chance(p: float, *shape: int) -> Tensor:
             return torch.rand(batch, *shape, generator=generator) < p
 
-        affine_on = chance(self.p_affine)
-        lighting_on = chance(self.p_lighting)
+        # As in fastai, every transform is switched on by its own coin: rotation, zoom and each direction of
+        # the warp with probability p_affine, brightness and contrast each with p_lighting.
         contrast_limit = -math.log(1 - self.max_lighting)
         params = {
             "flip": chance(0.5) & self.do_flip,
-            "rotate": uniform(-self.max_rotate, self.max_rotate) * affine_on,
-            "zoom": torch.where(affine_on, uniform(self.min_zoom, self.max_zoom), torch.ones(batch)),
+            "rotate": uniform(-self.max_rotate, self.max_rotate) * chance(self.p_affine),
+            "zoom": torch.where(chance(self.p_affine), uniform(self.min_zoom, self.max_zoom), torch.ones(batch)),
             "zoom_centre": uniform(-1, 1, 2),
-            # Each direction of the warp is switched on separately, as fastai does.
             "warp": uniform(-self.max_warp, self.max_warp, 2) * chance(self.p_affine, 2),
             "crop_scale": uniform(self.min_scale, 1),
             "crop_centre": uniform(-1, 1, 2),
-            "brightness": torch.where(lighting_on, uniform(0.5 - self.max_lighting / 2, 0.5 + self.max_lighting / 2),
+            "brightness": torch.where(chance(self.p_lighting),
+                                      uniform(0.5 - self.max_lighting / 2, 0.5 + self.max_lighting / 2),
                                       torch.full((batch,), 0.5)),
-            "contrast": torch.where(lighting_on, uniform(-contrast_limit, contrast_limit).exp(), torch.ones(batch)),
+            "contrast": torch.where(chance(self.p_lighting), uniform(-contrast_limit, contrast_limit).exp(),
+                                    torch.ones(batch)),
         }
         return {name: value.to(x.device) for name, value in params.items()}
 
@@ -347,7 +348,8 @@ class BatchAugment(nn.Module):
         # Sampling is linear, so uint8 images are sampled as 0-255 floats and divided by 255 afterwards,
         # on 224-px images instead of 460-px ones; the division is folded into the normalisation below.
         to_unit = 1 / 255 if x.dtype == torch.uint8 else 1.0
-        mean, std = self.mean.to(out_dtype), self.std.to(out_dtype)
+        # The buffers follow the batch, so a module left on the CPU still works on a GPU batch.
+        mean, std = self.mean.to(x.device, out_dtype), self.std.to(x.device, out_dtype)
         # On a CPU a whole batch of float 460-px images does not fit in cache: converting and sampling a few
         # images at a time (then working in place) is faster. On a GPU the whole batch goes at once.
         chunk = self.chunk_size or (batch if x.device.type != "cpu" else 16)
@@ -386,7 +388,8 @@ def _check_batch(x: Tensor) -> Tensor:
         raise ValueError(f"BatchAugment expects a batch B x 3 x H x W, got one image of shape {tuple(x.shape)}; "
                          "add the batch dimension with x[None] (or x.unsqueeze(0)).")
     if x.ndim != 4:
-        raise ValueError(f"BatchAugment expects a 4-d batch B x 3 x H x W, got shape {tuple(x.shape)}.")
+        raise ValueError(f"BatchAugment expects a 4-d batch B x 3 x H x W, got shape {tuple(x.shape)}; "
+                         "stack single images into a batch with torch.stack(list_of_3xHxW_images).")
     if x.shape[1] != 3:
         hint = ("it looks channels-last: use x.permute(0, 3, 1, 2)" if x.shape[-1] == 3 else
                 "for grayscale use x.expand(-1, 3, -1, -1), or convert images with .convert('RGB')")

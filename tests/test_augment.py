@@ -77,7 +77,9 @@ def test_each_image_goes_through_exactly_one_grid_sample_and_no_interpolate(monk
         aug = BatchAugment(size=16, antialias=antialias, chunk_size=3)
         aug(torch.cat([batch, batch]).mul(255).to(torch.uint8))
         assert sum(sampled) == 8, f"8 images should be sampled once each, got chunks {sampled}"
+        sampled.clear()
         aug.eval()(batch)
+        assert sum(sampled) == 4, f"eval mode: 4 images, one resize each, got chunks {sampled}"
     assert not interpolated
 
 
@@ -86,6 +88,18 @@ def test_samples_in_a_batch_get_different_params(batch):
     for name in ("rotate", "zoom", "crop_scale", "brightness", "contrast"):
         assert params[name].unique().numel() == len(batch), name
     assert params["warp"].unique().numel() == params["warp"].numel()
+
+
+def test_each_transform_has_its_own_chance_as_in_fastai():
+    many = torch.zeros(4000, 3, 8, 8, dtype=torch.uint8)
+    params = BatchAugment(size=4, p_affine=0.5, p_lighting=0.5).make_params(many, torch.Generator().manual_seed(0))
+    rotated, zoomed = params["rotate"] != 0, params["zoom"] != 1
+    brighter, contrasted = params["brightness"] != 0.5, params["contrast"] != 1
+    for switched_on in (rotated, zoomed, brighter, contrasted, params["warp"][:, 0] != 0):
+        assert abs(switched_on.float().mean() - 0.5) < 0.04
+    # Independent coins: both on about a quarter of the time (a shared coin would give a half).
+    assert abs((rotated & zoomed).float().mean() - 0.25) < 0.04
+    assert abs((brighter & contrasted).float().mean() - 0.25) < 0.04
 
 
 def test_generator_makes_draws_repeatable_and_train_mode_random(batch):
@@ -120,6 +134,8 @@ def test_dtype_and_device_rules(batch):
 def test_device_is_preserved_on_cuda(batch):
     aug = BatchAugment(size=8).cuda()
     assert aug((batch * 255).to(torch.uint8).cuda()).device.type == "cuda"
+    left_on_cpu = BatchAugment(size=8)  # a module never moved still follows the batch
+    assert left_on_cpu((batch * 255).to(torch.uint8).cuda()).device.type == "cuda"
 
 
 @pytest.mark.parametrize("bad, error, words", [
