@@ -26,7 +26,8 @@ def resnet10(weights=None) -> tvm.ResNet:
     return tvm.ResNet(BasicBlock, [1, 1, 1, 1])
 
 
-def _torchvision_resnet(arch: str, imagenet: bool) -> tvm.ResNet:
+def torchvision_resnet(arch: str, imagenet: bool = False) -> tvm.ResNet:
+    """A whole torchvision ResNet (resnet10 is ours), with ImageNet weights when ``imagenet``; offline, a clear error (notebook 05)."""
     if arch == "resnet10":
         return resnet10()
     builder: Callable[..., tvm.ResNet] = getattr(tvm, arch)
@@ -58,7 +59,7 @@ def create_body(arch: str = "resnet34", weights: str | None = None) -> nn.Sequen
     if weights == "imagenet" and arch == "resnet10":
         raise ValueError("torchvision has no ImageNet weights for resnet10: use weights='offline' for it, "
                          "or an arch from resnet18 up with weights='imagenet'.")
-    resnet = _torchvision_resnet(arch, imagenet=weights == "imagenet")
+    resnet = torchvision_resnet(arch, imagenet=weights == "imagenet")
     body = nn.Sequential(*list(resnet.children())[:-2])  # drop avgpool and fc
     if weights == "offline":
         from helpers.backbone import load_backbone_state

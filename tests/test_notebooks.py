@@ -84,3 +84,13 @@ def test_course_conventions(path):
     assert markdown.lstrip().startswith("# "), f"{path.name}: start with a title heading"
     assert "## Questionnaire" in markdown, f"{path.name}: end with its part of the chapter's questionnaire"
     assert nb["metadata"].get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernelspec should be python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_raising_cells_are_marked_once(path):
+    # The comment is the marker; a stored "raises-exception" tag as well makes nbval warn about overlapping options.
+    for i, cell in enumerate(code_cells(load(path)), 1):
+        tags = cell.get("metadata", {}).get("tags", [])
+        assert not ("raises-exception" in tags and "NBVAL_RAISES_EXCEPTION" in source(cell)), (
+            f"{path.name} cell {i}: drop the raises-exception tag; the NBVAL_RAISES_EXCEPTION comment marks it "
+            "(bench/notebook_times.py adds the tag only while executing)")
