@@ -34,23 +34,16 @@ def run_notebook(path: Path, save: bool, timeout: int = 900) -> float:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
                             allow_errors=False)
-    # Cells marked NBVAL_RAISES_EXCEPTION raise on purpose: nbclient lets a cell raise only when it carries
-    # the "raises-exception" tag, so add that tag while running and take it off again before saving
-    # (nbval warns when a cell has both the comment and the tag).
-    added = []
+    # Cells marked NBVAL_RAISES_EXCEPTION raise on purpose. The "raises-exception" tag is what lets them raise
+    # without stopping the run, here (nbclient) and in JupyterLab's Run All, so such cells keep it when saved.
     for cell in nb.cells:
-        tags = cell.metadata.setdefault("tags", [])
-        if cell.cell_type == "code" and "NBVAL_RAISES_EXCEPTION" in cell.source and "raises-exception" not in tags:
-            tags.append("raises-exception")
-            added.append(cell)
+        if cell.cell_type == "code" and "NBVAL_RAISES_EXCEPTION" in cell.source:
+            tags = cell.metadata.setdefault("tags", [])
+            if "raises-exception" not in tags:
+                tags.append("raises-exception")
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
-    for cell in added:
-        cell.metadata["tags"].remove("raises-exception")
-    for cell in nb.cells:
-        if not cell.metadata.get("tags"):
-            cell.metadata.pop("tags", None)
     if save:
         nbformat.write(nb, path)
     return seconds

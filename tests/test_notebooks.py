@@ -87,10 +87,11 @@ def test_course_conventions(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_raising_cells_are_marked_once(path):
-    # The comment is the marker; a stored "raises-exception" tag as well makes nbval warn about overlapping options.
+def test_raising_cells_let_run_all_go_on(path):
+    # Without the tag, JupyterLab's Run All stops at the first deliberate error and a learner never reaches
+    # the cells after it. The comment tells the reader (and nbval) that the error is meant.
     for i, cell in enumerate(code_cells(load(path)), 1):
-        tags = cell.get("metadata", {}).get("tags", [])
-        assert not ("raises-exception" in tags and "NBVAL_RAISES_EXCEPTION" in source(cell)), (
-            f"{path.name} cell {i}: drop the raises-exception tag; the NBVAL_RAISES_EXCEPTION comment marks it "
-            "(bench/notebook_times.py adds the tag only while executing)")
+        if "NBVAL_RAISES_EXCEPTION" in source(cell):
+            assert "raises-exception" in cell.get("metadata", {}).get("tags", []), (
+                f"{path.name} cell {i}: a cell that raises on purpose needs the raises-exception tag; "
+                "re-run it with `make notebooks NB=notebooks/" + path.name + "`, which adds it")
