@@ -45,6 +45,13 @@ notebooks: install
 browser: install
 	$(PYTEST) tests -m browser -rs
 
+# The CPU benchmarks behind the README's figures (each prints its table; models.py takes about 10 minutes).
+bench: install
+	$(BIN)/python bench/augment.py
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/learner.py
+	$(BIN)/python bench/models.py --threads 1 --warmup 1 --steps 3 --rounds 5
+
 doctor: install
 	$(BIN)/python -m helpers doctor
 

@@ -260,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda was asked for, but CUDA is not available here; use --device cpu.")
     on_gpu = device.type == "cuda"
+    if on_gpu:
+        # Let cuDNN time its kernels for each shape once: channels_last and fp16 rely on picking the fast ones.
+        torch.backends.cudnn.benchmark = True
     archs = ["resnet18"] if args.quick else [a.strip() for a in args.archs.split(",") if a.strip()]
     unknown = [a for a in archs if not hasattr(torchvision.models, a)]
     if unknown:
