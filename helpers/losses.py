@@ -134,7 +134,7 @@ def _check_targets(input: torch.Tensor, target: torch.Tensor, ignore_index: int,
                          f"(valid indices are 0 to {n_classes - 1}); check the labels and the model's number of outputs.")
 
 
-def nll_loss(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+def nll_loss(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
              ignore_index: int = -100, reduction: str = "mean") -> torch.Tensor:
     """Minus the input's value in each item's target column, then reduced; takes no log itself (notebook 03).
 
@@ -146,7 +146,7 @@ def nll_loss(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | N
     _check_targets(input, target, ignore_index, "nll_loss")
     _check_float(input, "nll_loss")  # torch refuses integer input too; without this it would return an integer
     if input.ndim == 1:  # one item: add the batch dimension, then drop it again at the end
-        losses = nll_loss(input[None], target[None], weight, ignore_index, reduction)
+        losses = nll_loss(input[None], target[None], weight, ignore_index=ignore_index, reduction=reduction)
         return losses.squeeze(0) if reduction == "none" else losses
     out_dtype = input.dtype
     if input.dtype in (torch.float16, torch.bfloat16):
@@ -163,10 +163,35 @@ def nll_loss(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | N
     return (losses.sum() / item_weight.sum()).to(out_dtype)
 
 
-def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
-                  ignore_index: int = -100, reduction: str = "mean") -> torch.Tensor:
-    """log_softmax over the classes (dim 1) followed by nll_loss: PyTorch's CrossEntropyLoss by hand (notebook 03)."""
+def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
+                  ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0) -> torch.Tensor:
+    """log_softmax over the classes (dim 1) followed by nll_loss: PyTorch's CrossEntropyLoss by hand (notebook 03).
+
+    The options after ``weight`` are keyword-only: torch's deprecated ``size_average`` and ``reduce`` sit
+    between them positionally, and a positional call meant for torch must not land in the wrong place here.
+    ``label_smoothing`` mixes in the loss against a uniform target, as torch does (book chapter 7).
+    """
     _check_targets(input, target, ignore_index, "cross_entropy")  # so an error names the function the learner called
     _check_float(input, "cross_entropy")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing is a fraction in [0, 1], got {label_smoothing!r}.")
     class_dim = 1 if input.ndim > 1 else 0
-    return nll_loss(log_softmax(input, dim=class_dim), target, weight, ignore_index, reduction)
+    log_probs = log_softmax(input, dim=class_dim)
+    nll = nll_loss(log_probs, target, weight, ignore_index=ignore_index, reduction=reduction)
+    if label_smoothing == 0.0:
+        return nll
+    # The uniform part: minus the (weighted) sum of every class's log-probability, reduced like nll_loss.
+    n_classes = input.shape[class_dim]
+    log_probs = log_probs.float() if log_probs.dtype in (torch.float16, torch.bfloat16) else log_probs
+    if weight is not None:
+        shape = [1] * log_probs.ndim
+        shape[class_dim] = n_classes
+        log_probs = log_probs * weight.to(log_probs.dtype).view(shape)
+    keep = target != ignore_index
+    uniform = -log_probs.sum(dim=class_dim) * keep
+    if reduction == "sum":
+        uniform = uniform.sum()
+    elif reduction == "mean":
+        counted = keep.sum() if weight is None else weight.to(log_probs.dtype)[target[keep]].sum()
+        uniform = uniform.sum() / counted
+    return ((1 - label_smoothing) * nll + label_smoothing / n_classes * uniform).to(input.dtype)

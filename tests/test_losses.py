@@ -78,6 +78,29 @@ def test_nll_loss_and_cross_entropy_equal_torch(x, seed, reduction, ignore_some,
                          F.cross_entropy(x, target, weight=weight, reduction=reduction), truth, x, terms)
 
 
+@FEW
+@given(x=activations(min_dims=2), seed=st.integers(0, 1000), reduction=st.sampled_from(["none", "mean", "sum"]),
+       ignore_some=st.booleans(), weighted=st.booleans(), smoothing=st.sampled_from([0.1, 0.5, 1.0]))
+def test_label_smoothing_equals_torch(x, seed, reduction, ignore_some, weighted, smoothing):
+    x = x.double()  # the formula is what is tested here; rounding is covered above
+    target = random_targets(x, seed, ignore_some)
+    weight = torch.linspace(0.5, 2.0, x.shape[1], dtype=x.dtype) if weighted else None
+    options = dict(weight=weight, reduction=reduction, label_smoothing=smoothing)
+    torch.testing.assert_close(losses.cross_entropy(x, target, **options), F.cross_entropy(x, target, **options))
+
+
+def test_signatures_match_torch():
+    import inspect
+    deprecated = {"size_average", "reduce", "_stacklevel"}  # torch keeps these only for old code
+    for name in ("softmax", "log_softmax", "nll_loss", "cross_entropy"):
+        ours = inspect.signature(getattr(losses, name)).parameters
+        theirs = {k: v for k, v in inspect.signature(getattr(F, name)).parameters.items() if k not in deprecated}
+        assert list(ours) == list(theirs), name
+        for key, parameter in theirs.items():
+            assert ours[key].default == parameter.default, (name, key)
+
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("magnitude", [1e2, 1e3, 1e4])
 def test_finite_for_huge_logits(dtype, magnitude):
