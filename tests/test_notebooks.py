@@ -95,3 +95,27 @@ def test_raising_cells_let_run_all_go_on(path):
             assert "raises-exception" in cell.get("metadata", {}).get("tags", []), (
                 f"{path.name} cell {i}: a cell that raises on purpose needs the raises-exception tag; "
                 "re-run it with `make notebooks NB=notebooks/" + path.name + "`, which adds it")
+
+
+def ends_with_a_shown_value(src: str) -> bool:
+    """True when the cell ends with a bare value (a name, an attribute, an index, a tuple...), which Jupyter shows."""
+    lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return False
+    if not tree.body or src.rstrip().endswith(";"):
+        return False
+    last = tree.body[-1]
+    # Calls may return None (print, plt.show, check()), so only plain values are sure to show something.
+    return isinstance(last, ast.Expr) and isinstance(last.value, (ast.Name, ast.Attribute, ast.Subscript, ast.Tuple,
+                                                                  ast.BinOp, ast.Compare, ast.JoinedStr))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_cells_that_show_a_value_kept_their_output(path):
+    for i, cell in enumerate(code_cells(load(path)), 1):
+        if ends_with_a_shown_value(source(cell)):
+            assert any(o["output_type"] in ("execute_result", "display_data") for o in cell.get("outputs", [])), (
+                f"{path.name} cell {i} ends with a value but stores no output; were the outputs cleared? "
+                "Store them again with `make notebooks NB=notebooks/" + path.name + "`.")
