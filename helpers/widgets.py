@@ -6,17 +6,46 @@ browser. Build with ``.widget`` (an ipywidgets box) and display it, or just leav
 """
 from __future__ import annotations
 
+import io
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from helpers import augment
+from helpers.losses import softmax
+from helpers.schedule import one_cycle
+
+
+def _png(figure: Figure) -> bytes:
+    """A bare matplotlib Figure (not pyplot: no global state, nothing left open, no display needed) as PNG bytes."""
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+class _Explorer:
+    """What every widget here shares: redraw whenever a control moves, and show ``.widget`` when displayed."""
+
+    widget: widgets.Widget
+
+    def _watch(self, controls: list) -> None:
+        for control in controls:
+            control.observe(lambda change: self.update(), names="value")
+
+    def update(self) -> None:
+        raise NotImplementedError
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)
+
+
 # --- notebook 03: softmax explorer (helpers.losses) ---------------------------------------------
-import io as _io03
 
-import ipywidgets as _widgets03
-import torch as _torch03
-from matplotlib.figure import Figure as _Figure03
-
-from helpers.losses import softmax as _softmax03
-
-
-class SoftmaxExplorer:
+class SoftmaxExplorer(_Explorer):
     """Sliders for a few logits and a temperature, with a live bar chart of softmax(logits / T) (notebook 03)."""
 
     def __init__(self, logits: tuple[float, ...] = (0.02, -2.49, 1.25), labels: tuple[str, ...] | None = None,
@@ -27,27 +56,26 @@ class SoftmaxExplorer:
         if len(self.labels) != len(logits):
             raise ValueError(f"give one label per logit: {len(logits)} logits but {len(self.labels)} labels.")
         self.logit_sliders = [
-            _widgets03.FloatSlider(value=float(v), min=-10.0, max=10.0, step=0.01, description=f"logit {name}",
+            widgets.FloatSlider(value=float(v), min=-10.0, max=10.0, step=0.01, description=f"logit {name}",
                                    continuous_update=True, style={"description_width": "initial"})
             for v, name in zip(logits, self.labels)]
         # A log scale: temperatures 0.1 and 10 are equally far from 1, and both extremes are worth seeing.
-        self.temperature = _widgets03.FloatLogSlider(value=temperature, base=10, min=-1, max=1, step=0.01,
+        self.temperature = widgets.FloatLogSlider(value=temperature, base=10, min=-1, max=1, step=0.01,
                                                      description="temperature", style={"description_width": "initial"})
-        self.image = _widgets03.Image(format="png")
-        self.table = _widgets03.HTML()
+        self.image = widgets.Image(format="png")
+        self.table = widgets.HTML()
         self.state: dict = {"draws": 0}
-        for control in [*self.logit_sliders, self.temperature]:
-            control.observe(lambda change: self.update(), names="value")
-        controls = _widgets03.VBox([*self.logit_sliders, self.temperature, self.table])
-        self.widget = _widgets03.HBox([controls, self.image])
+        self._watch([*self.logit_sliders, self.temperature])
+        controls = widgets.VBox([*self.logit_sliders, self.temperature, self.table])
+        self.widget = widgets.HBox([controls, self.image])
         self.widget.add_class("course-widget")
         self.update()
 
     def update(self) -> None:
         """Recompute the softmax from the sliders and redraw the chart and the table."""
-        logits = _torch03.tensor([s.value for s in self.logit_sliders], dtype=_torch03.float64)
+        logits = torch.tensor([s.value for s in self.logit_sliders], dtype=torch.float64)
         temperature = float(self.temperature.value)
-        probs = _softmax03(logits / temperature, dim=0)
+        probs = softmax(logits / temperature, dim=0)
         self.state = {"logits": logits.tolist(), "temperature": temperature, "probs": probs.tolist(),
                       "exps": (logits / temperature).exp().tolist(), "draws": self.state["draws"] + 1}
         self.image.value = self._chart(probs.tolist(), temperature)
@@ -57,8 +85,7 @@ class SoftmaxExplorer:
                             f"{rows}</table>")
 
     def _chart(self, probs: list[float], temperature: float) -> bytes:
-        # A bare Figure (not pyplot): no global state, nothing left open, and it renders without a display.
-        figure = _Figure03(figsize=(4.5, 3), dpi=80)
+        figure = Figure(figsize=(4.5, 3), dpi=80)
         axes = figure.subplots()
         bars = axes.bar(self.labels, probs, color="tab:blue")
         bars[max(range(len(probs)), key=probs.__getitem__)].set_color("tab:orange")
@@ -68,44 +95,30 @@ class SoftmaxExplorer:
         axes.set_ylabel("probability")
         for x, p in enumerate(probs):
             axes.text(x, p + 0.02, f"{p:.2f}", ha="center")
-        figure.tight_layout()
-        buffer = _io03.BytesIO()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-        display(self.widget)
+        return _png(figure)
 
 
 # --- notebook 02: presizing explorer (helpers.augment) ------------------------------------------
-import io as _io02
-
-import ipywidgets as _widgets02
-from matplotlib.figure import Figure as _Figure02
-
-from helpers import augment as _augment02
 
 
-class PresizingExplorer:
+class PresizingExplorer(_Explorer):
     """Sliders for rotation, zoom, warp and crop scale; the original, our one-resampling result and the step-by-step chain side by side (notebook 02)."""
 
     def __init__(self, photo=None, size: int = 224, presize: int = 460):
         if photo is None:
             from skimage import data
-            photo = _augment02.Image.fromarray(data.astronaut())
+            photo = augment.Image.fromarray(data.astronaut())
         self.photo, self.size, self.presize = photo.convert("RGB"), int(size), int(presize)
         style = {"description_width": "initial"}
-        self.rotate = _widgets02.FloatSlider(value=10.0, min=-45.0, max=45.0, step=0.5, description="rotation (degrees)", style=style)
-        self.zoom = _widgets02.FloatSlider(value=1.1, min=1.0, max=2.0, step=0.05, description="zoom", style=style)
-        self.warp = _widgets02.FloatSlider(value=0.2, min=-0.4, max=0.4, step=0.02, description="warp (tilt)", style=style)
-        self.crop_scale = _widgets02.FloatSlider(value=0.75, min=0.25, max=1.0, step=0.05, description="crop scale (area)",
+        self.rotate = widgets.FloatSlider(value=10.0, min=-45.0, max=45.0, step=0.5, description="rotation (degrees)", style=style)
+        self.zoom = widgets.FloatSlider(value=1.1, min=1.0, max=2.0, step=0.05, description="zoom", style=style)
+        self.warp = widgets.FloatSlider(value=0.2, min=-0.4, max=0.4, step=0.02, description="warp (tilt)", style=style)
+        self.crop_scale = widgets.FloatSlider(value=0.75, min=0.25, max=1.0, step=0.05, description="crop scale (area)",
                                                  style=style)
-        self.image = _widgets02.Image(format="png")
+        self.image = widgets.Image(format="png")
         self.state: dict = {"draws": 0}
-        for control in self.controls:
-            control.observe(lambda change: self.update(), names="value")
-        self.widget = _widgets02.VBox([_widgets02.HBox(self.controls[:2]), _widgets02.HBox(self.controls[2:]), self.image])
+        self._watch(self.controls)
+        self.widget = widgets.VBox([widgets.HBox(self.controls[:2]), widgets.HBox(self.controls[2:]), self.image])
         self.widget.add_class("course-widget")
         self.update()
 
@@ -118,16 +131,16 @@ class PresizingExplorer:
         geometry = {"crop_scale": float(self.crop_scale.value), "crop_centre": (0.0, 0.0), "flip": False,
                     "rotate": float(self.rotate.value), "zoom": float(self.zoom.value),
                     "warp": (float(self.warp.value), 0.0)}
-        images = _augment02.render_three(self.photo, geometry, self.size, self.presize)
-        scores = {method: _augment02.psnr(images[method], images["reference"]) for method in ("ours", "step_by_step")}
+        images = augment.render_three(self.photo, geometry, self.size, self.presize)
+        scores = {method: augment.psnr(images[method], images["reference"]) for method in ("ours", "step_by_step")}
         self.state = {"rotate": geometry["rotate"], "zoom": geometry["zoom"], "warp": geometry["warp"][0],
                       "crop_scale": geometry["crop_scale"], "psnr_ours": scores["ours"],
                       "psnr_step_by_step": scores["step_by_step"], "draws": self.state["draws"] + 1}
         self.image.value = self._chart(images, scores)
 
     def _chart(self, images: dict, scores: dict) -> bytes:
-        figure = _Figure02(figsize=(10, 3.6), dpi=72)
-        panels = [(_augment02.centre_square(self.photo), "original (centre square)"),
+        figure = Figure(figsize=(10, 3.6), dpi=72)
+        panels = [(augment.centre_square(self.photo), "original (centre square)"),
                   (images["ours"].permute(1, 2, 0).numpy(), f"ours, one resampling\nPSNR {scores['ours']:.1f} dB"),
                   (images["step_by_step"].permute(1, 2, 0).numpy(),
                    f"step by step (v2 chain)\nPSNR {scores['step_by_step']:.1f} dB")]
@@ -137,27 +150,13 @@ class PresizingExplorer:
             axes.set_xlabel("x (pixels)")
             axes.set_ylabel("y (pixels)")
         figure.suptitle("The same transform, two ways (PSNR against a supersampled full-resolution render)")
-        figure.tight_layout()
-        buffer = _io02.BytesIO()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-        display(self.widget)
+        return _png(figure)
 
 
 # --- notebook 04: one-cycle schedule explorer (helpers.schedule) --------------------------------
-import io as _io04
-
-import ipywidgets as _widgets04
-import numpy as _np04
-from matplotlib.figure import Figure as _Figure04
-
-from helpers.schedule import one_cycle as _one_cycle04
 
 
-class OneCycleExplorer:
+class OneCycleExplorer(_Explorer):
     """Sliders for fit_one_cycle's settings with a live plot of the learning-rate and momentum schedules (notebook 04)."""
 
     def __init__(self, n_batches: int = 200, lr_max: float = 1e-3, pct_start: float = 0.25, div: float = 25.0,
@@ -167,32 +166,31 @@ class OneCycleExplorer:
         self.n_batches, self.moms = n_batches, moms
         style = {"description_width": "initial"}
         # Rates and divisors span orders of magnitude, so their sliders move on a log scale.
-        self.lr_max = _widgets04.FloatLogSlider(value=lr_max, base=10, min=-5, max=0, step=0.1,
+        self.lr_max = widgets.FloatLogSlider(value=lr_max, base=10, min=-5, max=0, step=0.1,
                                                 description="lr_max", readout_format=".1e", style=style)
-        self.pct_start = _widgets04.FloatSlider(value=pct_start, min=0.05, max=0.95, step=0.05,
+        self.pct_start = widgets.FloatSlider(value=pct_start, min=0.05, max=0.95, step=0.05,
                                                 description="pct_start", style=style)
-        self.div = _widgets04.FloatLogSlider(value=div, base=10, min=0, max=3, step=0.05,
+        self.div = widgets.FloatLogSlider(value=div, base=10, min=0, max=3, step=0.05,
                                              description="div (start = lr_max/div)", readout_format=".3g", style=style)
-        self.div_final = _widgets04.FloatLogSlider(value=div_final, base=10, min=0, max=7, step=0.5,
+        self.div_final = widgets.FloatLogSlider(value=div_final, base=10, min=0, max=7, step=0.5,
                                                    description="div_final (end = lr_max/div_final)",
                                                    readout_format=".1e", style=style)
-        self.image = _widgets04.Image(format="png")
-        self.summary = _widgets04.HTML()
+        self.image = widgets.Image(format="png")
+        self.summary = widgets.HTML()
         self.state: dict = {"draws": 0}
-        for control in (self.lr_max, self.pct_start, self.div, self.div_final):
-            control.observe(lambda change: self.update(), names="value")
-        controls = _widgets04.VBox([self.lr_max, self.pct_start, self.div, self.div_final, self.summary])
-        self.widget = _widgets04.HBox([controls, self.image])
+        self._watch([self.lr_max, self.pct_start, self.div, self.div_final])
+        controls = widgets.VBox([self.lr_max, self.pct_start, self.div, self.div_final, self.summary])
+        self.widget = widgets.HBox([controls, self.image])
         self.widget.add_class("course-widget")
         self.update()
 
     def update(self) -> None:
         """Recompute both schedules from the sliders, batch by batch as fit_one_cycle would, and redraw."""
-        lr_schedule, mom_schedule = _one_cycle04(self.lr_max.value, self.pct_start.value, self.div.value,
+        lr_schedule, mom_schedule = one_cycle(self.lr_max.value, self.pct_start.value, self.div.value,
                                                  self.div_final.value, self.moms)
-        positions = _np04.arange(self.n_batches) / self.n_batches
-        lrs = _np04.array([float(lr_schedule(p)) for p in positions])
-        moms = _np04.array([float(mom_schedule(p)) for p in positions])
+        positions = np.arange(self.n_batches) / self.n_batches
+        lrs = np.array([float(lr_schedule(p)) for p in positions])
+        moms = np.array([float(mom_schedule(p)) for p in positions])
         self.state = {"positions": positions, "lrs": lrs, "moms": moms, "lr_start": lrs[0],
                       "lr_peak": lrs.max(), "peak_batch": int(lrs.argmax()), "lr_end": lrs[-1],
                       "mom_min": moms.min(), "draws": self.state["draws"] + 1}
@@ -200,19 +198,11 @@ class OneCycleExplorer:
         self.summary.value = (f"<b>start</b> {lrs[0]:.2e} &rarr; <b>peak</b> {lrs.max():.2e} "
                               f"(batch {int(lrs.argmax())}) &rarr; <b>end</b> {lrs[-1]:.2e}")
 
-    def _chart(self, lrs: _np04.ndarray, moms: _np04.ndarray) -> bytes:
-        # A bare Figure (not pyplot): nothing global, nothing left open, renders without a display.
-        figure = _Figure04(figsize=(8, 3), dpi=80)
+    def _chart(self, lrs: np.ndarray, moms: np.ndarray) -> bytes:
+        figure = Figure(figsize=(8, 3), dpi=80)
         lr_axes, mom_axes = figure.subplots(1, 2)
         lr_axes.plot(lrs, color="tab:blue")
         lr_axes.set(title="Learning rate", xlabel="batch", ylabel="learning rate")
         mom_axes.plot(moms, color="tab:orange")
         mom_axes.set(title="Momentum (Adam's beta1)", xlabel="batch", ylabel="momentum")
-        figure.tight_layout()
-        buffer = _io04.BytesIO()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-        display(self.widget)
+        return _png(figure)

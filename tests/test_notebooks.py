@@ -54,14 +54,19 @@ def test_no_warnings_or_unexpected_errors_stored(path):
                 f"{path.name} cell {i} is marked NBVAL_RAISES_EXCEPTION but stores no error")
 
 
-def ends_with_assertion(src: str) -> bool:
-    """True when the cell's last top-level statement is an assert (comments and magics aside)."""
+def last_statement(src: str) -> ast.stmt | None:
+    """The cell's last top-level statement (comments and magics aside), or None."""
     lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))]
     try:
         tree = ast.parse("\n".join(lines))
     except SyntaxError:
-        return False
-    return bool(tree.body) and isinstance(tree.body[-1], ast.Assert)
+        return None
+    return tree.body[-1] if tree.body else None
+
+
+def ends_with_assertion(src: str) -> bool:
+    """True when the cell's last top-level statement is an assert."""
+    return isinstance(last_statement(src), ast.Assert)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -99,14 +104,9 @@ def test_raising_cells_let_run_all_go_on(path):
 
 def ends_with_a_shown_value(src: str) -> bool:
     """True when the cell ends with a bare value (a name, an attribute, an index, a tuple...), which Jupyter shows."""
-    lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))]
-    try:
-        tree = ast.parse("\n".join(lines))
-    except SyntaxError:
+    last = last_statement(src)
+    if src.rstrip().endswith(";"):  # a trailing semicolon hides the value
         return False
-    if not tree.body or src.rstrip().endswith(";"):
-        return False
-    last = tree.body[-1]
     # Calls may return None (print, plt.show, check()), so only plain values are sure to show something.
     return isinstance(last, ast.Expr) and isinstance(last.value, (ast.Name, ast.Attribute, ast.Subscript, ast.Tuple,
                                                                   ast.BinOp, ast.Compare, ast.JoinedStr))

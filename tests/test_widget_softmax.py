@@ -59,3 +59,13 @@ def test_bad_construction_is_a_clear_error():
         SoftmaxExplorer(logits=(1.0,))
     with pytest.raises(ValueError, match="one label per logit"):
         SoftmaxExplorer(logits=(1.0, 2.0), labels=("a",))
+
+
+def test_leaving_the_explorer_last_in_a_cell_shows_its_widget(monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    explorer = SoftmaxExplorer()
+    explorer._ipython_display_()  # what Jupyter calls for the value at the end of a cell
+    assert shown == [explorer.widget]
