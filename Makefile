@@ -20,8 +20,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+# JupyterLab refuses to start as root unless told to (containers often run as root).
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The whole suite in one pytest run: unit tests, every notebook re-executed and compared by nbval
 # (strict mode), and the browser test (skipped with a notice when Chromium is not installed).
