@@ -54,7 +54,7 @@ def check_install() -> list[str]:
             problems.append(
                 "torchvision's compiled operators do not load with this torch "
                 f"({type(e).__name__}: {_first_line(e)}). torch and torchvision must be "
-                "a matched pair: reinstall the pins of requirements.txt (`rm -rf .venv && make install`).")
+                f"a matched pair, as pinned in requirements.txt. {RECREATE}")
     for name, wanted in pinned_versions().items():
         try:
             have = md.version(name)
