@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 KERNEL := pets-course
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install lab test unit nbval notebooks browser doctor bench clean
+.PHONY: install lab test unit full nbval notebooks browser doctor bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,13 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.
 test: install
 	COURSE_PROFILE=tiny COURSE_DEVICE=cpu $(PYTEST) tests notebooks $(NBVAL) -p no:cacheprovider -rs --timeout 900
 
+# The quick loop while changing helpers: no browser, no model training, no full-profile notebooks.
 unit: install
-	$(PYTEST) tests -m "not browser"
+	$(PYTEST) tests -m "not browser and not slow and not full_profile"
+
+# Every notebook in the full profile on stand-ins (downloads from 127.0.0.1, random "ImageNet" weights).
+full: install
+	$(PYTEST) tests/test_full_profile.py -rs
 
 # The test of one notebook: make nbval NB=notebooks/03_cross_entropy.ipynb
 NB ?= notebooks
