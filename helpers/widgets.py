@@ -1,4 +1,4 @@
-"""Interactive widgets for studying in JupyterLab (notebooks 02, 03 and 04).
+"""Interactive widgets for studying in JupyterLab (notebooks 02, 03, 04 and 07).
 
 Each widget is a small class: its controls are attributes, ``update()`` redraws from their values,
 and ``state`` holds what was last drawn, so a test can move a slider and check the result without a
@@ -11,6 +11,7 @@ import io
 import ipywidgets as widgets
 import numpy as np
 import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from helpers import augment
@@ -205,4 +206,161 @@ class OneCycleExplorer(_Explorer):
         lr_axes.set(title="Learning rate", xlabel="batch", ylabel="learning rate")
         mom_axes.plot(moms, color="tab:orange")
         mom_axes.set(title="Momentum (Adam's beta1)", xlabel="batch", ylabel="momentum")
+        return _png(figure)
+
+
+# --- notebook 07: kernel explorer (a 3x3 convolution) -------------------------------------------
+
+# Each preset is checked by what it does to a picture (notebook 07 shows them): "top edge" is positive where
+# a dark band lies above a bright one, "left edge" where dark lies left of bright, and so on.
+KERNEL_PRESETS: dict[str, tuple[tuple[float, ...], ...]] = {
+    "top edge": ((-1, -1, -1), (0, 0, 0), (1, 1, 1)),
+    "bottom edge": ((1, 1, 1), (0, 0, 0), (-1, -1, -1)),
+    "left edge": ((-1, 0, 1), (-1, 0, 1), (-1, 0, 1)),
+    "right edge": ((1, 0, -1), (1, 0, -1), (1, 0, -1)),
+    "diagonal edge": ((0, 1, 1), (-1, 0, 1), (-1, -1, 0)),
+    "outline (Laplacian)": ((-1, -1, -1), (-1, 8, -1), (-1, -1, -1)),
+    "sharpen": ((0, -1, 0), (-1, 5, -1), (0, -1, 0)),
+    "box blur": ((1 / 9,) * 3,) * 3,
+    "identity": ((0, 0, 0), (0, 1, 0), (0, 0, 0)),
+}
+PADDING_CHOICES = ("zeros", "reflect", "replicate", "none")
+
+
+def _grey_picture(image) -> torch.Tensor:
+    """Any picture (PIL, array, tensor; grey or RGB) as a float H x W tensor in [0, 1]."""
+    if hasattr(image, "convert"):  # a PIL image
+        image = np.asarray(image.convert("L"))
+    # A copy: PIL's arrays are read-only, which torch warns about.
+    picture = image.detach().cpu() if isinstance(image, torch.Tensor) else torch.from_numpy(np.array(image))
+    if picture.ndim == 3 and picture.shape[0] in (1, 3):      # C x H x W
+        picture = picture.float().mean(dim=0)
+    elif picture.ndim == 3 and picture.shape[-1] in (1, 3):   # H x W x C
+        picture = picture.float().mean(dim=-1)
+    if picture.ndim != 2 or min(picture.shape) < 3:
+        raise ValueError(f"KernelExplorer needs one picture of at least 3 x 3 pixels (H x W, C x H x W or a PIL "
+                         f"image), got shape {tuple(picture.shape)}.")
+    picture = picture.float()
+    return picture / 255 if picture.max() > 1 else picture
+
+
+def convolve_picture(picture: torch.Tensor, kernel: torch.Tensor, stride: int = 1, padding: str = "zeros") -> torch.Tensor:
+    """One 3x3 kernel over one H x W picture with ``F.conv2d``; ``padding`` is zeros, reflect, replicate or none (notebook 07)."""
+    if padding not in PADDING_CHOICES:
+        raise ValueError(f"padding must be one of {PADDING_CHOICES}, got {padding!r}.")
+    x = picture[None, None].float()
+    if padding in ("reflect", "replicate"):
+        x = F.pad(x, (1, 1, 1, 1), mode=padding)
+    return F.conv2d(x, kernel.float()[None, None], stride=stride, padding=1 if padding == "zeros" else 0)[0, 0]
+
+
+class KernelExplorer(_Explorer):
+    """Pick a preset or type a 3x3 kernel, choose stride and padding, and see the convolved picture (notebook 07)."""
+
+    def __init__(self, image=None, kernel: str | tuple | list | torch.Tensor = "top edge", stride: int = 1,
+                 padding: str = "zeros"):
+        if image is None:
+            from skimage import data
+            image = augment.Image.fromarray(data.camera()).resize((128, 128))
+        self.picture = _grey_picture(image)
+        if padding not in PADDING_CHOICES:
+            raise ValueError(f"padding must be one of {PADDING_CHOICES}, got {padding!r}.")
+        if isinstance(kernel, str):
+            if kernel not in KERNEL_PRESETS:
+                raise ValueError(f"unknown kernel preset {kernel!r}: choose one of {sorted(KERNEL_PRESETS)}, "
+                                 "or pass a 3x3 nested list of numbers.")
+            preset, values = kernel, torch.tensor(KERNEL_PRESETS[kernel], dtype=torch.float64)
+        else:
+            values = torch.as_tensor(kernel, dtype=torch.float64)
+            if values.shape != (3, 3):
+                raise ValueError(f"the kernel must be 3 x 3 numbers, got shape {tuple(values.shape)}.")
+            preset = self._matching_preset(values)
+        style = {"description_width": "initial"}
+        # The slider comes first: it is what a keyboard (and the browser test) reaches first.
+        self.stride = widgets.IntSlider(value=int(stride), min=1, max=4, step=1, description="stride", style=style)
+        self.padding = widgets.Dropdown(options=list(PADDING_CHOICES), value=padding, description="padding",
+                                        style=style)
+        self.preset = widgets.Dropdown(options=[*KERNEL_PRESETS, "custom"], value=preset, description="kernel",
+                                       style=style)
+        self.cells = [widgets.FloatText(value=float(v), step=0.1, layout=widgets.Layout(width="72px"))
+                      for v in values.flatten()]
+        self.image = widgets.Image(format="png")
+        self.summary = widgets.HTML()
+        self.state: dict = {"draws": 0}
+        self._syncing = False
+        self.preset.observe(self._preset_chosen, names="value")
+        for cell in self.cells:
+            cell.observe(self._cell_typed, names="value")
+        self._watch([self.stride, self.padding])
+        grid = widgets.GridBox(self.cells, layout=widgets.Layout(grid_template_columns="repeat(3, 76px)"))
+        controls = widgets.VBox([self.stride, self.padding, self.preset, widgets.HTML("or type the kernel:"), grid,
+                                 self.summary])
+        self.widget = widgets.HBox([controls, self.image])
+        self.widget.add_class("course-widget")
+        self.update()
+
+    @property
+    def kernel(self) -> torch.Tensor:
+        """The 3x3 kernel the text boxes hold now."""
+        return torch.tensor([c.value for c in self.cells], dtype=torch.float32).view(3, 3)
+
+    @staticmethod
+    def _matching_preset(values: torch.Tensor) -> str:
+        for name, preset in KERNEL_PRESETS.items():
+            if torch.allclose(values.double(), torch.tensor(preset, dtype=torch.float64), atol=1e-4):
+                return name
+        return "custom"
+
+    def _preset_chosen(self, change) -> None:
+        if self._syncing or change["new"] == "custom":
+            return
+        # Fill all nine boxes first and redraw once, not once per box.
+        self._syncing = True
+        try:
+            for cell, value in zip(self.cells, np.ravel(KERNEL_PRESETS[change["new"]]).tolist()):
+                cell.value = value
+        finally:
+            self._syncing = False
+        self.update()
+
+    def _cell_typed(self, change) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            self.preset.value = self._matching_preset(self.kernel)
+        finally:
+            self._syncing = False
+        self.update()
+
+    def update(self) -> None:
+        """Convolve the picture with the kernel in the boxes, then redraw the picture and the shape summary."""
+        kernel, stride, padding = self.kernel, int(self.stride.value), str(self.padding.value)
+        output = convolve_picture(self.picture, kernel, stride, padding)
+        height, width = self.picture.shape
+        p = 0 if padding == "none" else 1
+        self.state = {"kernel": kernel.tolist(), "preset": self.preset.value, "stride": stride, "padding": padding,
+                      "input_shape": (height, width), "output_shape": tuple(output.shape), "output": output,
+                      "draws": self.state["draws"] + 1}
+        self.image.value = self._chart(kernel, output)
+        self.summary.value = (f"<b>{height} x {width}</b> &rarr; <b>{output.shape[0]} x {output.shape[1]}</b><br>"
+                              f"floor(({height} + 2&middot;{p} - 3) / {stride}) + 1 = {output.shape[0]}")
+
+    def _chart(self, kernel: torch.Tensor, output: torch.Tensor) -> bytes:
+        figure = Figure(figsize=(10, 3.4), dpi=72)
+        picture_axes, kernel_axes, output_axes = figure.subplots(1, 3, gridspec_kw={"width_ratios": [4, 2, 4]})
+        picture_axes.imshow(self.picture.numpy(), cmap="gray", vmin=0, vmax=1)
+        picture_axes.set(title=f"input {self.picture.shape[0]} x {self.picture.shape[1]}", xlabel="x (pixels)",
+                         ylabel="y (pixels)")
+        limit = max(float(kernel.abs().max()), 1e-6)
+        kernel_axes.imshow(kernel.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        for (row, column), value in np.ndenumerate(kernel.numpy()):
+            kernel_axes.text(column, row, f"{value:.2g}", ha="center", va="center")
+        kernel_axes.set(title="kernel", xlabel="column", ylabel="row", xticks=range(3), yticks=range(3))
+        # A diverging map with 0 in the middle: edges come out positive on one side and negative on the other.
+        limit = max(float(output.abs().max()), 1e-6)
+        shown = output_axes.imshow(output.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        figure.colorbar(shown, ax=output_axes, fraction=0.046)
+        output_axes.set(title=f"output {output.shape[0]} x {output.shape[1]} (red > 0 > blue)", xlabel="x (pixels)",
+                        ylabel="y (pixels)")
         return _png(figure)
