@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,36 @@ from torch import Tensor, nn
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from helpers.labelling import open_rgb
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# --- the recipe, named once ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AugmentRecipe:
+    """How strongly each augmentation is drawn; fastai's ``aug_transforms(min_scale=0.75)`` by default (notebook 02).
+
+    Like torchvision's classification presets, the numbers live here only: ``BatchAugment``, the conventional
+    per-item chain, the step-by-step chain and ``pets_dataloaders`` all read them from a recipe.
+    """
+
+    min_scale: float = 0.75    # the random crop keeps at least this fraction of the area
+    max_rotate: float = 10.    # degrees either way
+    min_zoom: float = 1.
+    max_zoom: float = 1.1
+    max_warp: float = 0.2      # perspective tilt
+    p_affine: float = 0.75     # chance of each of rotation, zoom and warp
+    max_lighting: float = 0.2  # brightness and contrast
+    p_lighting: float = 0.75
+    do_flip: bool = True
+
+
+PETS_RECIPE = AugmentRecipe()
+NO_AUGMENTATION = AugmentRecipe(min_scale=1., max_rotate=0., min_zoom=1., max_zoom=1., max_warp=0., p_affine=0.,
+                                max_lighting=0., p_lighting=0., do_flip=False)
 
 
 # --- the item transform (CPU, PIL) --------------------------------------------------------------
@@ -78,8 +107,7 @@ class PresizeCache(torch.utils.data.Dataset):
         self.images = [self._load(item) for item in items]
 
     def _load(self, item: Path | str | Image.Image) -> Tensor:
-        image = item if isinstance(item, Image.Image) else Image.open(item)
-        image = image.convert("RGB")
+        image = open_rgb(item)  # transparency on white, as in training
         scale = self.presize / min(image.size)
         size = (max(self.presize, round(image.width * scale)), max(self.presize, round(image.height * scale)))
         image = image.resize(size, Image.BILINEAR)
@@ -266,10 +294,13 @@ class BatchAugment(nn.Module):
     on any device; output: normalised float (float32 for uint8 input) ``B x 3 x size x size`` on that device.
     """
 
-    def __init__(self, size: int = 224, min_scale: float = 0.75, max_rotate: float = 10., min_zoom: float = 1.,
-                 max_zoom: float = 1.1, max_warp: float = 0.2, p_affine: float = 0.75, max_lighting: float = 0.2,
-                 p_lighting: float = 0.75, do_flip: bool = True, mean: tuple = IMAGENET_MEAN,
-                 std: tuple = IMAGENET_STD, antialias: bool = False, chunk_size: int | None = None):
+    def __init__(self, size: int = 224, min_scale: float = PETS_RECIPE.min_scale,
+                 max_rotate: float = PETS_RECIPE.max_rotate, min_zoom: float = PETS_RECIPE.min_zoom,
+                 max_zoom: float = PETS_RECIPE.max_zoom, max_warp: float = PETS_RECIPE.max_warp,
+                 p_affine: float = PETS_RECIPE.p_affine, max_lighting: float = PETS_RECIPE.max_lighting,
+                 p_lighting: float = PETS_RECIPE.p_lighting, do_flip: bool = PETS_RECIPE.do_flip,
+                 mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD, antialias: bool = False,
+                 chunk_size: int | None = None):
         super().__init__()
         checks = [(int(size) >= 1, f"size must be a positive number of pixels, got {size!r}"),
                   (0 < min_scale <= 1, f"min_scale is a fraction of the image area in (0, 1], got {min_scale!r}"),
@@ -287,6 +318,11 @@ class BatchAugment(nn.Module):
         self.do_flip, self.antialias, self.chunk_size = bool(do_flip), bool(antialias), chunk_size
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+    @classmethod
+    def from_recipe(cls, size: int, recipe: AugmentRecipe = PETS_RECIPE, **kwargs) -> "BatchAugment":
+        """A BatchAugment drawing its strengths from ``recipe`` (``NO_AUGMENTATION``: only the centre resize) (notebook 02)."""
+        return cls(size=size, **asdict(recipe), **kwargs)
 
     # -- parameters --
 
@@ -404,32 +440,31 @@ def _check_batch(x: Tensor) -> Tensor:
 
 # --- the conventional per-item pipeline, for comparison -------------------------------------------
 
-def conventional_pipeline(size: int = 224, min_scale: float = 0.75, max_rotate: float = 10., max_zoom: float = 1.1,
-                          max_warp: float = 0.2, p_affine: float = 0.75, max_lighting: float = 0.2,
-                          p_lighting: float = 0.75, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD) -> nn.Module:
+def conventional_pipeline(size: int = 224, recipe: AugmentRecipe = PETS_RECIPE, mean: tuple = IMAGENET_MEAN,
+                          std: tuple = IMAGENET_STD) -> nn.Module:
     """The per-item ``torchvision.transforms.v2`` chain people usually write: every step interpolates again (notebook 02)."""
+    r, bilinear = recipe, v2.InterpolationMode.BILINEAR
     return v2.Compose([
-        v2.RandomResizedCrop(size, scale=(min_scale, 1.0), ratio=(1.0, 1.0), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomApply([v2.RandomRotation(max_rotate, interpolation=v2.InterpolationMode.BILINEAR)], p=p_affine),
-        v2.RandomApply([v2.RandomAffine(0, scale=(1.0, max_zoom), interpolation=v2.InterpolationMode.BILINEAR)],
-                       p=p_affine),
-        v2.RandomPerspective(max_warp, p=p_affine),
-        v2.RandomApply([v2.ColorJitter(brightness=max_lighting, contrast=max_lighting)], p=p_lighting),
+        v2.RandomResizedCrop(size, scale=(r.min_scale, 1.0), ratio=(1.0, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(0.5 if r.do_flip else 0.0),
+        v2.RandomApply([v2.RandomRotation(r.max_rotate, interpolation=bilinear)], p=r.p_affine),
+        v2.RandomApply([v2.RandomAffine(0, scale=(r.min_zoom, r.max_zoom), interpolation=bilinear)], p=r.p_affine),
+        v2.RandomPerspective(r.max_warp, p=r.p_affine),
+        v2.RandomApply([v2.ColorJitter(brightness=r.max_lighting, contrast=r.max_lighting)], p=r.p_lighting),
         v2.PILToTensor(),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(mean, std),
     ])
 
 
-def random_geometry(generator: torch.Generator | None = None, min_scale: float = 0.75, max_rotate: float = 10.,
-                    max_zoom: float = 1.1, max_warp: float = 0.2) -> dict:
-    """One random geometric transform, in the terms of the step-by-step chain (notebook 02)."""
+def random_geometry(generator: torch.Generator | None = None, recipe: AugmentRecipe = PETS_RECIPE) -> dict:
+    """One random geometric transform, in the terms of the step-by-step chain (every part switched on) (notebook 02)."""
     def uniform(low: float, high: float) -> float:
         return float(low + (high - low) * torch.rand((), generator=generator))
-    return {"crop_scale": uniform(min_scale, 1), "crop_centre": (uniform(-1, 1), uniform(-1, 1)),
-            "flip": bool(torch.rand((), generator=generator) < 0.5), "rotate": uniform(-max_rotate, max_rotate),
-            "zoom": uniform(1, max_zoom), "warp": (uniform(-max_warp, max_warp), uniform(-max_warp, max_warp))}
+    r = recipe
+    return {"crop_scale": uniform(r.min_scale, 1), "crop_centre": (uniform(-1, 1), uniform(-1, 1)),
+            "flip": bool(torch.rand((), generator=generator) < 0.5), "rotate": uniform(-r.max_rotate, r.max_rotate),
+            "zoom": uniform(r.min_zoom, r.max_zoom), "warp": (uniform(-r.max_warp, r.max_warp), uniform(-r.max_warp, r.max_warp))}
 
 
 def step_by_step(image: Tensor, geometry: dict, size: int = 224, antialias: bool = True) -> Tensor:

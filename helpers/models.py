@@ -14,6 +14,8 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.models.resnet import BasicBlock
 
+from helpers.offline_weights import load_backbone_state
+
 ARCHS = ("resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 WEIGHTS = (None, "imagenet", "offline")
 
@@ -62,7 +64,6 @@ def create_body(arch: str = "resnet34", weights: str | None = None) -> nn.Sequen
     resnet = torchvision_resnet(arch, imagenet=weights == "imagenet")
     body = nn.Sequential(*list(resnet.children())[:-2])  # drop avgpool and fc
     if weights == "offline":
-        from helpers.backbone import load_backbone_state
         body.load_state_dict(load_backbone_state())
     return body
 
@@ -85,8 +86,17 @@ class AdaptiveConcatPool2d(nn.Module):
         return torch.cat([self.max_pool(x), self.avg_pool(x)], dim=1)
 
 
-def create_head(n_features: int, n_out: int, hidden: int = 512, dropout: float = 0.5) -> nn.Sequential:
-    """fastai's head: concat pool, flatten, then two BatchNorm-Dropout-Linear blocks with a ReLU between (notebook 05)."""
+def create_head(n_features: int, n_out: int, hidden: int | None = 512, dropout: float = 0.5) -> nn.Sequential:
+    """fastai's head: concat pool, flatten, then two BatchNorm-Dropout-Linear blocks with a ReLU between (notebook 05).
+
+    ``hidden=None`` gives the single-layer head instead: average pooling, dropout and one linear layer. Its
+    class score is then an average over positions of a linear map of the features, so a class activation map
+    (notebook 08) explains it exactly.
+    """
+    if hidden is None:
+        head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout / 2), nn.Linear(n_features, n_out))
+        init_head(head)
+        return head
     pooled = 2 * n_features
     head = nn.Sequential(
         AdaptiveConcatPool2d(),
@@ -116,13 +126,17 @@ def init_head(head: nn.Module) -> None:
             nn.init.constant_(module.bias, 1e-3)
 
 
-def create_cnn(arch: str = "resnet34", n_out: int = 37, weights: str | None = None) -> nn.Sequential:
-    """``nn.Sequential(body, head)``: a (pre)trained ResNet body and a new head with ``n_out`` outputs (notebook 05)."""
+def create_cnn(arch: str = "resnet34", n_out: int = 37, weights: str | None = None,
+               head_hidden: int | None = 512) -> nn.Sequential:
+    """``nn.Sequential(body, head)``: a (pre)trained ResNet body and a new head with ``n_out`` outputs (notebook 05).
+
+    ``head_hidden=None``: the single linear head (average pooling, one linear layer), for exact class activation maps.
+    """
     if not isinstance(n_out, int) or n_out < 1:
         raise ValueError(f"n_out is the number of classes and must be a positive int, got {n_out!r} "
                          "(use len(dls.vocab)).")
     body = create_body(arch, weights)
-    return nn.Sequential(body, create_head(body_features(body), n_out))
+    return nn.Sequential(body, create_head(body_features(body), n_out, hidden=head_hidden))
 
 
 def resnet_split(model: nn.Sequential) -> list[list[nn.Parameter]]:

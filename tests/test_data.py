@@ -59,7 +59,7 @@ def test_images_have_varied_sizes_and_aspect_ratios(pet_files):
 def test_planted_quirks(pets_root, pet_files):
     modes, formats = {}, {}
     for f in pet_files:
-        if f.name == data._CORRUPT_FILE:
+        if f.name == data.CORRUPT_FILE:
             continue
         with Image.open(f) as image:
             modes[f.name], formats[f.name] = image.mode, image.format
@@ -67,38 +67,52 @@ def test_planted_quirks(pets_root, pet_files):
     assert sum(m == "CMYK" for m in modes.values()) >= 2
     assert sum(m == "RGBA" for m in modes.values()) >= 2
     assert formats["Bengal_4.jpg"] == "PNG"  # a PNG wearing a .jpg name
-    assert verify_images(pet_files) == [pets_root / "images" / data._CORRUPT_FILE]
+    assert verify_images(pet_files) == [pets_root / "images" / data.CORRUPT_FILE]
 
 
-def test_breeds_are_distinct_feature_combinations_with_look_alike_pairs():
-    features = list(data.BREED_FEATURES.values())
-    assert len(set(features)) == 37
-    assert all(data.BREED_FEATURES[b][2] == 0 for b in data.CAT_BREEDS)   # cats: pointed ears
-    assert all(data.BREED_FEATURES[b][2] != 0 for b in data.DOG_BREEDS)
-    # some pairs share colour, ears and body and differ only in coat pattern, like real confusable breeds
-    look_alikes = {(c, e, b) for c, p, e, b in features}
-    assert len(look_alikes) < len(features)
+def test_breeds_are_distinct_cue_combinations_with_documented_look_alike_pairs():
+    features = data.BREED_FEATURES
+    assert len(set(features.values())) == 37 and all(len(f) == len(data.CUES) for f in features.values())
+    assert all(features[b][2] == 0 for b in data.CAT_BREEDS)   # cats: pointed ears
+    assert all(features[b][2] != 0 for b in data.DOG_BREEDS)
+    # Every two breeds differ in at least two cues, except the look-alike pairs, which differ in exactly the
+    # one cue LOOK_ALIKES names (the story notebook 05's most_confused tells).
+    one_cue = {}
+    for i, a in enumerate(data.BREEDS):
+        for b in data.BREEDS[i + 1:]:
+            differ = [cue for cue, x, y in zip(data.CUES, features[a], features[b]) if x != y]
+            if len(differ) < 2:
+                one_cue[tuple(sorted((a, b)))] = differ[0]
+    assert one_cue == {tuple(sorted(pair)): cue for pair, cue in data.LOOK_ALIKES.items()}
+    assert data.breed_cues("Bengal") == "ginger spots, pointed ears, long body, thin tail"
 
 
 def test_generation_is_byte_identical_for_a_seed(pets_root, tmp_path):
     # Each file has its own generator, so regenerating a few (quirky ones included) must reproduce them exactly.
     for breed, number in [("Abyssinian", 1), ("Persian", 3), ("Bengal", 4), ("Siamese", 6), ("yorkshire_terrier", 16)]:
-        again = data._write_pet(tmp_path, breed, number, seed=0)
+        again = data.write_pet(tmp_path, breed, number, seed=0)
         assert again.read_bytes() == (pets_root / "images" / again.name).read_bytes(), again.name
-    other = data._write_pet(tmp_path / "..", "Abyssinian", 1, seed=1)
+        trimap = Path("annotations", "trimaps", again.stem + ".png")
+        assert (tmp_path / trimap).read_bytes() == (pets_root / trimap).read_bytes()
+    other = data.write_pet(tmp_path / "seed1", "Abyssinian", 1, seed=1)
     assert other.read_bytes() != (pets_root / "images" / "Abyssinian_1.jpg").read_bytes()
 
 
-def test_whole_set_repeats_for_a_seed_and_changes_with_it(pets_root, tmp_path):
+def test_whole_set_repeats_for_a_seed_and_is_quick(pets_root, tmp_path):
     # pets_root is seed 0 in its own folder; a fresh generation elsewhere must hash the same, file for file.
     start = time.perf_counter()
     again = pets_tiny(tmp_path / "seed0", seed=0)
     seconds = time.perf_counter() - start
     assert again != pets_root
     assert data.file_hashes(again) == data.file_hashes(pets_root)
-    assert data.file_hashes(pets_tiny(tmp_path / "seed1", seed=1)) != data.file_hashes(pets_root)
-    # It is regenerated on every new machine and cache, so it has to stay quick (a few seconds today).
-    assert seconds < 60, f"generating the tiny pets took {seconds:.0f} s"
+    # It is regenerated on every new machine and cache, so it has to stay quick: about 20 s on 2 idle cores;
+    # the bound leaves room for a machine shared with other jobs.
+    assert seconds < 120, f"generating the tiny pets took {seconds:.0f} s"
+
+
+def test_enough_validation_images(pet_files):
+    train, valid = random_split(len(pet_files), 0.2, seed=42)
+    assert len(valid) >= 300 and len(pet_files) >= 37 * 40
 
 
 def test_pets_tiny_reuses_the_cache(pets_root):
@@ -107,6 +121,7 @@ def test_pets_tiny_reuses_the_cache(pets_root):
     assert pets_tiny(pets_root, seed=0) == pets_root
     assert data.file_hashes(pets_root) == before
     assert (pets_root / "images" / "pug_1.jpg").stat().st_mtime_ns == stamp
+    assert data.is_complete(pets_root)
 
 
 def test_failed_generation_leaves_nothing_behind(tmp_path):
@@ -115,14 +130,58 @@ def test_failed_generation_leaves_nothing_behind(tmp_path):
         raise KeyboardInterrupt  # the user stopping the cell mid-way
 
     with pytest.raises(KeyboardInterrupt):
-        data._generate_once(tmp_path / "pets", write)
+        data.build_once(tmp_path / "pets", write)
     assert list(tmp_path.iterdir()) == []
     # A process killed outright cannot clean up: its old staging folder is swept by the next call.
     stale = tmp_path / ".pets.partial-killed"
     stale.mkdir()
     os.utime(stale, (0, 0))
-    data._generate_once(tmp_path / "pets", lambda folder: (folder / "ok.txt").write_text("ok"))
+    data.build_once(tmp_path / "pets", lambda folder: (folder / "ok.txt").write_text("ok"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pets"]
+    assert data.is_complete(tmp_path / "pets")
+
+
+def test_an_existing_empty_folder_is_filled(tmp_path):
+    empty = tmp_path / "mine"
+    empty.mkdir()
+    assert data.build_once(empty, lambda folder: (folder / "ok.txt").write_text("ok")) == empty
+    assert (empty / "ok.txt").read_text() == "ok" and data.is_complete(empty)
+
+
+def test_an_unfinished_folder_is_refused_or_rebuilt(tmp_path):
+    partial = tmp_path / "partial"
+    (partial / "images").mkdir(parents=True)
+    (partial / "images" / "pug_1.jpg").write_bytes(b"half")  # e.g. a copy stopped mid-way
+    with pytest.raises(data.UnfinishedFolderError, match="not a finished dataset.*Delete it"):
+        pets_tiny(partial)
+    with pytest.raises(data.UnfinishedFolderError):
+        mnist_sample(partial)
+    assert (partial / "images" / "pug_1.jpg").read_bytes() == b"half"  # refused, not touched
+    # A folder the cache owns is simply built again.
+    data.build_once(partial, lambda folder: (folder / "ok.txt").write_text("ok"), rebuild=True)
+    assert sorted(p.name for p in partial.iterdir()) == [data.COMPLETE_MARKER, "ok.txt"]
+
+
+def test_masks_are_recorded_for_every_readable_picture(pets_root, pet_files):
+    masks = data.creature_masks(pets_root)
+    readable = [f for f in pet_files if f.name != data.CORRUPT_FILE]
+    assert sorted(masks) == sorted(f.name for f in readable)
+    for f in readable[::97]:
+        with Image.open(f) as image:
+            assert masks[f.name].shape == (image.height, image.width) and masks[f.name].dtype == bool
+        assert 0.05 < masks[f.name].mean() < 0.6  # an animal, not the whole picture
+    # The animal is where it was drawn: its pixels differ from the background's.
+    some = readable[0]
+    picture = np.asarray(Image.open(some).convert("RGB"), dtype=np.float32)
+    mask = masks[some.name]
+    assert abs(picture[mask].mean(axis=0) - picture[~mask].mean(axis=0)).max() > 10
+    box = data.creature_boxes(pets_root, [some.name])[some.name]
+    rows, cols = np.nonzero(mask)
+    assert box == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+    seen = data.mask_as_seen(mask, 64)
+    assert seen.shape == (64, 64) and 0.05 < seen.mean() < 0.8
+    with pytest.raises(FileNotFoundError, match="dataset root"):
+        data.creature_masks(pets_root / "images")
 
 
 # --- files, labels, vocabulary, split ----------------------------------------------------------------
@@ -176,12 +235,12 @@ def test_get_image_files_errors_say_what_to_do(tmp_path):
 
 def test_dataset_converts_every_mode_to_rgb_and_skips_unreadable(pet_files, capsys):
     chosen = [f for f in pet_files if f.name in
-              {"Persian_3.jpg", "Bengal_4.jpg", "Siamese_6.jpg", "pug_1.jpg", data._CORRUPT_FILE}]
+              {"Persian_3.jpg", "Bengal_4.jpg", "Siamese_6.jpg", "pug_1.jpg", data.CORRUPT_FILE}]
     labeller = RegexLabeller(PETS_PATTERN)
     labels = labeller.label_all(chosen)
     ds = ImageDataset(chosen, labels, make_vocab(labels))
     assert "Skipped 1 unreadable file(s) of 5: Egyptian_Mau_17.jpg" in capsys.readouterr().out
-    assert len(ds) == 4 and [p.name for p, _ in ds.skipped] == [data._CORRUPT_FILE]
+    assert len(ds) == 4 and [p.name for p, _ in ds.skipped] == [data.CORRUPT_FILE]
     for i in range(len(ds)):
         x, y = ds[i]
         assert x.dtype == torch.uint8 and x.shape[0] == 3
@@ -218,7 +277,7 @@ def test_pets_dataloaders_batches(pets_root):
 
 @pytest.mark.slow  # each spawned worker starts a fresh Python that imports torch
 def test_workers_under_spawn(pet_files):
-    files = [f for f in pet_files if f.name != data._CORRUPT_FILE][:24]
+    files = [f for f in pet_files if f.name != data.CORRUPT_FILE][:24]
     labels = RegexLabeller(PETS_PATTERN).label_all(files)
     vocab = make_vocab(labels)
     ds = ImageDataset(files, labels, vocab, item_tfm=PresizeCrop(32, train=True))
@@ -251,7 +310,7 @@ def test_summary_says_where_and_why_a_pipeline_breaks(pets_root, pet_files, caps
     with pytest.raises(PipelineError, match=r"step 'collate' failed.*different shapes.*PresizeCrop"):
         summary(unsized)
     assert "!! collate failed" in capsys.readouterr().out
-    broken = _loaders([pets_root / "images" / data._CORRUPT_FILE], item_tfm=None)
+    broken = _loaders([pets_root / "images" / data.CORRUPT_FILE], item_tfm=None)
     with pytest.raises(PipelineError, match=r"step 'open' failed.*verify_images"):
         summary(broken)
     with pytest.raises(TypeError, match="DataLoaders or an ImageDataset"):
@@ -296,3 +355,26 @@ def test_sample_photo():
     assert photo.mode == "RGB" and photo.size == (451, 300)
     with pytest.raises(ValueError, match=re.escape("choose one of")):
         sample_photo("dog")
+
+
+def test_transform_mode_switches_and_always_restores():
+    augment = BatchAugment(size=8)
+    assert augment.training
+    with data.transform_mode(augment, train=False) as module:
+        assert module is augment and not augment.training
+    assert augment.training
+    with pytest.raises(RuntimeError), data.transform_mode(augment, train=False):
+        raise RuntimeError("a failing show_batch")
+    assert augment.training
+    with data.transform_mode(None, train=True) as nothing:
+        assert nothing is None
+
+
+def test_presize_cache_lays_transparency_on_white_like_training(tmp_path):
+    from helpers.augment import PresizeCache
+
+    picture = Image.new("RGBA", (40, 30), (0, 0, 0, 0))  # fully transparent: white in training
+    picture.save(tmp_path / "clear.png")
+    cached, _ = PresizeCache([tmp_path / "clear.png"], presize=16, train=False)[0]
+    dataset = ImageDataset([tmp_path / "clear.png"], ["x"], ["x"], item_tfm=PresizeCrop(16, train=False))
+    assert cached.min() == 255 and torch.equal(cached, dataset[0][0])

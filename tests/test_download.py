@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.data import DownloadError, untar_data
+from helpers.data import DownloadError, UnfinishedFolderError, first_mib_md5, is_complete, untar_data
 
 
 def make_tgz(files: dict[str, bytes]) -> bytes:
@@ -86,7 +86,7 @@ def test_download_extract_and_reuse(server_url, tmp_path):
 
 def test_archive_without_a_top_folder_gets_one(server_url, tmp_path):
     root = untar_data(f"{server_url}/flat.tgz", dest=tmp_path)
-    assert root == tmp_path / "flat" and sorted(p.name for p in root.iterdir()) == ["a.txt", "b.txt"]
+    assert root == tmp_path / "flat" and sorted(p.name for p in root.iterdir()) == [".complete", "a.txt", "b.txt"]
 
 
 def test_bad_checksum_leaves_nothing(server_url, tmp_path):
@@ -127,3 +127,51 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path / "elsewhere"
     monkeypatch.delenv("COURSE_DATA")
     assert cache_dir() == Path.home() / ".cache" / "pets-course"
+
+
+def test_size_and_first_mib_are_checked_like_fastai(server_url, tmp_path):
+    url = f"{server_url}/mini-pets.tgz"
+    first_mib = hashlib.md5(ARCHIVE[: 2**20]).hexdigest()
+    with pytest.raises(DownloadError, match=f"{len(ARCHIVE):,} bytes instead of 12") as caught:
+        untar_data(url, dest=tmp_path, size=12, first_mib=first_mib)
+    assert "run the call again" in str(caught.value)
+    with pytest.raises(DownloadError, match="first MiB"):
+        untar_data(url, dest=tmp_path, size=len(ARCHIVE), first_mib="0" * 32)
+    assert list(tmp_path.iterdir()) == []
+    root = untar_data(url, dest=tmp_path, size=len(ARCHIVE), first_mib=first_mib)
+    assert is_complete(root) and (root / "images" / "pug_1.jpg").read_bytes() == PAYLOAD
+
+
+def test_first_mib_md5_reads_only_the_first_mib(tmp_path):
+    big = tmp_path / "big.bin"
+    content = random.Random(1).randbytes(3 * 2**20)
+    big.write_bytes(content)
+    assert first_mib_md5(big) == hashlib.md5(content[: 2**20]).hexdigest()
+
+
+def test_an_unfinished_folder_is_refused_and_an_empty_one_filled(server_url, tmp_path):
+    url = f"{server_url}/mini-pets.tgz"
+    half = tmp_path / "half"
+    (half / "mini-pets" / "images").mkdir(parents=True)  # e.g. an extraction stopped by hand
+    with pytest.raises(UnfinishedFolderError, match="mark_complete"):
+        untar_data(url, dest=half)
+    empty = tmp_path / "empty"
+    (empty / "mini-pets").mkdir(parents=True)
+    root = untar_data(url, dest=empty)
+    assert is_complete(root) and (root / "images" / "pug_1.jpg").read_bytes() == PAYLOAD
+
+
+def test_full_profile_downloads_carry_fastais_checks(monkeypatch, tmp_path):
+    from helpers import datasets
+    from helpers.profiles import get_profile
+
+    calls = []
+    monkeypatch.setattr(datasets, "untar_data", lambda url, **checks: calls.append((url, checks)) or tmp_path)
+    datasets.pets_path(get_profile("full"))
+    datasets.mnist_path(get_profile("full"))
+    assert calls == [
+        ("https://s3.amazonaws.com/fast-ai-imageclas/oxford-iiit-pet.tgz",
+         {"size": 811_706_944, "first_mib": "e4db5c768afd933bb91f5f594d7417a4"}),
+        ("https://s3.amazonaws.com/fast-ai-sample/mnist_sample.tgz",
+         {"size": 3_214_948, "first_mib": "2dbc7ec6f9259b583af0072c55816a88"}),
+    ]

@@ -109,3 +109,34 @@ def test_offline_weights_load_into_the_body():
     # A pretrained first layer is not random noise: its filters differ from a fresh init's spread.
     fresh = create_cnn("resnet10", n_out=37)[0]
     assert not torch.allclose(body[0].weight, fresh[0].weight)
+
+
+def test_single_linear_head_for_exact_class_activation_maps():
+    model = create_cnn("resnet10", n_out=5, head_hidden=None).eval()
+    head = model[1]
+    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    assert len(linears) == 1 and linears[0].in_features == 512 and linears[0].out_features == 5
+    assert not any(isinstance(m, (nn.BatchNorm1d, AdaptiveConcatPool2d)) for m in head.modules())
+    # Exact CAM: the class scores equal the spatial mean of the linear map applied at every position.
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        features = model[0](x)
+        cam = torch.einsum("kc,bchw->bkhw", linears[0].weight, features) + linears[0].bias[:, None, None]
+        torch.testing.assert_close(cam.mean(dim=(2, 3)), model(x))
+    assert len(resnet_split(model)) == 3
+
+
+def test_models_and_backbone_do_not_import_each_other():
+    import ast
+    from pathlib import Path
+
+    import helpers
+
+    folder = Path(helpers.__file__).parent
+
+    def imports(name: str) -> set[str]:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+
+    assert "helpers.backbone" not in imports("models")
+    assert "helpers.models" not in imports("offline_weights") and "helpers.backbone" not in imports("offline_weights")

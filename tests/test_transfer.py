@@ -15,7 +15,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import backbone
 from helpers.learner import Learner, error_rate
+from helpers.creatures import CUES, N_VALUES
 from helpers.models import create_cnn, resnet_split
+from helpers.tiny_pets import BREED_FEATURES
 
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -147,37 +149,43 @@ def test_save_then_load_round_trips_in_float16(tmp_path):
         torch.testing.assert_close(state[name], value.half().to(value.dtype), rtol=0, atol=0)
 
 
-def test_source_task_is_deterministic_and_balanced():
-    x1, y1 = backbone.make_shapes_batch(64, seed=3)
-    x2, y2 = backbone.make_shapes_batch(64, seed=3)
+def test_source_task_is_deterministic_balanced_and_never_uses_breeds():
+    x1, y1 = backbone.make_source_batch(24, seed=3)
+    x2, y2 = backbone.make_source_batch(24, seed=3)
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
-    assert x1.shape == (64, 3, backbone.IMAGE_SIZE, backbone.IMAGE_SIZE)
+    assert x1.shape == (24, 3, backbone.IMAGE_SIZE, backbone.IMAGE_SIZE) and y1.shape == (24, len(CUES))
     assert 0 <= x1.min() and x1.max() <= 1
-    x3, _ = backbone.make_shapes_batch(64, seed=4)
+    x3, _ = backbone.make_source_batch(24, seed=4)
     assert not torch.equal(x1, x3)
-    _, labels = backbone.make_shapes_batch(2000, seed=0, size=16)
-    for column, n_kinds in enumerate((len(backbone.SHAPES), len(backbone.TEXTURES), backbone.N_HUES)):
-        counts = torch.bincount(labels[:, column], minlength=n_kinds)
-        assert counts.min() > 2000 / n_kinds / 2, counts  # every kind of label turns up
+    cues = backbone.random_cues(3000, seed=0)
+    for column, n_values in enumerate(N_VALUES):
+        counts = torch.bincount(cues[:, column], minlength=n_values)
+        assert counts.min() > 3000 / n_values / 2, counts  # every value of every cue turns up
+    # Cues are drawn independently: most creatures are no breed at all, and the labels are cues, not breeds.
+    breeds = set(BREED_FEATURES.values())
+    assert sum(tuple(row) in breeds for row in cues.tolist()) < 0.2 * len(cues)
 
 
-def test_pretrained_backbone_solves_its_source_task():
-    """The committed body with a quickly refitted linear read-out still recognises shapes far above chance."""
+def test_pretrained_backbone_reads_the_cues():
+    """The committed body with a quickly fitted linear read-out names unseen creatures' cues far above chance."""
     torch.manual_seed(0)
     body = create_cnn("resnet10", n_out=3, weights="offline")[0].eval()
-    x, y = backbone.make_shapes_batch(384, seed=123_456)
+    x, y = backbone.make_source_batch(192, seed=123_456)
     with torch.no_grad():
         features = body((x - backbone.MEAN) / backbone.STD).mean(dim=(2, 3))
-    train, test = slice(0, 256), slice(256, 384)
-    probe = nn.Linear(features.shape[1], len(backbone.SHAPES))
-    opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
-    for _ in range(200):
-        loss = nn.functional.cross_entropy(probe(features[train]), y[train, 0])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    accuracy = (probe(features[test]).argmax(1) == y[test, 0]).float().mean().item()
-    assert accuracy > 2 / len(backbone.SHAPES), f"shape accuracy {accuracy:.2f} is near chance (0.125)"
+    train, test = slice(0, 128), slice(128, 192)
+    for column, (cue, n_values) in enumerate(zip(CUES, N_VALUES)):
+        if cue not in ("colour", "pattern"):
+            continue
+        probe = nn.Linear(features.shape[1], n_values)
+        opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
+        for _ in range(200):
+            loss = nn.functional.cross_entropy(probe(features[train]), y[train, column])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        accuracy = (probe(features[test]).argmax(1) == y[test, column]).float().mean().item()
+        assert accuracy > 2 / n_values, f"{cue} accuracy {accuracy:.2f} is near chance ({1 / n_values:.2f})"
 
 
 @pytest.mark.slow
@@ -203,9 +211,9 @@ def test_fine_tuning_the_offline_backbone_beats_training_from_scratch():
 
 def test_pretraining_is_repeatable(capsys):
     # `python -m helpers.backbone` rebuilt the committed file byte for byte on the development machine; a few
-    # steps twice over show the recipe is deterministic without spending the full five minutes here.
-    first, _ = backbone.pretrain(steps=2, batch_size=8, log_every=1, valid_size=16)
-    second, _ = backbone.pretrain(steps=2, batch_size=8, log_every=1, valid_size=16)
+    # steps twice over show the recipe is deterministic without spending the full pretraining here.
+    first, _ = backbone.pretrain(steps=2, batch_size=8, pool_size=16, log_every=1, valid_size=8)
+    second, _ = backbone.pretrain(steps=2, batch_size=8, pool_size=16, log_every=1, valid_size=8)
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
         assert torch.equal(a, b), name
     assert "step 2/2" in capsys.readouterr().out

@@ -1,0 +1,92 @@
+"""Does the offline backbone transfer? The course's workflow on the tiny pets, pretrained body against random weights.
+
+Both runs use the tiny profile (presize 128, size 64, batches of 32), the same seed and the same loaders:
+
+* pretrained: ``create_cnn("resnet10", weights="offline")``, the finder's valley, then ``fine_tune(5)``;
+* from scratch: random weights, the finder's valley, then ``fit_one_cycle(6)`` (one epoch more, no freezing).
+
+It prints each error rate with two binomial standard errors, the margin between them and the noise of that
+margin, and whether the targets hold (pretrained at most 0.15, from scratch at least twice the pretrained).
+
+    python bench/transfer.py                 # both runs, about 10 minutes on 2 idle CPU cores
+    python bench/transfer.py --only scratch  # one of them
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+import helpers  # noqa: E402
+from helpers.data import pets_dataloaders  # noqa: E402
+from helpers.tiny_pets import pets_tiny  # noqa: E402
+from helpers.learner import Learner, error_rate  # noqa: E402
+from helpers.models import create_cnn, resnet_split  # noqa: E402
+from helpers.offline_weights import load_backbone_state  # noqa: E402
+
+
+def two_se(p: float, n: int) -> float:
+    """Two binomial standard errors of an error rate ``p`` measured on ``n`` images."""
+    return 2 * math.sqrt(max(p * (1 - p), 0.0) / n)
+
+
+def run(pretrained: bool, weights: Path | None = None, seed: int = 42) -> tuple[float, float, int]:
+    """One run of the workflow; returns (error rate, the finder's valley, validation size)."""
+    profile = helpers.get_profile("tiny")
+    helpers.set_seed(seed)
+    dls = pets_dataloaders(pets_tiny(), presize=profile.presize, size=profile.size, batch_size=profile.batch_size)
+    committed = pretrained and weights is None
+    model = create_cnn(profile.arch, n_out=len(dls.vocab), weights="offline" if committed else None)
+    if pretrained and weights is not None:  # try a candidate backbone before committing it
+        model[0].load_state_dict(load_backbone_state(weights, weights.with_suffix(".sha256")))
+    learn = Learner(dls, model, splitter=resnet_split, metrics=[error_rate], device="cpu", quiet=True)
+    if pretrained:
+        learn.freeze()  # as fastai's vision_learner leaves a pretrained model: the finder tries the head's rates
+    lr = float(learn.lr_find(show_plot=False)[0])
+    if pretrained:
+        learn.fine_tune(5, base_lr=lr)
+    else:
+        learn.fit_one_cycle(6, lr)
+    return float(learn.validate()[1]), lr, len(dls.valid.dataset)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("pretrained", "scratch"), default=None)
+    parser.add_argument("--weights", type=Path, default=None, help="a candidate backbone (.pth beside its .sha256)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.1f} at start")
+    results = {}
+    for name in ("pretrained", "scratch"):
+        if args.only not in (None, name):
+            continue
+        start = time.perf_counter()
+        error, lr, n = run(name == "pretrained", args.weights)
+        results[name] = error
+        recipe = "fine_tune(5)" if name == "pretrained" else "fit_one_cycle(6)"
+        print(f"{name:>10}: valley {lr:.2e}, {recipe}: error {error:.3f} +- {two_se(error, n):.3f} "
+              f"(2 SE, {n} validation images)  {time.perf_counter() - start:.0f}s", flush=True)
+    if len(results) == 2:
+        pretrained, scratch = results["pretrained"], results["scratch"]
+        margin = scratch - pretrained
+        noise = 2 * math.sqrt((pretrained * (1 - pretrained) + scratch * (1 - scratch)) / n)
+        print(f"margin (scratch - pretrained) {margin:.3f}, noise (2 SE of the difference) {noise:.3f}; "
+              f"ratio scratch/pretrained {scratch / max(pretrained, 1e-9):.1f}x")
+        print(f"targets: pretrained <= 0.15: {pretrained <= 0.15}; scratch >= 2x pretrained: {scratch >= 2 * pretrained}; "
+              f"margin > noise: {margin > noise}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Drawing the synthetic creatures: four visible cues, one picture, and where the animal is (notebooks 01, 05, 08).
+
+Every creature is described by four cues, each from a short list:
+
+* coat colour (``COAT_COLOURS``): black, cream, ginger, grey, brown, tan;
+* coat pattern (``PATTERNS``): solid, stripes, spots, patches, points (dark ears, face, legs and tail);
+* ears (``EARS``): pointed (cats), round, floppy;
+* body (``BODIES``): compact or long;
+* tail (``TAILS``): thin or bushy.
+
+The tiny pets (``helpers.tiny_pets``) give each breed one fixed combination; the offline backbone
+(``helpers.backbone``) learns to read the cues from creatures whose cues are drawn at random, never from breeds.
+The cues are drawn large enough to survive the tiny profile's 64-pixel training size: a stripe is about three
+pixels wide there, an ear about seven pixels tall.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageChops, ImageDraw
+
+COAT_COLOURS = ((38, 34, 32), (238, 232, 218), (214, 116, 36), (128, 132, 144), (118, 74, 40), (214, 184, 120))
+COLOUR_NAMES = ("black", "cream", "ginger", "grey", "brown", "tan")
+PATTERNS = ("solid", "stripes", "spots", "patches", "points")
+EARS = ("pointed", "round", "floppy")
+BODIES = ("compact", "long")
+TAILS = ("thin", "bushy")
+CUES = ("colour", "pattern", "ears", "body", "tail")
+N_VALUES = (len(COAT_COLOURS), len(PATTERNS), len(EARS), len(BODIES), len(TAILS))
+
+Features = tuple[int, int, int, int, int]  # (colour, pattern, ears, body, tail), indices into the lists above
+
+
+def describe(features: Features) -> str:
+    """The cues in words, e.g. 'grey spots, pointed ears, long body, thin tail' (notebook 05)."""
+    colour, pattern, ears, body, tail = features
+    return f"{COLOUR_NAMES[colour]} {PATTERNS[pattern]}, {EARS[ears]} ears, {BODIES[body]} body, {TAILS[tail]} tail"
+
+
+def _shade(colour: tuple[int, ...], factor: float) -> tuple[int, int, int]:
+    return tuple(int(min(255, max(0, v * factor))) for v in colour[:3])
+
+
+def _marks_colour(coat: tuple[int, int, int]) -> tuple[int, int, int]:
+    # Dark marks on a light coat, light marks on a dark one, so every pattern shows on every colour.
+    return _shade(coat, 0.35) if sum(coat) > 300 else (222, 214, 200)
+
+
+def draw_creature(features: Features, scale: float, rng: np.random.Generator) -> Image.Image:
+    """One animal on a transparent square (RGBA): body, legs, tail, head, ears, coat pattern, face (notebook 05)."""
+    colour, pattern, ears, body, tail = features
+    coat_rgb = _shade(COAT_COLOURS[colour], rng.uniform(0.92, 1.08))
+    marks_rgb = _marks_colour(coat_rgb)
+    side = int(scale * 3.8)  # room for the longest creature turned by 20 degrees
+    cx, cy = side / 2 + scale * (0.08 if BODIES[body] == "long" else 0.25), side / 2 + scale * 0.12
+    half_w = scale * (0.72 if BODIES[body] == "compact" else 1.12) * rng.uniform(0.95, 1.05)
+    half_h = scale * 0.5 * rng.uniform(0.95, 1.05)
+    head_r = scale * 0.42
+    hx, hy = cx + half_w * 0.92, cy - half_h * 0.8
+    leg_w, leg_bottom = scale * 0.11, cy + half_h + scale * 0.5
+    legs = [cx + f * half_w for f in (-0.72, -0.38, 0.38, 0.72)]
+    tail_start = (cx - half_w * 0.9, cy - half_h * 0.2)
+    tail_end = (cx - half_w - scale * 0.6, cy - half_h - scale * rng.uniform(0.2, 0.7))
+    tail_width = max(2, int(scale * (0.14 if TAILS[tail] == "thin" else 0.4)))
+
+    def pointed_ears(draw: ImageDraw.ImageDraw, fill) -> None:
+        for dx in (-0.62, 0.22):
+            base = hx + dx * head_r
+            draw.polygon([(base, hy - head_r * 0.5), (base + head_r * 0.2, hy - head_r * 1.75),
+                          (base + head_r * 0.75, hy - head_r * 0.62)], fill=fill)
+
+    def round_ears(draw: ImageDraw.ImageDraw, fill) -> None:
+        for dx in (-0.62, 0.62):
+            ex, ey, er = hx + dx * head_r, hy - head_r * 0.88, head_r * 0.42
+            draw.ellipse([ex - er, ey - er, ex + er, ey + er], fill=fill)
+
+    # The silhouette (coat) and, separately, the extremities that the "points" pattern darkens.
+    mask = Image.new("L", (side, side), 0)
+    shape = ImageDraw.Draw(mask)
+    shape.ellipse([cx - half_w, cy - half_h, cx + half_w, cy + half_h], fill=255)
+    for x in legs:
+        shape.rectangle([x - leg_w, cy, x + leg_w, leg_bottom], fill=255)
+    shape.line([tail_start, tail_end], fill=255, width=tail_width)
+    shape.ellipse([hx - head_r, hy - head_r, hx + head_r, hy + head_r], fill=255)
+    if EARS[ears] == "pointed":
+        pointed_ears(shape, 255)
+    elif EARS[ears] == "round":
+        round_ears(shape, 255)
+
+    coat = Image.new("RGB", (side, side), coat_rgb)
+    marks = ImageDraw.Draw(coat)
+    if PATTERNS[pattern] == "stripes":
+        step, width = scale * 0.5, max(2, int(scale * 0.2))
+        offset = rng.uniform(0, step)
+        for k in range(int(side / step) + 2):
+            x = offset + k * step
+            marks.line([(x, 0), (x - scale * 0.35, side)], fill=marks_rgb, width=width)
+    elif PATTERNS[pattern] == "spots":
+        for _ in range(int(rng.integers(9, 14))):
+            sx, sy = cx + rng.uniform(-1.0, 1.3) * half_w, cy + rng.uniform(-1.9, 0.9) * half_h
+            sr = scale * rng.uniform(0.13, 0.18)
+            marks.ellipse([sx - sr, sy - sr, sx + sr, sy + sr], fill=marks_rgb)
+    elif PATTERNS[pattern] == "patches":
+        patch_rgb = (244, 240, 232) if sum(coat_rgb) < 500 else (48, 40, 36)
+        for _ in range(int(rng.integers(2, 4))):
+            px, py = cx + rng.uniform(-0.8, 0.8) * half_w, cy + rng.uniform(-0.7, 0.5) * half_h
+            pr = scale * rng.uniform(0.38, 0.5)
+            marks.ellipse([px - pr, py - pr * 0.8, px + pr, py + pr * 0.8], fill=patch_rgb)
+    elif PATTERNS[pattern] == "points":  # colour-point: dark legs, tail, ears and face, as in a Siamese
+        points_rgb = _shade(coat_rgb, 0.3) if sum(coat_rgb) > 300 else (90, 60, 40)
+        marks.rectangle([0, cy + half_h * 0.55, side, side], fill=points_rgb)
+        marks.line([tail_start, tail_end], fill=points_rgb, width=tail_width + 2)
+        marks.ellipse([hx - head_r * 0.6, hy - head_r * 0.35, hx + head_r * 0.6, hy + head_r * 0.9], fill=points_rgb)
+        if EARS[ears] == "pointed":
+            pointed_ears(marks, points_rgb)
+        elif EARS[ears] == "round":
+            round_ears(marks, points_rgb)
+
+    creature = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    creature.paste(coat, (0, 0), mask)
+    face = ImageDraw.Draw(creature)
+    if EARS[ears] == "floppy":  # hanging ears lie outside the silhouette, in a darker shade of the coat
+        ear_rgb = _shade(coat_rgb, 0.55) if sum(coat_rgb) > 150 else (92, 80, 72)
+        for dx in (-0.9, 0.9):
+            ex = hx + dx * head_r
+            face.ellipse([ex - head_r * 0.32, hy - head_r * 0.65, ex + head_r * 0.32, hy + head_r * 0.85],
+                         fill=ear_rgb + (255,))
+    eye_r = max(1.5, scale * 0.07)
+    eye_rgb = (250, 220, 60, 255) if sum(coat_rgb) < 200 else (20, 20, 20, 255)
+    for dx in (-0.38, 0.38):
+        ex, ey = hx + dx * head_r, hy - head_r * 0.15
+        face.ellipse([ex - eye_r, ey - eye_r, ex + eye_r, ey + eye_r], fill=eye_rgb)
+    face.ellipse([hx - eye_r, hy + head_r * 0.32 - eye_r, hx + eye_r, hy + head_r * 0.32 + eye_r],
+                 fill=(150, 60, 70, 255))
+    if rng.random() < 0.5:
+        creature = creature.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return creature.rotate(rng.uniform(-20, 20), resample=Image.Resampling.BILINEAR)
+
+
+def draw_scene(features: Features, rng: np.random.Generator, width: int, height: int,
+               creature_size: tuple[float, float] = (0.24, 0.29)) -> tuple[Image.Image, Image.Image]:
+    """A whole photo (RGB) with one creature near the middle of a cluttered room, and its mask (L, 255 = animal) (notebook 05)."""
+    background = tuple(int(v) for v in rng.integers(60, 200, size=3))
+    image = Image.new("RGB", (width, height), background)
+    clutter = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(3, 8))):
+        tone = tuple(int(min(255, max(0, v + rng.integers(-45, 46)))) for v in background)
+        x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
+        x1, y1 = x0 + rng.uniform(-width / 2, width / 2), y0 + rng.uniform(-height / 2, height / 2)
+        if rng.random() < 0.5:
+            clutter.line([(x0, y0), (x1, y1)], fill=tone, width=max(1, int(rng.integers(2, 12) * width / 300)))
+        else:
+            clutter.rectangle([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)], fill=tone)
+    scale = min(width, height) * rng.uniform(*creature_size)
+    creature = draw_creature(features, scale, rng)
+    left = int(width / 2 + rng.uniform(-0.1, 0.1) * width - creature.width / 2)
+    top = int(height / 2 + rng.uniform(-0.1, 0.1) * height - creature.height / 2)
+    image.paste(creature, (left, top), creature)
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(creature.getchannel("A"), (left, top))
+    # Grey sensor noise (shared by the channels, drawn at half resolution: a quarter of the random numbers),
+    # added around 128 by PIL, which clips at 0 and 255.
+    grain = rng.standard_normal(((height + 1) // 2, (width + 1) // 2), dtype=np.float32) * np.float32(rng.uniform(3, 8))
+    grain = Image.fromarray((grain + 128).clip(0, 255).astype(np.uint8)).resize((width, height), Image.NEAREST)
+    return ImageChops.add(image, Image.merge("RGB", (grain, grain, grain)), offset=-128), mask
+
+
+def trimap(mask: Image.Image) -> Image.Image:
+    """Oxford-IIIT Pet's annotation format from a mask: 1 animal, 2 background, 3 the uncertain border (notebook 08)."""
+    # The mask is the creature's alpha after a bilinear turn: the edge pixels are the partly covered ones.
+    alpha = np.asarray(mask)
+    values = np.full(alpha.shape, 2, dtype=np.uint8)
+    values[alpha >= 224] = 1
+    values[(alpha > 32) & (alpha < 224)] = 3
+    return Image.fromarray(values, mode="L")

@@ -1,0 +1,131 @@
+"""Datasets and loaders: image files to ``(tensor, class)`` pairs, the two DataLoaders, and the pets recipe (notebook 01)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.functional import pil_to_tensor
+
+from helpers.augment import NO_AUGMENTATION, PETS_RECIPE, BatchAugment, PresizeCrop
+from helpers.device import dataloader_generator, seed_worker
+from helpers.labelling import PETS_PATTERN, RegexLabeller, get_image_files, make_vocab, open_rgb, random_split
+from helpers.labelling import why_unreadable as _why_unreadable
+
+
+class ImageDataset(Dataset):
+    """Image files and their labels as ``(uint8 tensor 3xHxW, class index)`` pairs; unreadable files are skipped (notebook 01)."""
+
+    def __init__(self, files: Sequence[Path | str], labels: Sequence[str], vocab: Sequence[str],
+                 item_tfm: Callable[[Image.Image], Image.Image] | None = None, check_files: bool = True):
+        if len(files) != len(labels):
+            raise ValueError(f"got {len(files)} files but {len(labels)} labels: give one label per file.")
+        unknown = sorted(set(labels) - set(vocab))
+        if unknown:
+            raise ValueError(f"labels {unknown[:5]} are not in the vocabulary; build it from all labels "
+                             "with make_vocab(labels).")
+        self.vocab, self.item_tfm = list(vocab), item_tfm
+        # Checking at construction (not mid-epoch) means a broken file is reported once, before any training.
+        reasons = [_why_unreadable(Path(f)) if check_files else None for f in files]
+        self.skipped = [(Path(f), why) for f, why in zip(files, reasons) if why is not None]
+        kept = [i for i, why in enumerate(reasons) if why is None]
+        self.files = [Path(files[i]) for i in kept]
+        self.labels = [labels[i] for i in kept]
+        self._index = {label: i for i, label in enumerate(self.vocab)}
+        if self.skipped:
+            names = ", ".join(p.name for p, _ in self.skipped[:5])
+            print(f"Skipped {len(self.skipped)} unreadable file(s) of {len(files)}: {names} "
+                  "(find them with verify_images(files); delete or replace them).")
+
+    def prepare(self, item: Path | str | Image.Image) -> torch.Tensor:
+        """Open (if needed), convert to RGB and apply the item transform: a uint8 tensor 3xHxW (notebook 01)."""
+        try:
+            image = open_rgb(item)
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ValueError(f"could not read {item}: {error}. Check it with verify_images([path]).") from error
+        if self.item_tfm is not None:
+            image = self.item_tfm(image)
+        return pil_to_tensor(image)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.prepare(self.files[index]), self._index[self.labels[index]]
+
+    def __repr__(self) -> str:
+        return f"ImageDataset({len(self)} images, {len(self.vocab)} classes, item_tfm={self.item_tfm!r})"
+
+
+class DataLoaders:
+    """A training and a validation DataLoader, the class names, and the batch transform to run on the device (notebook 01)."""
+
+    def __init__(self, train: DataLoader, valid: DataLoader, vocab: Sequence[str] | None = None,
+                 after_batch: torch.nn.Module | None = None):
+        self.train, self.valid, self.after_batch = train, valid, after_batch
+        self.vocab = list(vocab) if vocab is not None else None  # None: regression or tabular targets
+
+    @property
+    def n_classes(self) -> int:
+        if self.vocab is None:
+            raise AttributeError("these DataLoaders have no vocabulary (a regression or tabular task): "
+                                 "there are no classes to count.")
+        return len(self.vocab)
+
+    def __repr__(self) -> str:
+        classes = f"{len(self.vocab)} classes" if self.vocab is not None else "no vocabulary"
+        return (f"DataLoaders(train={len(self.train.dataset)} items, valid={len(self.valid.dataset)} items, "
+                f"{classes}, after_batch={self.after_batch!r})")
+
+
+def make_loaders(train_ds: Dataset, valid_ds: Dataset, vocab: Sequence[str], batch_size: int = 64,
+                 num_workers: int = 0, seed: int = 42, after_batch: torch.nn.Module | None = None,
+                 multiprocessing_context: str | None = None) -> DataLoaders:
+    """Wrap two datasets in torch DataLoaders: shuffled, seeded training batches; ordered validation (notebook 01)."""
+    common = dict(num_workers=num_workers, pin_memory=torch.cuda.is_available(), worker_init_fn=seed_worker,
+                  persistent_workers=num_workers > 0, multiprocessing_context=multiprocessing_context if num_workers else None)
+    # drop_last: a last batch of one or two images would give BatchNorm a noisy, unrepresentative step.
+    train = DataLoader(train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size,
+                       generator=dataloader_generator(seed), **common)
+    valid = DataLoader(valid_ds, batch_size=batch_size, shuffle=False, **common)
+    return DataLoaders(train, valid, vocab, after_batch)
+
+
+def _images_folder(path: Path) -> Path:
+    return path / "images" if (path / "images").is_dir() else path
+
+
+def pets_dataloaders(path: Path | str, presize: int = 460, size: int = 224, batch_size: int = 64,
+                     valid_pct: float = 0.2, seed: int = 42, num_workers: int = 0, augment: bool = True) -> DataLoaders:
+    """The pets recipe: labels from names, a seeded split, presizing per item, augmentation per batch (notebook 01)."""
+    files = get_image_files(_images_folder(Path(path)))
+    labels = RegexLabeller(PETS_PATTERN).label_all(files)
+    vocab = make_vocab(labels)
+    train_idx, valid_idx = random_split(len(files), valid_pct, seed)
+    train_ds = ImageDataset([files[i] for i in train_idx], [labels[i] for i in train_idx], vocab,
+                            item_tfm=PresizeCrop(presize, train=True))
+    valid_ds = ImageDataset([files[i] for i in valid_idx], [labels[i] for i in valid_idx], vocab,
+                            item_tfm=PresizeCrop(presize, train=False))
+    after_batch = BatchAugment.from_recipe(size, PETS_RECIPE if augment else NO_AUGMENTATION)
+    return make_loaders(train_ds, valid_ds, vocab, batch_size, num_workers, seed, after_batch)
+
+
+@contextmanager
+def transform_mode(module: torch.nn.Module | None, train: bool) -> Iterator[torch.nn.Module | None]:
+    """Run a batch transform in train (random augmentation) or eval (centre, resize) mode, then put it back (notebook 01).
+
+    ``with transform_mode(dls.after_batch, train=False): x = dls.after_batch(batch)``: the previous mode comes
+    back even if the body raises. ``None`` (no batch transform) is allowed and does nothing.
+    """
+    if module is None:
+        yield module
+        return
+    was_training = module.training
+    module.train(train)
+    try:
+        yield module
+    finally:
+        module.train(was_training)
