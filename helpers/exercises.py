@@ -219,7 +219,8 @@ class Exercise:
 
     checkable = True
 
-    def __init__(self, prompt: str, hints: Sequence[str] = (), solution: str = "", wrong_answers: Sequence[Any] = ()):
+    def __init__(self, prompt: str, hints: Sequence[str] = (), solution: str = "", wrong_answers: Sequence[Any] = (),
+                 right_answers: Sequence[Any] = ()):
         if isinstance(hints, str):
             hints = (hints,)  # one hint written as a plain string is still one hint, not a hint per letter
         # cleandoc, not dedent: a prompt usually starts right after the opening quotes, unindented.
@@ -227,6 +228,9 @@ class Exercise:
         self.hints = tuple(hints)
         self._solution = inspect.cleandoc(solution)
         self.wrong_answers = tuple(wrong_answers)
+        # Other correct answers a learner may reasonably give (another form, another method): the tests check that
+        # each passes, so a checker that only accepts its own reference shows up.
+        self.right_answers = tuple(right_answers)
 
     @property
     def reference_answer(self) -> Any:
@@ -288,8 +292,9 @@ class ValueExercise(Exercise):
     """An answer compared with an expected value: numbers within a tolerance, arrays/tensors shape first (notebook 01)."""
 
     def __init__(self, prompt: str, expected: Any, hints: Sequence[str] = (), solution: str = "",
-                 rtol: float = 1e-4, atol: float = 1e-6, wrong_answers: Sequence[Any] = ()):
-        super().__init__(prompt, hints, solution, wrong_answers)
+                 rtol: float = 1e-4, atol: float = 1e-6, wrong_answers: Sequence[Any] = (),
+                 right_answers: Sequence[Any] = ()):
+        super().__init__(prompt, hints, solution, wrong_answers, right_answers)
         self.expected = expected
         self.rtol, self.atol = rtol, atol
 
@@ -321,8 +326,9 @@ class FunctionExercise(Exercise):
     """
 
     def __init__(self, prompt: str, reference: Callable, test_cases: Sequence[Any], hints: Sequence[str] = (),
-                 solution: str = "", wrong_answers: Sequence[Any] = (), rtol: float = 1e-4, atol: float = 1e-6):
-        super().__init__(prompt, hints, solution, wrong_answers)
+                 solution: str = "", wrong_answers: Sequence[Any] = (), rtol: float = 1e-4, atol: float = 1e-6,
+                 right_answers: Sequence[Any] = ()):
+        super().__init__(prompt, hints, solution, wrong_answers, right_answers)
         if not callable(reference):
             raise TypeError(f"FunctionExercise needs a callable reference, got {_kind_name(reference)}.")
         if not test_cases:
@@ -381,8 +387,8 @@ class CodeExercise(Exercise):
     """An answer checked by custom assertions: ``checker(answer)`` raises AssertionError saying what is wrong (notebook 01)."""
 
     def __init__(self, prompt: str, checker: Callable[[Any], Any], reference: Any = None, hints: Sequence[str] = (),
-                 solution: str = "", wrong_answers: Sequence[Any] = ()):
-        super().__init__(prompt, hints, solution, wrong_answers)
+                 solution: str = "", wrong_answers: Sequence[Any] = (), right_answers: Sequence[Any] = ()):
+        super().__init__(prompt, hints, solution, wrong_answers, right_answers)
         self.checker = checker
         self.reference = reference
 
@@ -406,8 +412,8 @@ class ChoiceExercise(Exercise):
     """
 
     def __init__(self, prompt: str, options: Sequence[Any], answer: Any, hints: Sequence[str] = (),
-                 solution: str = "", wrong_answers: Sequence[Any] = ()):
-        super().__init__(prompt, hints, solution, wrong_answers)
+                 solution: str = "", wrong_answers: Sequence[Any] = (), right_answers: Sequence[Any] = ()):
+        super().__init__(prompt, hints, solution, wrong_answers, right_answers)
         self.options = list(options.values()) if isinstance(options, Mapping) else list(options)
         if not 2 <= len(self.options) <= 26:
             raise ValueError(f"ChoiceExercise needs 2 to 26 options, got {len(self.options)}.")

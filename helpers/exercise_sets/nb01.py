@@ -35,6 +35,9 @@ q1 = FunctionExercise(
     wrong_answers=[lambda name: name.split("_")[0],               # stops at the first underscore: 'great'
                    lambda name: name.rsplit(".", 1)[0],           # keeps the number: 'Bengal_4'
                    lambda name: name.lower().rsplit("_", 1)[0]],  # loses the capitals of the cat breeds
+    right_answers=[lambda name: re.findall(r"^(.+)_\d+\.jpg$", name)[0],
+                   lambda name: re.match(r"(.*)_\d+", name).group(1),
+                   lambda name: re.sub(r"_\d+\.jpg$", "", name)],
 )
 
 q2 = FunctionExercise(
@@ -52,6 +55,9 @@ q2 = FunctionExercise(
     wrong_answers=[lambda path: (path.parts[0], path.stem, path.suffix),      # the first folder, not the holder
                    lambda path: (path.parent.name, path.name, path.suffix),   # name keeps the extension
                    lambda path: (path.parent.name, path.name.split(".")[0], "." + path.name.split(".")[-1])],
+    right_answers=[lambda path: (path.parts[-2], path.stem, path.suffix),
+                   lambda path: [path.parent.name, path.with_suffix("").name, path.suffix],
+                   lambda path: (str(path.parent.name), path.stem, "".join(path.suffixes[-1:]))],
 )
 
 q3 = FunctionExercise(
@@ -70,6 +76,9 @@ q3 = FunctionExercise(
     wrong_answers=[lambda train, valid, n: len(train) + len(valid) == n,          # misses overlaps and strays
                    lambda train, valid, n: not set(train) & set(valid),           # misses lost indices
                    lambda train, valid, n: set(train) | set(valid) == set(range(n))],  # misses duplicates
+    right_answers=[lambda train, valid, n: sorted(list(train) + list(valid)) == list(range(n)),
+                   lambda train, valid, n: (not set(train) & set(valid) and len(set(train)) == len(train)
+                                            and len(set(valid)) == len(valid) and set(train) | set(valid) == set(range(n)))],
 )
 
 q4 = ValueExercise(
@@ -80,6 +89,80 @@ q4 = ValueExercise(
     hints=["The validation part is the first `int(valid_pct * n)` indices of the shuffled order."],
     solution="answer = int(0.2 * 7390)  # 1478; the other 5912 are for training",
     wrong_answers=[5912, 1479, 7390],
+    right_answers=[1478.0, round(0.2 * 7390)],
+)
+
+# ---- regular-expression practice ------------------------------------------------------------------
+
+def _number_of(name: str) -> int:
+    return int(re.search(r"_(\d+)\.jpg$", name).group(1))
+
+
+def _is_cat(name: str) -> bool:
+    return re.match(r"[A-Z]", name) is not None
+
+
+def _split_and_digit(path: str) -> tuple[str, str]:
+    return re.search(r"([^/]+)/(\d)/[^/]+\.png$", path).groups()
+
+
+q5 = FunctionExercise(
+    """Regex practice 1. Write `number_of(name)`: the picture's number in a pets file name, as an int
+    ('great_pyrenees_173.jpg' gives 173), with a regular expression.""",
+    reference=_number_of,
+    test_cases=["great_pyrenees_173.jpg", "Bengal_4.jpg", "staffordshire_bull_terrier_10.jpg", "Abyssinian_100.jpg"],
+    hints=[r"`\d+` matches one or more digits; put it in a group and anchor it just before `.jpg`.",
+           r"`re.search(r'_(\d+)\.jpg$', name).group(1)` is a string: turn it into a number with `int`."],
+    solution=r"""
+    def number_of(name):
+        return int(re.search(r'_(\d+)\.jpg$', name).group(1))
+    """,
+    wrong_answers=[lambda name: int(re.search(r"\d", name).group()),         # one digit only: 1 for 173
+                   lambda name: len(re.findall(r"\d", name)),                # counts the digits
+                   lambda name: int(re.findall(r"\d+", name)[0]) + 1],       # off by one
+    right_answers=[lambda name: int(re.findall(r"\d+", name)[-1]),
+                   lambda name: int(re.match(r"^.+_(\d+)\.jpg$", name).group(1)),
+                   lambda name: int(re.sub(r"\D", "", name))],
+)
+
+q6 = FunctionExercise(
+    """Regex practice 2. Write `is_cat(name)`: True when the file name belongs to a cat breed (the real dataset
+    writes cat breeds with a capital first letter, dog breeds in lower case), else False. Use a regular expression.""",
+    reference=_is_cat,
+    test_cases=["Bengal_4.jpg", "great_pyrenees_173.jpg", "British_Shorthair_9.jpg", "yorkshire_terrier_2.jpg",
+                "Abyssinian_100.jpg", "beagle_1.jpg"],
+    hints=["A character class such as `[A-Z]` matches one capital letter; `re.match` only looks at the start.",
+           "`re.match(...)` returns a match object or None: compare with None to get True or False."],
+    solution=r"""
+    def is_cat(name):
+        return re.match(r'[A-Z]', name) is not None
+    """,
+    wrong_answers=[lambda name: re.match(r"[A-Za-z]", name) is not None,     # any letter: every breed
+                   lambda name: re.search(r"[a-z]", name) is None,           # no small letter at all: never
+                   lambda name: re.match(r"[a-z]", name) is not None],       # the dogs, not the cats
+    right_answers=[lambda name: bool(re.match(r"[A-Z]", name)),
+                   lambda name: re.fullmatch(r"[A-Z].*", name) is not None,
+                   lambda name: bool(re.search(r"^[A-Z]", name))],
+)
+
+q7 = FunctionExercise(
+    """Regex practice 3. The digits sample stores pictures as `.../train/3/1500.png`. Write `split_and_digit(path)`
+    returning the tuple `(split, digit)` of strings, ('train', '3') here, with ONE regular expression that has two
+    groups. The path may start with more folders.""",
+    reference=_split_and_digit,
+    test_cases=["train/3/1500.png", "valid/7/9.png", "mnist_sample/train/7/10002.png", "data/valid/3/21.png"],
+    hints=["Anchor at the end with `$`: the file name, the digit folder and the split folder are the last three parts.",
+           r"`[^/]+` matches one folder name (anything but a slash); `(\d)` one digit. `.groups()` returns the tuple."],
+    solution=r"""
+    def split_and_digit(path):
+        return re.search(r'([^/]+)/(\d)/[^/]+\.png$', path).groups()
+    """,
+    wrong_answers=[lambda path: tuple(re.findall(r"\d+", path)[:2]),                   # digits, not the split
+                   lambda path: tuple(path.split("/")[:2]),                             # the first two folders
+                   lambda path: re.search(r"(\w+)/(\d+)\.png$", path).groups()],       # the digit and the number
+    right_answers=[lambda path: re.search(r"(\w+)/(\d)/\d+\.png$", path).groups(),
+                   lambda path: tuple(re.findall(r"(\w+)/(\d)/", path)[-1]),
+                   lambda path: list(re.match(r".*?([a-z]+)/(\d)/\d+\.png$", path).groups())],
 )
 
 questionnaire = Questionnaire([
@@ -133,4 +216,19 @@ questionnaire = Questionnaire([
         "How hard the task is (a baseline error rate to beat), and which items it gets most confidently wrong "
         "(often mislabelled or odd images worth cleaning); it also proves the whole pipeline, from files to "
         "predictions, actually runs before you invest time in it."),
+    ChoiceExercise(
+        "The book keeps file lists in fastai's `L`, which accepts a list of indices as an index: `files[valid_idx]`. "
+        "With a plain Python list, which expression gives the same items?",
+        ["[files[i] for i in valid_idx]", "files[valid_idx]", "files(valid_idx)", "files[min(valid_idx):max(valid_idx)]"],
+        answer="a",
+        hints=["A plain list only takes an int or a slice as its index; what builds a new list item by item?"],
+        solution="A list comprehension; `operator.itemgetter(*valid_idx)(files)` also works (it returns a tuple).",
+        wrong_answers=["b", "d"]),
+    Reflection(
+        "What does fastai's `L` add to a Python list, and what does plain Python (or PyTorch) offer instead?",
+        "L prints its length before its first items, takes a list of indices or a boolean mask as an index, and "
+        "has methods such as map, filter, unique, itemgot and attrgot. In plain Python a list comprehension does "
+        "the indexing, mapping and filtering ([files[i] for i in idx], [f(x) for x in xs if cond(x)]), "
+        "sorted(set(xs)) gives the unique values, collections.Counter counts them, and operator.itemgetter or "
+        "attrgetter pick fields; for numbers, a tensor or NumPy array takes index lists and masks directly."),
 ])

@@ -42,14 +42,36 @@ def _check_mirror_params(params) -> None:
         "these parameters do not give the left-right mirror image of the batch (and nothing else)."
 
 
-q1 = ValueExercise(
+PHOTO_SIZE = (500, 375)  # width, height of the photo in q1
+
+
+def _check_centre_box(box) -> None:
+    width, height = PHOTO_SIZE
+    side = min(width, height)
+    assert isinstance(box, (tuple, list)) and len(box) == 4, \
+        "answer with four numbers: answer = (left, top, right, bottom)."
+    assert all(float(v).is_integer() for v in box), \
+        "boxes are in whole pixels: round the margin (either way, if it is odd)."
+    left, top, right, bottom = (int(v) for v in box)
+    assert right - left == side and bottom - top == side, \
+        f"your box is {right - left} x {bottom - top} pixels; the square's side is the photo's short side."
+    assert 0 <= left and right <= width and 0 <= top and bottom <= height, "your box reaches outside the photo."
+    # An odd margin cannot be split evenly: one pixel more on the left or on the right is equally centred.
+    assert abs(left - (width - right)) <= 1 and abs(top - (height - bottom)) <= 1, \
+        "your square is not in the middle: for validation as much is cut off on one side as on the other."
+
+
+q1 = CodeExercise(
     """A 500 x 375 photo goes through `PresizeCrop(460, train=False)`. Which box `(left, top, right, bottom)`
-    of the photo ends up resized to 460 x 460? `answer = (left, top, right, bottom)` in whole pixels.""",
-    expected=(62, 0, 437, 375),
+    of the photo ends up resized to 460 x 460? `answer = (left, top, right, bottom)` in whole pixels (when the
+    margin is odd, round either way).""",
+    checker=_check_centre_box,
+    reference=(62, 0, 437, 375),
     hints=["The square's side is the photo's short side.",
-           "For validation the square sits in the middle: as much is cut off on the left as on the right (round down)."],
-    solution="answer = (62, 0, 437, 375)   # side 375; (500 - 375) // 2 = 62 pixels cut on the left",
-    wrong_answers=[(0, 0, 375, 375), (0, 0, 500, 375), (62.5, 0, 437.5, 375)],
+           "For validation the square sits in the middle: as much is cut off on the left as on the right."],
+    solution="answer = (62, 0, 437, 375)   # side 375; (500 - 375) // 2 = 62 pixels cut on the left (PresizeCrop rounds down)",
+    wrong_answers=[(0, 0, 375, 375), (0, 0, 500, 375), (62.5, 0, 437.5, 375), (62, 0, 438, 375), (125, 0, 500, 375)],
+    right_answers=[(63, 0, 438, 375), [62, 0, 437, 375], (62.0, 0.0, 437.0, 375.0)],
 )
 
 q2 = FunctionExercise(
@@ -59,7 +81,8 @@ q2 = FunctionExercise(
     reference=_rotation_reference,
     test_cases=[0.0, 90.0, 30.0, -10.0],
     hints=["`torch.deg2rad` first: cos and sin want radians.",
-           "Check it with 90 degrees: the output's top-right corner (1, -1) must show the input's top-left corner (-1, -1).",
+           "Check it with 90 degrees: turning the picture a quarter counter-clockwise brings the input's top-right "
+           "corner (1, -1) to the output's top-left corner (-1, -1), so the matrix must send (-1, -1, 1) to (1, -1, 1).",
            "The bottom row is (0, 0, 1): rotation moves no point off the image plane."],
     solution="""
     def rotation_matrix(degrees):
@@ -69,18 +92,50 @@ q2 = FunctionExercise(
                              [0.,           0.,          1.]])
     """,
     wrong_answers=[_rotation_clockwise, _rotation_in_radians, lambda degrees: _rotation_reference(degrees)[:2]],
+    right_answers=[lambda degrees: torch.tensor([[math.cos(math.radians(degrees)), -math.sin(math.radians(degrees)), 0.0],
+                                                 [math.sin(math.radians(degrees)), math.cos(math.radians(degrees)), 0.0],
+                                                 [0.0, 0.0, 1.0]]),
+                   lambda degrees: [[math.cos(math.radians(degrees)), -math.sin(math.radians(degrees)), 0],
+                                    [math.sin(math.radians(degrees)), math.cos(math.radians(degrees)), 0], [0, 0, 1]]],
 )
 
-q3 = ValueExercise(
-    """Compose by hand: the map that zooms in 2x towards the centre (shows the middle half of the picture) and then
-    mirrors it left-right. `answer` is the 3x3 matrix `flip @ zoom` (a nested list or a tensor).""",
-    expected=[[-0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 1.0]],
-    hints=["Zooming in 2x means each output coordinate looks at an input coordinate half as far from the centre.",
-           "The flip only changes the sign of x."],
-    solution="answer = [[-0.5, 0, 0], [0, 0.5, 0], [0, 0, 1]]   # flip = diag(-1, 1, 1), zoom = diag(0.5, 0.5, 1)",
-    wrong_answers=[[[-2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]],
-                   [[0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 1.0]],
-                   [[-0.5, 0.0, 0.0], [0.0, -0.5, 0.0], [0.0, 0.0, 1.0]]],
+# Hint 2 of q2 as numbers, so a test can check the hint against the reference: (output point, input point) at 90 degrees.
+Q2_HINT_POINTS = ((-1.0, -1.0), (1.0, -1.0))
+
+ZOOM_CENTRE = (0.5, 0.0)  # q3 zooms towards the middle of the right half, so zoom and flip do not commute
+_ZOOM_Q3 = torch.tensor([[0.5, 0.0, ZOOM_CENTRE[0] * 0.5], [0.0, 0.5, ZOOM_CENTRE[1] * 0.5], [0.0, 0.0, 1.0]])
+_FLIP_Q3 = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
+
+
+def _check_flip_after_zoom(answer) -> None:
+    matrix = torch.as_tensor(answer, dtype=torch.float64) if not isinstance(answer, torch.Tensor) else answer.double()
+    assert matrix.shape == (3, 3), f"answer with a 3x3 matrix; yours has shape {tuple(matrix.shape)}."
+    expected, swapped = (_FLIP_Q3 @ _ZOOM_Q3).double(), (_ZOOM_Q3 @ _FLIP_Q3).double()
+    if torch.allclose(matrix, swapped, atol=1e-6):
+        raise AssertionError("that is zoom @ flip: the same two maps in the other order. Here the order matters, "
+                             "because the zoom is not centred: which one acts first on an output point?")
+    assert torch.allclose(matrix[2], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)), \
+        "the bottom row of an affine map is (0, 0, 1)."
+    assert torch.allclose(matrix, expected, atol=1e-6), \
+        "not flip @ zoom: build the two matrices as in the notebook's cell and multiply them in that order."
+
+
+q3 = CodeExercise(
+    """Compose by hand, in the notebook's convention (a matrix maps an OUTPUT point to the input point it shows):
+    `zoom` zooms in 2x towards the point (0.5, 0), the middle of the right half (the notebook's `zoom_m` with
+    `shrink = 0.5`, `zoom_centre = (0.5, 0)`); `flip` mirrors left-right. `answer` is the 3x3 matrix `flip @ zoom`
+    (a nested list or a tensor). Then try `zoom @ flip`: is it the same map?""",
+    checker=_check_flip_after_zoom,
+    reference=(_FLIP_Q3 @ _ZOOM_Q3).tolist(),
+    hints=["zoom = [[0.5, 0, 0.5 * 0.5], [0, 0.5, 0], [0, 0, 1]] (the notebook's formula centre * (1 - shrink)); "
+           "flip = diag(-1, 1, 1).",
+           "Multiplying by flip on the LEFT changes the sign of the whole first row, translation included."],
+    solution="answer = [[-0.5, 0, -0.25], [0, 0.5, 0], [0, 0, 1]]   # zoom @ flip would be [[-0.5, 0, 0.25], ...]",
+    wrong_answers=[(_ZOOM_Q3 @ _FLIP_Q3).tolist(),                                   # the other order
+                   [[-0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 1.0]],             # zoom towards the centre
+                   [[-2.0, 0.0, -1.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]]],           # zoom factor inverted
+    right_answers=[_FLIP_Q3 @ _ZOOM_Q3, [[-0.5, 0, -0.25], [0, 0.5, 0], [0, 0, 1]],
+                   torch.tensor([[-0.5, 0.0, -0.25], [0.0, 0.5, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)],
 )
 
 q4 = ValueExercise(
@@ -92,6 +147,7 @@ q4 = ValueExercise(
            "BatchAugment multiplies all its maps together before it samples."],
     solution="answer = (1, 4)   # ours: one grid_sample; chain: crop-resize, rotate, zoom, warp (flip is exact)",
     wrong_answers=[(1, 5), (2, 4), (5, 5)],
+    right_answers=[[1, 4], (1.0, 4.0)],
 )
 
 q5 = CodeExercise(
@@ -107,6 +163,8 @@ q5 = CodeExercise(
     answer = params
     """,
     wrong_answers=[_identity_with(), _identity_with(rotate=180.0), [True, True]],
+    right_answers=[{**_AUGMENT.identity_params(_BATCH), "flip": torch.ones(len(_BATCH), dtype=torch.bool)},
+                   _identity_with(flip=True, crop_scale=1.0)],
 )
 
 questionnaire = Questionnaire([
@@ -140,6 +198,7 @@ questionnaire = Questionnaire([
     ValueExercise("With a presize of 460 and `min_scale=0.75` (a fraction of the AREA), how many pixels wide is the "
                   "smallest square the random crop can take? (round to the nearest pixel)",
                   expected=398, wrong_answers=[345, 460, 230], rtol=0, atol=0.5,
+                  right_answers=[398.0, round(math.sqrt(0.75) * 460)],
                   hints=["Area scales with the square of the side."],
                   solution="answer = round(math.sqrt(0.75) * 460)   # 398"),
     Reflection("The optional antialiasing blurs the presized image before sampling. Why is that not a second resampling?",

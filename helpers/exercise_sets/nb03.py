@@ -43,6 +43,9 @@ q1 = FunctionExercise(
     wrong_answers=[lambda x: x.exp() / x.exp().sum(),          # sums over the whole batch, not per row
                    lambda x: x.exp(),                          # forgets to normalise
                    lambda x: x / x.sum(dim=-1, keepdim=True)],  # normalises without exp
+    right_answers=[lambda x: torch.softmax(x, dim=-1),
+                   lambda x: x.exp() / x.exp().sum(-1).unsqueeze(-1),
+                   lambda x: torch.exp(x) / torch.sum(torch.exp(x), dim=x.dim() - 1, keepdim=True)],
 )
 
 q2 = ValueExercise(
@@ -61,6 +64,9 @@ q2 = ValueExercise(
     wrong_answers=[(TABLE_ACTS.exp(), TABLE_ACTS.exp() / TABLE_ACTS.exp().max()),   # divides by the largest
                    (TABLE_ACTS.exp(), TABLE_ACTS / TABLE_ACTS.sum()),                # normalises the raw activations
                    (TABLE_ACTS.exp(), torch.sigmoid(TABLE_ACTS))],                  # sigmoid per class
+    right_answers=[([0.37, 1.65, 20.09], [0.02, 0.07, 0.91]),                           # two decimals, as promised
+                   [TABLE_ACTS.exp().tolist(), F.softmax(TABLE_ACTS, dim=-1).tolist()],
+                   (TABLE_ACTS.exp().numpy(), (TABLE_ACTS.exp() / TABLE_ACTS.exp().sum()).numpy())],
 )
 
 q3 = FunctionExercise(
@@ -78,6 +84,9 @@ q3 = FunctionExercise(
     wrong_answers=[_softmax_last,                                                    # overflows to nan
                    lambda x: _softmax_last(x - x.max()),                             # one max for the whole batch
                    lambda x: _softmax_last(x / x.abs().max(dim=-1, keepdim=True).values)],  # rescales: a different softmax
+    right_answers=[lambda x: torch.softmax(x, dim=-1),
+                   lambda x: (x - x.logsumexp(dim=-1, keepdim=True)).exp(),
+                   lambda x: _softmax_last(x - x.amax(dim=-1, keepdim=True))],
 )
 
 q4 = FunctionExercise(
@@ -95,11 +104,17 @@ q4 = FunctionExercise(
     wrong_answers=[lambda p, t: p[:, t],   # every row with every target: a square, not one value per row
                    lambda p, t: p[t],      # picks rows, not columns
                    lambda p, t: p[:, 0]],  # always the first column
+    right_answers=[lambda p, t: p.gather(1, t[:, None]).squeeze(1),
+                   lambda p, t: p[range(len(t)), t],
+                   lambda p, t: torch.stack([row[target] for row, target in zip(p, t)])],
 )
 
 q5 = ValueExercise(
-    """The model gives the correct class of an image probability 0.5. What is that image's cross-entropy loss (natural log)?""",
+    """The model gives the correct class of an image probability 0.5. What is that image's cross-entropy loss
+    (natural log)? Three decimals are enough.""",
     expected=math.log(2),
+    rtol=0, atol=5e-4,
+    right_answers=[0.693, -math.log(0.5), torch.tensor(0.5).log().neg()],
     hints=["Cross-entropy for one item is minus the log of the probability of its correct class."],
     solution="answer = -math.log(0.5)   # = log(2), about 0.693",
     wrong_answers=[0.5, -math.log(2), math.log10(2)],
@@ -107,8 +122,12 @@ q5 = ValueExercise(
 
 q6 = ValueExercise(
     """Without autograd: the gradient of `cross_entropy(logits, targets, reduction="sum")` with respect to
-    `logits = [[1.5, -0.5, 0.2], [0.0, 2.0, -1.0]]`, `targets = [2, 1]`. Give a 2 x 3 tensor.""",
+    `logits = [[1.5, -0.5, 0.2], [0.0, 2.0, -1.0]]`, `targets = [2, 1]`. Give a 2 x 3 tensor (four decimals are
+    enough).""",
     expected=torch.softmax(GRAD_LOGITS, dim=1) - F.one_hot(GRAD_TARGETS, 3),
+    rtol=0, atol=1e-4,
+    right_answers=[(torch.softmax(GRAD_LOGITS, dim=1) - F.one_hot(GRAD_TARGETS, 3)).round(decimals=4).tolist(),
+                   torch.softmax(GRAD_LOGITS.double(), dim=1) - torch.eye(3, dtype=torch.float64)[GRAD_TARGETS]],
     hints=["The notebook shows it is a difference of two 2 x 3 tensors you already know how to build.",
            "softmax of each row, minus a tensor with a single 1 in each row at the target's column."],
     solution="""
@@ -147,6 +166,7 @@ questionnaire = Questionnaire([
                "per class and must pick the target's column by indexing, which is what nll_loss on a softmax does."),
     ValueExercise("What does `torch.log(torch.tensor(-2.))` give? Answer with the Python float it prints as.",
                   expected=float("nan"), wrong_answers=[math.log(2), -math.log(2), float("-inf")],
+                  right_answers=[math.nan, torch.log(torch.tensor(-2.0)).item(), torch.tensor(float("nan"))],
                   hints=["Is there a real number whose exponential is negative?"],
                   solution="answer = float('nan')   # the log is only defined for positive numbers"),
     Reflection("Why is `log(-2)` not a number, and why does that never happen inside cross-entropy?",
@@ -155,11 +175,12 @@ questionnaire = Questionnaire([
                "always positive (PyTorch even computes log_softmax directly from the activations)."),
     ValueExercise("`nll_loss` takes no log. What does `F.nll_loss(torch.tensor([[0.6, 0.4]]), torch.tensor([0]))` return? (a float)",
                   expected=-0.6, wrong_answers=[-math.log(0.6), 0.6, 0.4],
+                  right_answers=[F.nll_loss(torch.tensor([[0.6, 0.4]]), torch.tensor([0])).item(), -3 / 5],
                   hints=["It picks the target's column and negates it: nothing else."],
                   solution="answer = -0.6   # it expects log-probabilities, so feed it log_softmax's output"),
     Reflection("Why take the log of the probability of the correct class rather than use the probability itself?",
                "Probabilities live between 0 and 1, so 0.99 and 0.999 look almost the same, yet the second is ten times "
-               "more confident. -log p stretches that range to 0..infinity: a confident mistake (p near 0) costs a lot and "
+               "less likely to be wrong (0.001 against 0.01). -log p stretches that range to 0..infinity: a confident mistake (p near 0) costs a lot and "
                "keeps a useful gradient, and products of probabilities become sums."),
     ChoiceExercise("The gradient of cross-entropy with respect to the logits is ...",
                    ["softmax(logits) - one_hot(target)", "one_hot(target) - softmax(logits)", "log_softmax(logits)"],

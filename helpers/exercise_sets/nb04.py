@@ -41,6 +41,9 @@ q1 = FunctionExercise(
     wrong_answers=[lambda k, s, e, n: s + (e - s) * k / n,              # linear: almost all points at large rates
                    lambda k, s, e, n: s * (e / s) ** ((k + 1) / n),     # one batch ahead
                    lambda k, s, e, n: s * 10 ** k],                     # ten times larger every batch
+    right_answers=[lambda k, s, e, n: math.exp(math.log(s) + k / n * (math.log(e) - math.log(s))),
+                   lambda k, s, e, n: 10 ** np.interp(k / n, [0, 1], [math.log10(s), math.log10(e)]),
+                   lambda k, s, e, n: s * (e / s) ** (k / n)],
 )
 
 q2 = FunctionExercise(
@@ -63,6 +66,11 @@ q2 = FunctionExercise(
                    lambda losses, beta=0.98: [sum((1 - beta) * beta ** (i - j) * losses[j] for j in range(i + 1))
                                               for i in range(len(losses))],                             # not debiased
                    lambda losses, beta=0.98: list(losses)],                                             # no smoothing
+    right_answers=[lambda losses, beta=0.98: [sum((1 - beta) * beta ** (i - j) * losses[j] for j in range(i + 1))
+                                              / (1 - beta ** (i + 1)) for i in range(len(losses))],
+                   lambda losses, beta=0.98: np.array([np.dot([beta ** (i - j) for j in range(i + 1)], losses[:i + 1])
+                                                       / sum(beta ** (i - j) for j in range(i + 1))
+                                                       for i in range(len(losses))])],
 )
 
 q3 = FunctionExercise(
@@ -77,6 +85,9 @@ q3 = FunctionExercise(
     wrong_answers=[lambda lrs, losses: lrs[int(np.argmin(losses))],     # the minimum itself: already too high
                    lambda lrs, losses: min(losses) / 10,                # a tenth of the loss, not of the rate
                    lambda lrs, losses: lrs[int(np.argmax(losses))] / 10],
+    right_answers=[lambda lrs, losses: min(zip(losses, lrs))[1] / 10,
+                   lambda lrs, losses: lrs[losses.index(min(losses))] * 0.1,
+                   lambda lrs, losses: np.asarray(lrs)[np.argmin(losses)] / 10],
 )
 
 q4 = ValueExercise(
@@ -87,14 +98,19 @@ q4 = ValueExercise(
     hints=["The cycle starts at lr_max / div.", "The warm-up lasts pct_start of ALL the batches of the fit, not of one epoch."],
     solution="answer = (1e-3 / 25, 200)   # 4e-05, and 0.25 * 8 * 100 = 200",
     wrong_answers=[(1e-3 / 25, 25), (1e-3, 200), (1e-3 / 1e5, 200)],
+    right_answers=[[4e-5, 200], (0.00004, 200.0)],
 )
 
 q5 = ValueExercise(
-    """Three parameter groups and `lr_max=slice(1e-5, 1e-3)`: what peak rate does each group get? (a list of 3 numbers)""",
-    expected=[1e-5, 1e-4, 1e-3],
-    hints=["The rates are spread evenly on a LOG scale between the two ends."],
-    solution="answer = [1e-5, 1e-4, 1e-3]   # helpers.schedule.even_mults(1e-5, 1e-3, 3)",
-    wrong_answers=[[1e-5, 5.05e-4, 1e-3], [1e-4, 1e-4, 1e-3], [1e-3, 1e-3, 1e-3]],
+    """One-cycle moves Adam's momentum (its first beta) against the rate. With the default `moms=(0.95, 0.85, 0.95)`:
+    `answer = (first, at_peak, last)`, the momentum of the first batch, of the batch where the rate peaks, and the
+    value it returns to at the very end of training.""",
+    expected=(0.95, 0.85, 0.95),
+    hints=["When the rate is low, momentum is high; when the rate is at its peak, momentum is at its lowest.",
+           "The momentum schedule is the same cosine shape as the rate's, from 0.95 down to 0.85 and back up."],
+    solution="answer = (0.95, 0.85, 0.95)   # helpers.schedule.one_cycle(lr_max)[1] at 0, pct_start and 1",
+    wrong_answers=[(0.85, 0.95, 0.85), (0.95, 0.95, 0.95), (0.9, 0.85, 0.9)],
+    right_answers=[[0.95, 0.85, 0.95], (0.950, 0.850, 0.950)],
 )
 
 questionnaire = Questionnaire([
@@ -109,7 +125,9 @@ questionnaire = Questionnaire([
                    hints=["At the bottom of the curve the rate is already too high; on the flat part nothing happens."]),
     ValueExercise("A finder run with `num_it=100` on a training loader of 40 batches: how many epochs does it start "
                   "(before any early stop)?", expected=3, wrong_answers=[2, 2.5, 100],
-                  hints=["It needs 100 batches and an epoch only has 40; it computes num_it // len(loader) + 1."],
+                  right_answers=[3.0],
+                  hints=["How many passes over a 40-batch loader does it take to reach 100 batches?",
+                         "A pass that is cut short still counts as one started epoch."],
                   solution="answer = 3   # 100 // 40 + 1"),
     Reflection("Why is early stopping a poor choice when training with the one-cycle policy?",
                "Early stopping keeps the weights of the epoch with the best validation score, but with one-cycle the "

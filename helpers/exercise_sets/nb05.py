@@ -26,6 +26,24 @@ def _freeze_the_head(model: nn.Sequential) -> None:
         p.requires_grad_(False)
 
 
+def _freeze_then_thaw_norms(model: nn.Sequential) -> None:
+    """Another correct way: freeze the whole body, then unfreeze its BatchNorm layers."""
+    model[0].requires_grad_(False)
+    for module in model[0].modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.requires_grad_(True)
+    model[1].requires_grad_(True)
+
+
+def _freeze_by_name(model: nn.Sequential) -> None:
+    """Another correct way, for a torchvision ResNet body: its BatchNorm layers are the ones named bn*/downsample.1."""
+    norms = {name for name, m in model[0].named_modules() if isinstance(m, nn.BatchNorm2d)}
+    for name, p in model[0].named_parameters():
+        p.requires_grad = name.rpartition(".")[0] in norms
+    for p in model[1].parameters():
+        p.requires_grad = True
+
+
 def _check_freeze_body(freeze_body) -> None:
     from helpers.models import create_cnn
 
@@ -55,6 +73,7 @@ q1 = ValueExercise(
            "...and every other group a tenth of it."],
     solution="answer = [2e-4, 2e-4, 2e-3]   # helpers.schedule.lr_for_groups(slice(2e-3), 3)",
     wrong_answers=[[2e-3, 2e-3, 2e-3], [2e-5, 2e-4, 2e-3], [1e-4, 1e-4, 1e-3]],
+    right_answers=[(2e-4, 2e-4, 2e-3), [0.0002, 0.0002, 0.002]],
 )
 
 q2 = ValueExercise(
@@ -65,6 +84,7 @@ q2 = ValueExercise(
            "The rates then run from base_lr / lr_mult to base_lr, evenly on a log scale."],
     solution="answer = [2e-5, 2e-4, 2e-3]   # base_lr 4e-3 halved to 2e-3, then slice(2e-3 / 100, 2e-3)",
     wrong_answers=[[4e-5, 4e-4, 4e-3], [2e-4, 2e-4, 2e-3], [2e-5, 1.01e-3, 2e-3]],
+    right_answers=[(2e-5, 2e-4, 2e-3), [0.00002, 0.0002, 0.002]],
 )
 
 q3 = ValueExercise(
@@ -77,6 +97,7 @@ q3 = ValueExercise(
            "2*4096 + 4096*512 + 2*512 + 512*37."],
     solution="answer = 2 * 4096 + 4096 * 512 + 2 * 512 + 512 * 37   # 2,125,312",
     wrong_answers=[1_072_640, 2_116_096, 2_125_861],
+    right_answers=[2125312.0, 2 * 4096 + 4096 * 512 + 2 * 512 + 512 * 37],
 )
 
 q4 = CodeExercise(
@@ -98,6 +119,7 @@ q4 = CodeExercise(
     answer = freeze_body
     """,
     wrong_answers=[_freeze_everything_in_body, _freeze_the_head, lambda model: None],
+    right_answers=[_freeze_then_thaw_norms, _freeze_by_name],
 )
 
 questionnaire = Questionnaire([
@@ -108,7 +130,7 @@ questionnaire = Questionnaire([
                "trains every layer for the requested number of epochs, with discriminative rates: the earliest layers "
                "get a hundredth of the head's rate."),
     ValueExercise("How many epochs does `learn.fine_tune(4)` train in all, with its default arguments?",
-                  expected=5, rtol=0, atol=0, wrong_answers=[4, 8, 6],
+                  expected=5, rtol=0, atol=0, wrong_answers=[4, 8, 6], right_answers=[5.0, 1 + 4],
                   hints=["Count the frozen epochs (freeze_epochs defaults to 1) and the unfrozen ones."],
                   solution="answer = 5   # 1 frozen + 4 unfrozen"),
     Reflection("What are discriminative learning rates, and why use them when fine-tuning?",
@@ -121,6 +143,7 @@ questionnaire = Questionnaire([
                   "first group to the last? `answer = [...]`",
                   expected=[1e-6, 1e-5, 1e-4, 1e-3], wrong_answers=[[1e-6, 3.34e-4, 6.67e-4, 1e-3],
                                                                     [1e-4, 1e-4, 1e-4, 1e-3], [1e-6, 1e-6, 1e-6, 1e-3]],
+                  right_answers=[(1e-6, 1e-5, 1e-4, 1e-3), [10.0 ** k for k in range(-6, -2)]],
                   hints=["The first group gets the start, the last the end, and the steps between are equal "
                          "MULTIPLICATIONS, not equal additions."],
                   solution="answer = [1e-6, 1e-5, 1e-4, 1e-3]   # helpers.schedule.even_mults(1e-6, 1e-3, 4)"),
