@@ -79,7 +79,7 @@ def cue_losses(logits: torch.Tensor, cues: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 # --- training ---------------------------------------------------------------------------------------
-def pretrain(steps: int = 300, batch_size: int = 64, lr: float = 4e-3, seed: int = 0, pool_size: int = 3072,
+def pretrain(steps: int = 700, batch_size: int = 32, lr: float = 5e-3, seed: int = 0, pool_size: int = 2048,
              log_every: int = 25, valid_size: int = 512) -> tuple[nn.Module, dict]:
     """Train a resnet10 to name the five cues of random creatures; return its body and validation accuracies (notebook 05)."""
     threads = torch.get_num_threads()
@@ -122,10 +122,10 @@ def pretrain(steps: int = 300, batch_size: int = 64, lr: float = 4e-3, seed: int
 def main(argv: list[str] | None = None) -> None:
     """Command line: retrain the offline backbone and rewrite helpers/assets (notebook 05)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=4e-3)
-    parser.add_argument("--pool-size", type=int, default=3072)
+    parser.add_argument("--steps", type=int, default=700)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--pool-size", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=WEIGHTS_FILE)
     args = parser.parse_args(argv)

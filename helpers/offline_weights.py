@@ -6,6 +6,7 @@ the file handling here lets both import it without importing each other.
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import torch
@@ -24,9 +25,13 @@ def file_sha256(path: Path) -> str:
 def save_backbone(body: nn.Module, path: Path = WEIGHTS_FILE, checksum_path: Path = CHECKSUM_FILE) -> str:
     """Write the body's weights as float16 (half the size; plenty for a starting point) and their checksum (notebook 05)."""
     state = {name: t.half() if t.is_floating_point() else t for name, t in body.state_dict().items()}
+    # Saved through a buffer: torch.save names the archive's inner folder after the file, and the same weights
+    # must give the same bytes whatever the file is called.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
-    torch.save(state, temporary)
+    temporary.write_bytes(buffer.getvalue())
     temporary.replace(path)
     digest = file_sha256(path)
     checksum_path.write_text(f"{digest}  {path.name}\n")

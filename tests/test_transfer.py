@@ -20,6 +20,8 @@ from helpers.models import create_cnn, resnet_split
 from helpers.tiny_pets import BREED_FEATURES
 
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
+# The committed offline backbone; `python -m helpers.backbone` rebuilt it byte for byte on the development machine.
+COMMITTED_SHA256 = "bab7993ebeb7bf37efcb24c2a7251ad9764fd0239ee7602ae58d08b4d6286284"
 
 
 def random_dls(n: int = 16, batch_size: int = 8, n_classes: int = 3, size: int = 32):
@@ -190,23 +192,24 @@ def test_pretrained_backbone_reads_the_cues():
 
 @pytest.mark.slow
 def test_fine_tuning_the_offline_backbone_beats_training_from_scratch():
-    """Same network, same tiny pets, same number of epochs: pretrained + fine_tune against random weights."""
-    import helpers
-    from helpers.data import pets_dataloaders, pets_tiny
+    """bench/transfer.py's two runs (the course's workflow, tiny profile, one thread): the targets of issue 12."""
+    import importlib.util
+    from pathlib import Path
 
-    def run(weights: str | None) -> float:
-        helpers.set_seed(42)
-        dls = pets_dataloaders(pets_tiny(), presize=128, size=64, batch_size=32)
-        learn = Learner(dls, create_cnn("resnet10", n_out=len(dls.vocab), weights=weights), splitter=resnet_split,
-                        metrics=[error_rate], device="cpu", quiet=True)
-        if weights is None:
-            learn.fit_one_cycle(6, 1e-2)           # from scratch there is nothing to protect: no freezing
-        else:
-            learn.fine_tune(5, base_lr=1e-2)       # one frozen epoch, five unfrozen
-        return learn.validate()[1]
-
-    pretrained, scratch = run("offline"), run(None)
-    assert pretrained < scratch - 0.08, f"error rate: pretrained {pretrained:.3f}, from scratch {scratch:.3f}"
+    script = Path(__file__).resolve().parents[1] / "bench" / "transfer.py"
+    spec = importlib.util.spec_from_file_location("bench_transfer", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pretrained, _, n = bench.run(pretrained=True)
+        scratch, _, _ = bench.run(pretrained=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert n >= 300
+    assert pretrained <= 0.15 and scratch >= 2 * pretrained, f"pretrained {pretrained:.3f}, scratch {scratch:.3f}"
+    assert scratch - pretrained > 2 * math.sqrt((pretrained * (1 - pretrained) + scratch * (1 - scratch)) / n)
 
 
 def test_pretraining_is_repeatable(capsys):
@@ -217,3 +220,16 @@ def test_pretraining_is_repeatable(capsys):
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
         assert torch.equal(a, b), name
     assert "step 2/2" in capsys.readouterr().out
+
+
+def test_saved_bytes_do_not_depend_on_the_file_name(tmp_path):
+    # `python -m helpers.backbone --out elsewhere.pth` must give the committed file's bytes, not just its tensors.
+    body = create_cnn("resnet10", n_out=3)[0]
+    first = backbone.save_backbone(body, tmp_path / "a.pth", tmp_path / "a.sha256")
+    second = backbone.save_backbone(body, tmp_path / "other_name.pth", tmp_path / "other_name.sha256")
+    assert first == second
+
+
+def test_committed_checksum_is_the_one_recorded_in_the_docs():
+    # bench/results/transfer_cpu.txt records the transfer measured with exactly these weights.
+    assert backbone.CHECKSUM_FILE.read_text().split()[0] == COMMITTED_SHA256
