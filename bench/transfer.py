@@ -8,7 +8,7 @@ Both runs use the tiny profile (presize 128, size 64, batches of 32), the same s
 It prints each error rate with two binomial standard errors, the margin between them and the noise of that
 margin, and whether the targets hold (pretrained at most 0.15, from scratch at least twice the pretrained).
 
-    python bench/transfer.py                 # both runs, about 10 minutes on 2 idle CPU cores
+    python bench/transfer.py --threads 1     # both runs: 12 minutes on the development machine's 2 shared vCPUs
     python bench/transfer.py --only scratch  # one of them
 """
 from __future__ import annotations
