@@ -260,11 +260,18 @@ def antialias_blur(x: Tensor, scale: Tensor) -> Tensor:
     return flat.reshape(batch, channels, height, width)
 
 
-def resample(x: Tensor, grid: Tensor, antialias: bool = False) -> Tensor:
-    """The one interpolation: bilinear ``grid_sample`` with reflection padding (optionally after an antialiasing blur) (notebook 02)."""
+PADDING_MODES = ("reflection", "zeros", "border")
+
+
+def resample(x: Tensor, grid: Tensor, antialias: bool = False, padding_mode: str = "reflection") -> Tensor:
+    """The one interpolation: bilinear ``grid_sample``, reflection padding by default (optionally after an antialiasing blur) (notebook 02).
+
+    ``padding_mode`` says what is shown where the grid points outside the picture: its mirror image
+    ("reflection", fastai's choice), black ("zeros") or the edge pixels repeated ("border") (notebook 07).
+    """
     if antialias:
         x = antialias_blur(x, grid_scale(grid, *x.shape[-2:]))
-    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="reflection", align_corners=False)
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
 def _eye(batch: int, like: Tensor) -> Tensor:
@@ -300,7 +307,7 @@ class BatchAugment(nn.Module):
                  p_affine: float = PETS_RECIPE.p_affine, max_lighting: float = PETS_RECIPE.max_lighting,
                  p_lighting: float = PETS_RECIPE.p_lighting, do_flip: bool = PETS_RECIPE.do_flip,
                  mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD, antialias: bool = False,
-                 chunk_size: int | None = None):
+                 chunk_size: int | None = None, padding_mode: str = "reflection"):
         super().__init__()
         checks = [(int(size) >= 1, f"size must be a positive number of pixels, got {size!r}"),
                   (0 < min_scale <= 1, f"min_scale is a fraction of the image area in (0, 1], got {min_scale!r}"),
@@ -308,7 +315,8 @@ class BatchAugment(nn.Module):
                   (0 <= max_warp < 1, f"max_warp must be in [0, 1), got {max_warp!r}"),
                   (0 <= max_lighting < 1, f"max_lighting must be in [0, 1), got {max_lighting!r}"),
                   (0 <= p_affine <= 1 and 0 <= p_lighting <= 1, "p_affine and p_lighting are probabilities in [0, 1]"),
-                  (len(mean) == 3 and len(std) == 3 and min(std) > 0, "mean and std need 3 values, std all > 0")]
+                  (len(mean) == 3 and len(std) == 3 and min(std) > 0, "mean and std need 3 values, std all > 0"),
+                  (padding_mode in PADDING_MODES, f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"BatchAugment: {message}.")
@@ -316,6 +324,7 @@ class BatchAugment(nn.Module):
         self.min_zoom, self.max_zoom, self.max_warp = float(min_zoom), float(max_zoom), float(max_warp)
         self.p_affine, self.max_lighting, self.p_lighting = float(p_affine), float(max_lighting), float(p_lighting)
         self.do_flip, self.antialias, self.chunk_size = bool(do_flip), bool(antialias), chunk_size
+        self.padding_mode = padding_mode
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
@@ -392,7 +401,7 @@ class BatchAugment(nn.Module):
         pieces = []
         for start in range(0, batch, chunk):
             part = slice(start, start + chunk)
-            piece = resample(x[part].to(out_dtype), grid[part], antialias=self.antialias)
+            piece = resample(x[part].to(out_dtype), grid[part], antialias=self.antialias, padding_mode=self.padding_mode)
             scale = to_unit
             if lighting:
                 piece = adjust_lighting(piece.mul_(scale), geometry["brightness"][part], geometry["contrast"][part])
@@ -413,7 +422,7 @@ class BatchAugment(nn.Module):
         return (f"size={self.size}, min_scale={self.min_scale}, max_rotate={self.max_rotate}, "
                 f"zoom=({self.min_zoom}, {self.max_zoom}), max_warp={self.max_warp}, p_affine={self.p_affine}, "
                 f"max_lighting={self.max_lighting}, p_lighting={self.p_lighting}, do_flip={self.do_flip}, "
-                f"antialias={self.antialias}")
+                f"antialias={self.antialias}, padding_mode={self.padding_mode!r}")
 
 
 def _check_batch(x: Tensor) -> Tensor:

@@ -204,3 +204,19 @@ def test_bench_quick_runs_and_prints_the_table():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "images/s" in result.stdout and "ratio" in result.stdout
+
+
+def test_padding_mode_chooses_what_fills_the_outside():
+    x = torch.full((1, 3, 16, 16), 200, dtype=torch.uint8)
+    outputs = {}
+    for mode in ("reflection", "zeros", "border"):
+        augment = BatchAugment(size=16, padding_mode=mode, p_lighting=0.)
+        params = augment.identity_params(x)
+        params["zoom"] = torch.tensor([0.5])  # zoom out: half of the output shows outside the picture
+        outputs[mode] = augment.decode(augment.transform(x, params, lighting=False))
+        assert f"padding_mode={mode!r}" in repr(augment)
+    corner = (0, 0, 0, 0)
+    assert outputs["zeros"][corner] < 0.1
+    assert abs(outputs["reflection"][corner] - 200 / 255) < 0.02 and abs(outputs["border"][corner] - 200 / 255) < 0.02
+    with pytest.raises(ValueError, match="padding_mode"):
+        BatchAugment(size=16, padding_mode="wrap")
