@@ -1,6 +1,6 @@
-"""Drawing the synthetic creatures: four visible cues, one picture, and where the animal is (notebooks 01, 05, 08).
+"""Drawing the synthetic creatures: five visible cues, one picture, and where the animal is (notebooks 01, 05, 08).
 
-Every creature is described by four cues, each from a short list:
+Every creature is described by five cues, each from a short list:
 
 * coat colour (``COAT_COLOURS``): black, cream, ginger, grey, brown, tan;
 * coat pattern (``PATTERNS``): solid, stripes, spots, patches, points (dark ears, face, legs and tail);
