@@ -29,7 +29,8 @@ from torch.utils.data import Dataset
 
 __all__ = ["NA", "txhousing_path", "load_txhousing", "add_date_parts", "FillMissing", "Categorify", "Normalize",
            "TabularProcessor", "TabularDataset", "tabular_dataloaders", "emb_sz_rule", "get_emb_szs",
-           "sigmoid_range", "SigmoidRange", "LinBnDrop", "TabularModel", "rmspe", "exp_rmspe", "log_y_range"]
+           "sigmoid_range", "SigmoidRange", "LinBnDrop", "TabularModel", "rmspe", "exp_rmspe", "log_y_range",
+           "rmspe_margin"]
 
 NA = "#na#"  # the level at index 0 of every categorical column: missing, or never seen in training
 
@@ -409,3 +410,15 @@ def log_y_range(y: Sequence[float] | np.ndarray | pd.Series, headroom: float = 1
     if not top > 0:
         raise ValueError(f"the largest target is {top}: a log target needs positive values.")
     return 0.0, math.log(top * headroom)
+
+
+def rmspe_margin(preds_a: torch.Tensor, preds_b: torch.Tensor, targs: torch.Tensor) -> tuple[float, float]:
+    """How much better A is than B on the same rows, and the noise of that number (notebook 09).
+
+    Both are on the squared scale, RMSPE squared (the mean squared percentage error), compared row by row:
+    ``margin = mean(sq_b - sq_a)`` is positive when A is better, and ``noise`` is two standard errors of that
+    mean, the same rule as for two error rates. A margin below the noise is no evidence either way.
+    """
+    preds_a, preds_b, targs = (t.reshape(-1).double() for t in (preds_a, preds_b, targs))
+    diff = ((targs - preds_b) / targs) ** 2 - ((targs - preds_a) / targs) ** 2
+    return float(diff.mean()), float(2 * diff.std() / math.sqrt(len(diff)))

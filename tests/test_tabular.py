@@ -251,6 +251,16 @@ def test_rmspe_against_its_formula():
     assert T.rmspe(torch.tensor([110.0, 90.0]), torch.tensor([100.0, 100.0])).item() == pytest.approx(0.1)
 
 
+def test_rmspe_margin_is_paired_and_signed():
+    targs = torch.tensor([10.0, 20.0, 40.0, 80.0])
+    good, bad = targs * 1.1, targs * 1.3
+    margin, noise = T.rmspe_margin(good, bad, targs)
+    assert margin == pytest.approx(0.3**2 - 0.1**2) and noise == pytest.approx(0.0, abs=1e-12)
+    assert T.rmspe_margin(bad, good, targs)[0] == pytest.approx(-margin)
+    margin, noise = T.rmspe_margin(targs * torch.tensor([1.1, 0.9, 1.2, 1.0]), targs, targs)
+    assert margin < 0 and noise > 0
+
+
 def test_log_y_range_leaves_headroom():
     low, high = T.log_y_range(pd.Series([5.0, 8945.0, 100.0]))
     assert low == 0.0 and high == pytest.approx(math.log(8945.0 * 1.2))
@@ -264,3 +274,23 @@ def test_txhousing_is_installed_and_as_described():
     df = T.load_txhousing()
     assert df.shape == (8602, 9)
     assert df.city.nunique() == 46 and int(df.sales.isna().sum()) == 568
+
+
+def test_short_training_through_the_learner_beats_the_mean():
+    from helpers.learner import Learner
+
+    torch.manual_seed(0)
+    df = T.load_txhousing().dropna(subset=["sales"]).reset_index(drop=True)
+    df["log_sales"] = np.log(df.sales)
+    train, valid = df[df.year < 2014], df[df.year >= 2014]
+    proc = T.TabularProcessor(["city", "month"], ["year", "median", "listings"], "log_sales").fit(train)
+    dls = T.tabular_dataloaders(proc.dataset(train), proc.dataset(valid), batch_size=256)
+    model = T.TabularModel(T.get_emb_szs(proc), 3, 1, [50], y_range=T.log_y_range(train.sales))
+    learn = Learner(dls, model, loss_func=nn.MSELoss(), metrics=[T.exp_rmspe], n_inp=2, quiet=True)
+    learn.fit_one_cycle(3, 1e-2)
+    preds, targs = learn.get_preds()
+    mean_rmspe = T.rmspe(torch.full_like(targs, float(train.sales.mean())), targs.exp()).item()
+    nn_rmspe = T.exp_rmspe(preds, targs).item()
+    assert nn_rmspe < mean_rmspe / 3, (nn_rmspe, mean_rmspe)
+    margin, noise = T.rmspe_margin(preds.exp(), torch.full_like(targs, float(train.sales.mean())), targs.exp())
+    assert margin > noise
