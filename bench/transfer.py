@@ -38,7 +38,8 @@ def two_se(p: float, n: int) -> float:
     return 2 * math.sqrt(max(p * (1 - p), 0.0) / n)
 
 
-def run(pretrained: bool, weights: Path | None = None, seed: int = 42) -> tuple[float, float, int]:
+def run(pretrained: bool, weights: Path | None = None, seed: int = 42,
+        confusions: bool = False) -> tuple[float, float, int]:
     """One run of the workflow; returns (error rate, the finder's valley, validation size)."""
     profile = helpers.get_profile("tiny")
     helpers.set_seed(seed)
@@ -55,7 +56,24 @@ def run(pretrained: bool, weights: Path | None = None, seed: int = 42) -> tuple[
         learn.fine_tune(5, base_lr=lr)
     else:
         learn.fit_one_cycle(6, lr)
+    if confusions:
+        print_confusions(learn)
     return float(learn.validate()[1]), lr, len(dls.valid.dataset)
+
+
+def print_confusions(learn: Learner, top: int = 8) -> None:
+    """The most confused pairs (actual, predicted, count), and which of them are the planted look-alikes."""
+    from collections import Counter
+
+    from helpers.tiny_pets import LOOK_ALIKES
+
+    preds, targets = learn.get_preds()
+    vocab = learn.dls.vocab
+    pairs = Counter((vocab[t], vocab[p]) for t, p in zip(targets.tolist(), preds.argmax(1).tolist()) if t != p)
+    planted = {frozenset(pair) for pair in LOOK_ALIKES}
+    on_pairs = sum(n for pair, n in pairs.items() if frozenset(pair) in planted)
+    print(f"  most confused: {[(a, b, n) for (a, b), n in pairs.most_common(top)]}")
+    print(f"  {on_pairs} of {sum(pairs.values())} errors are between the planted look-alike pairs")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", choices=("pretrained", "scratch"), default=None)
     parser.add_argument("--weights", type=Path, default=None, help="a candidate backbone (.pth beside its .sha256)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--confusions", action="store_true", help="also print the most confused pairs")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -73,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.only not in (None, name):
             continue
         start = time.perf_counter()
-        error, lr, n = run(name == "pretrained", args.weights)
+        error, lr, n = run(name == "pretrained", args.weights, confusions=args.confusions)
         results[name] = error
         recipe = "fine_tune(5)" if name == "pretrained" else "fit_one_cycle(6)"
         print(f"{name:>10}: valley {lr:.2e}, {recipe}: error {error:.3f} +- {two_se(error, n):.3f} "
