@@ -33,6 +33,7 @@ import shlex
 import signal
 import sys
 import tempfile
+import textwrap
 import time
 import warnings
 from dataclasses import dataclass
@@ -68,24 +69,24 @@ class Recipe:
     epochs: int
     lr: float
     unfrozen_lrs: tuple[float, float] | None = None
-    book: str = ""
+    call: str = ""  # the Learner calls it makes, as a notebook would write them
 
 
 # The full profile holds the book's calls; the tiny one holds notebook 05's values, scaled down so that a laptop
 # CPU trains the offline resnet10 in about a minute.
 RECIPES: dict[str, dict[str, Recipe]] = {
     "full": {
-        "fine_tune": Recipe(freeze_epochs=1, epochs=2, lr=2e-3, book="learn.fine_tune(2)"),
-        "one_cycle": Recipe(freeze_epochs=0, epochs=3, lr=3e-3, book="learn.fit_one_cycle(3, 3e-3)"),
+        "fine_tune": Recipe(freeze_epochs=1, epochs=2, lr=2e-3, call="learn.fine_tune(2)"),
+        "one_cycle": Recipe(freeze_epochs=0, epochs=3, lr=3e-3, call="learn.fit_one_cycle(3, 3e-3)"),
         "manual": Recipe(freeze_epochs=3, epochs=12, lr=3e-3, unfrozen_lrs=(1e-6, 1e-4),
-                         book="learn.fit_one_cycle(3, 3e-3); learn.unfreeze(); "
+                         call="learn.fit_one_cycle(3, 3e-3); learn.unfreeze(); "
                               "learn.fit_one_cycle(12, lr_max=slice(1e-6, 1e-4))"),
     },
     "tiny": {
-        "fine_tune": Recipe(freeze_epochs=1, epochs=5, lr=1e-2, book="learn.fine_tune(5, base_lr=1e-2)"),
-        "one_cycle": Recipe(freeze_epochs=0, epochs=3, lr=1e-2, book="learn.fit_one_cycle(3, 1e-2)"),
+        "fine_tune": Recipe(freeze_epochs=1, epochs=5, lr=1e-2, call="learn.fine_tune(5, base_lr=1e-2)"),
+        "one_cycle": Recipe(freeze_epochs=0, epochs=3, lr=1e-2, call="learn.fit_one_cycle(3, 1e-2)"),
         "manual": Recipe(freeze_epochs=2, epochs=3, lr=1e-2, unfrozen_lrs=(1e-4, 5e-3),
-                         book="learn.fit_one_cycle(2, 1e-2); learn.unfreeze(); "
+                         call="learn.fit_one_cycle(2, 1e-2); learn.unfreeze(); "
                               "learn.fit_one_cycle(3, lr_max=slice(1e-4, 5e-3))"),
     },
 }
@@ -155,11 +156,12 @@ def _non_negative_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m helpers.train`` command line; every default left as None comes from the profile or recipe."""
-    recipes = "\n".join(f"  {name:<10} {RECIPE_HELP[name]}" for name in RECIPES["full"])
+    recipes = "\n".join(textwrap.fill(RECIPE_HELP[name], 100, initial_indent=f"  {name:<11}",
+                                       subsequent_indent=" " * 13) for name in RECIPES["full"])
     defaults = "\n".join(
         f"  {profile:<5} {name:<10} freeze-epochs {r.freeze_epochs}, epochs {r.epochs}, lr {r.lr:g}"
         + (f", unfrozen-lrs {r.unfrozen_lrs[0]:g},{r.unfrozen_lrs[1]:g}" if r.unfrozen_lrs else "")
-        + f"   ({r.book})"
+        + f"\n{'':19}call: {r.call}"
         for profile in RECIPES for name, r in RECIPES[profile].items())
     parser = argparse.ArgumentParser(
         prog="python -m helpers.train",
@@ -608,6 +610,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict:
     from helpers.learner import Learner
     from helpers.metrics import error_rate
     from helpers.models import create_cnn, resnet_split
+    from helpers.precision import device_name
 
     started = time.time()
     info, device = setup_distributed(args.device)
@@ -696,7 +699,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict:
             "status": "complete",
             "command": command_line(argv, info),
             "args": {k: _jsonable(v) for k, v in vars(args).items()},
-            "recipe": {"name": args.recipe, "book": recipe_for(profile, args.recipe).book,
+            "recipe": {"name": args.recipe, "call": recipe_for(profile, args.recipe).call,
                        "freeze_epochs": args.freeze_epochs if args.recipe != "one_cycle" else 0,
                        "epochs": args.epochs, "lr": lr, "lr_found": found,
                        "unfrozen_lrs": _jsonable(args.unfrozen_lrs), "pretrained": pretrained},
@@ -712,7 +715,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict:
             "train_seconds": round(log.train_seconds, 3),
             "world_size": info.world_size,
             "backend": info.backend,
-            "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+            "device": str(device),
+            "device_name": device_name(device),
             "batch_size": {"global": args.batch_size, "per_process": per_process},
             "learning_rate_rule": "none: --batch-size is the global batch, split between the processes, so each "
                                   "step averages the gradient of the same number of images whatever the process "
