@@ -5,7 +5,7 @@
     python bench/models.py --quick                # resnet18 only, 32 px: a smoke test of a few seconds
 
 Each configuration trains on random data: a few warm-up steps, then timed steps of forward, backward and
-optimizer step. The configurations of one architecture run back to back, and the whole sweep repeats for
+optimizer step, through ``helpers.precision.Precision``, the policy the Learner itself follows. The configurations of one architecture run back to back, and the whole sweep repeats for
 several rounds, so a noisy (shared) machine slows every configuration alike and the ratios hold.
 The table goes to the screen and, with a plot, to --out (default bench/results/). Notebook 06 explains it.
 
@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import math
 import platform
 import statistics
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers.precision import cpu_supports_native_bf16, device_name, mixed_precision_dtypes
+from helpers.precision import Precision, cpu_supports_native_bf16, device_name, mixed_precision_dtypes
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
@@ -124,22 +126,24 @@ def forward_flops_per_image(model: nn.Module, size: int) -> float:
     return float(counter.get_total_flops())
 
 
-def training_step(model, optimizer, scaler, x, y, device: torch.device, precision: str) -> float:
-    """Forward under autocast (if mixed), float32 loss, backward, optimizer step; returns the loss."""
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, policy: Precision, x: torch.Tensor,
+                  y: torch.Tensor) -> float:
+    """One step as the Learner takes it: the course's own mixed-precision policy, float32 loss; returns the loss."""
+    with policy.autocast():
         out = model(x)
     # The loss (a log of a sum of exponentials) is where low precision hurts most, so it stays float32.
     loss = nn.functional.cross_entropy(out.float(), y)
     optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.backward()
-        optimizer.step()
+    policy.backward(loss)
+    policy.step(optimizer)
     return loss.item()  # .item() waits for the device, so the timer sees finished work
+
+
+def make_policy(precision: str, device: torch.device) -> Precision:
+    """helpers.precision's policy, without its "slower on this CPU" hint: measuring that is this script's job."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return Precision(precision, device)
 
 
 def time_config(model: nn.Module, cfg: Config, device: torch.device, size: int, batch_size: int,
@@ -148,21 +152,21 @@ def time_config(model: nn.Module, cfg: Config, device: torch.device, size: int, 
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.to(memory_format=fmt)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
+    policy = make_policy(cfg.precision, device)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch_size, 3, size, size, generator=gen).to(device).contiguous(memory_format=fmt)
     y = torch.randint(0, N_CLASSES, (batch_size,), generator=gen).to(device)
     for _ in range(warmup):
-        training_step(model, optimizer, scaler, x, y, device, cfg.precision)
+        training_step(model, optimizer, policy, x, y)
     times = []
     with StepMemory(device) as memory:
         for _ in range(steps):
             start = time.perf_counter()
-            loss = training_step(model, optimizer, scaler, x, y, device, cfg.precision)
+            loss = training_step(model, optimizer, policy, x, y)
             times.append(time.perf_counter() - start)
-    if not torch.isfinite(torch.tensor(loss)):
+    if not math.isfinite(loss):
         raise RuntimeError(f"{cfg.arch} {cfg.label}: the loss became {loss}; the benchmark is meaningless.")
-    del optimizer, scaler
+    del optimizer, policy
     return statistics.median(times), memory.megabytes
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 
 import numpy as np
 import torch
@@ -46,15 +47,22 @@ def get_device(prefer: str | None = None) -> torch.device:
 
 def set_seed(seed: int = 42, deterministic: bool = True) -> None:
     """Seed Python, NumPy and torch; with ``deterministic`` ask cuDNN and torch for repeatable kernels."""
+    if deterministic:
+        # cuBLAS reads this when it creates its first handle, i.e. at the first matmul on the GPU: it must be
+        # in place before any CUDA work, so it comes first (and the notebooks call set_seed first).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
     if deterministic:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
-        # Some CUDA ops have no deterministic version; warn_only keeps them usable instead of raising.
+        # Some CUDA ops have no deterministic version (the backward of adaptive average pooling, which every
+        # ResNet head runs): warn_only keeps them usable. Its warning would repeat in every training cell of the
+        # full profile on a GPU, so it is silenced here, where that choice is made; the rest stays deterministic.
         torch.use_deterministic_algorithms(True, warn_only=True)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        warnings.filterwarnings("ignore", message=r".*does not have a deterministic implementation",
+                                category=UserWarning)
 
 
 def seed_worker(worker_id: int) -> None:

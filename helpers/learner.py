@@ -1,49 +1,49 @@
-"""A small Learner: the training loop, one-cycle, the LR finder, freezing and fine_tune (notebooks 04 and 05).
+"""A small Learner: one training loop with events, and the methods that choose what runs in it (notebooks 04-07).
 
-Everything happens in ``_fit``: for each batch it sets the learning rates and momenta the schedule asks
-for, runs one training step, and records what happened; after each epoch it validates and prints a row
-of the table. The public methods only choose the schedule:
+The loop (``_fit``) goes through epochs, training batches and validation batches, and at each step fires
+an *event* that callbacks can act on (``helpers.callbacks`` lists them). Everything that is not the loop
+itself is a callback: the Recorder and the progress display (``helpers.progress``), the batch transform,
+the schedules (``ParamScheduler``) and the range test (``helpers.lr_finder.LRFinder``). The public methods
+only choose callbacks:
 
 - ``fit(n, lr)``: constant rates;
 - ``fit_one_cycle(n, lr_max)``: warm up then anneal along cosines (``helpers.schedule``);
 - ``lr_find()``: an exponential ramp that stops when the loss blows up, then puts everything back;
 - ``fine_tune(n)``: ``freeze``, one-cycle, ``unfreeze``, one-cycle with smaller rates for early layers.
+
+Mixed precision stays a policy object the loop calls (``helpers.precision.Precision``): it wraps the
+forward pass, the backward and the step, which no event sits around.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import math
-import sys
-import time
-from typing import Callable, Sequence
+import os
+from typing import Callable, Iterable, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from helpers.callbacks import (EVENTS, BatchTransform, Callback, CancelBatchException, CancelEpochException,
+                               CancelFitException, CancelTrainException, CancelValidException, GatherPreds,
+                               ParamScheduler, event_methods)
 from helpers.device import get_device
-from helpers.lr_finder import plot_lr_find, suggest, valley
+from helpers.lr_finder import LRFinder, plot_lr_find, suggest, valley
+from helpers.metrics import accuracy, error_rate, mae, rmse, rmspe  # noqa: F401 (old imports keep working)
 from helpers.precision import Precision
-from helpers.schedule import lr_for_groups, one_cycle, sched_exp
+from helpers.progress import ProgressCallback, Recorder
+from helpers.schedule import lr_for_groups, one_cycle
 
 DEFAULT_MOM = 0.9  # Adam's beta1 whenever no momentum schedule runs (fit, lr_find)
 SQR_MOM = 0.99     # Adam's beta2 as fastai sets it
 EPS = 1e-5         # fastai's Adam eps (PyTorch's default is 1e-8)
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
               nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LayerNorm)
-
-
-def accuracy(preds: torch.Tensor, targs: torch.Tensor) -> torch.Tensor:
-    """Fraction of items whose highest-scoring class is the target (notebook 04)."""
-    return (preds.argmax(dim=-1) == targs).float().mean()
-
-
-def error_rate(preds: torch.Tensor, targs: torch.Tensor) -> torch.Tensor:
-    """1 - accuracy: the fraction of items the model gets wrong (notebook 04)."""
-    return 1 - accuracy(preds, targs)
+ACTIVATIONS = {"softmax": functools.partial(torch.softmax, dim=-1), "sigmoid": torch.sigmoid,
+               "identity": lambda x: x}
 
 
 def norm_params(model: nn.Module) -> list[nn.Parameter]:
@@ -58,161 +58,140 @@ def no_decay_params(model: nn.Module) -> list[nn.Parameter]:
     return norm_params(model) + biases
 
 
-class _StopFit(Exception):
-    """Raised inside the loop to end a fit early and quietly (the LR finder's stop rule)."""
+def default_activation(loss_func: Callable) -> str:
+    """Which activation turns the model's outputs into predictions for this loss (notebook 05).
 
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    # Through the class hierarchy so that kernels subclassing Jupyter's shell (Colab's) count too.
-    return any(cls.__name__ == "ZMQInteractiveShell" for cls in type(get_ipython()).__mro__)
-
-
-def _show_progress_bar(quiet: bool) -> bool:
-    """A live bar only where it renders: a notebook widget, or a terminal that understands ``\\r``."""
-    if quiet:
-        return False
-    # In a CI log or a file every redraw would become another line; the epoch table already reports progress.
-    return _in_notebook() or bool(getattr(sys.stderr, "isatty", lambda: False)())
-
-
-def _metric_name(metric: Callable) -> str:
-    """The table's column for a metric; partials and callable objects have no ``__name__`` of their own."""
-    return (getattr(metric, "__name__", None) or getattr(getattr(metric, "func", None), "__name__", None)
-            or type(metric).__name__)
-
-
-def _format_time(seconds: float) -> str:
-    return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
-
-
-class Recorder:
-    """What a fit recorded: per batch losses, rates and momenta; per epoch the table (notebook 04).
-
-    ``lrs[k]`` and ``moms[k]`` hold one value per parameter group at batch k; ``losses[k]`` is that
-    batch's loss and ``smooth_losses[k]`` its exponential moving average (beta 0.98, debiased).
+    Softmax for cross-entropy, sigmoid for binary cross-entropy on logits, identity otherwise (regression,
+    or a loss we cannot recognise: pass ``act=`` to ``get_preds`` then).
     """
-
-    def __init__(self, beta: float = 0.98):
-        self.beta = beta
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget everything (each public fit starts a fresh record)."""
-        self.lrs, self.moms, self.losses, self.smooth_losses, self.values = [], [], [], [], []
-        self.skipped_steps = 0
-        self.start_smoothing()
-
-    def start_smoothing(self) -> None:
-        """Restart the moving average, as fastai does at the start of every fit."""
-        self._average, self._count = 0.0, 0
-
-    def record_batch(self, loss: float, lrs: Sequence[float], moms: Sequence[float]) -> None:
-        """Store one training batch."""
-        self._count += 1
-        self._average = self.beta * self._average + (1 - self.beta) * loss
-        # Dividing by 1 - beta^count removes the pull towards the average's starting value of 0.
-        self.smooth_losses.append(self._average / (1 - self.beta**self._count))
-        self.losses.append(loss)
-        self.lrs.append([float(v) for v in lrs])
-        self.moms.append([float(v) for v in moms])
-
-    @property
-    def smooth_loss(self) -> float:
-        """The latest smoothed loss (NaN before the first batch)."""
-        return self.smooth_losses[-1] if self._count else math.nan
-
-    @property
-    def values_df(self) -> pd.DataFrame:
-        """The per-epoch table as a DataFrame."""
-        return pd.DataFrame(self.values)
-
-    def plot_loss(self, skip_start: int = 5, with_valid: bool = True) -> plt.Axes:
-        """Training loss per batch (raw and smoothed) and, when recorded, validation loss at each epoch's end."""
-        _, ax = plt.subplots(figsize=(6, 4))
-        steps = np.arange(len(self.losses))
-        ax.plot(steps[skip_start:], self.losses[skip_start:], alpha=0.3, label="train (per batch)")
-        ax.plot(steps[skip_start:], self.smooth_losses[skip_start:], label="train (smoothed)")
-        if with_valid and self.values and "valid_loss" in self.values[0]:
-            ends = [row["batches"] - 1 for row in self.values]
-            ax.plot(ends, [row["valid_loss"] for row in self.values], "o-", label="valid")
-        ax.set(title="Loss during training", xlabel="batch", ylabel="loss")
-        ax.legend()
-        return ax
-
-    def plot_sched(self) -> np.ndarray:
-        """Learning rate and momentum of every parameter group against the batch number."""
-        _, axes = plt.subplots(1, 2, figsize=(10, 4))
-        lrs, moms = np.array(self.lrs), np.array(self.moms)
-        for group in range(lrs.shape[1] if lrs.ndim == 2 else 0):
-            axes[0].plot(lrs[:, group], label=f"group {group}")
-            axes[1].plot(moms[:, group], label=f"group {group}")
-        axes[0].set(title="Learning rate", xlabel="batch", ylabel="learning rate")
-        axes[1].set(title="Momentum (Adam's beta1)", xlabel="batch", ylabel="momentum")
-        for ax in axes:
-            ax.legend()
-        return axes
+    declared = getattr(loss_func, "activation", None)  # a loss may say it, as fastai's losses do
+    if isinstance(declared, str):
+        return declared
+    if isinstance(loss_func, nn.CrossEntropyLoss) or loss_func is nn.functional.cross_entropy:
+        return "softmax"
+    if isinstance(loss_func, nn.BCEWithLogitsLoss) or loss_func is nn.functional.binary_cross_entropy_with_logits:
+        return "sigmoid"
+    return "identity"
 
 
-class _EpochTable:
-    """Shows the per-epoch rows as they arrive: an updating HTML table in Jupyter, plain lines elsewhere."""
-
-    def __init__(self, quiet: bool):
-        self.quiet, self.rows, self.handle = quiet, [], None
-
-    def add(self, row: dict) -> None:
-        self.rows.append(row)
-        if self.quiet:
-            return
-        shown = {k: v for k, v in row.items() if k != "batches"}
-        if _in_notebook():
-            from IPython.display import display
-            table = pd.DataFrame([{k: v for k, v in r.items() if k != "batches"} for r in self.rows])
-            if self.handle is None:
-                self.handle = display(table, display_id=True)
-            else:
-                self.handle.update(table)
-            return
-        if len(self.rows) == 1:
-            print("  ".join(f"{k:>10}" for k in shown))
-        print("  ".join(f"{v:>10.6f}" if isinstance(v, float) else f"{v:>10}" for v in shown.values()), flush=True)
+def max_batches() -> int | None:
+    """``COURSE_MAX_BATCHES`` as a number, or None when unset: the cap on batches per phase (smoke runs)."""
+    value = os.environ.get("COURSE_MAX_BATCHES", "").strip()
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"COURSE_MAX_BATCHES={value!r} is not a whole number: set it to N > 0 to stop every "
+                         "epoch after N batches, or unset it.") from None
+    return n if n > 0 else None
 
 
 class Learner:
     """Model + data + loss + optimiser, and the loop that trains them (notebook 04).
 
-    The optimiser is ``torch.optim.AdamW`` set like fastai's default Adam: decoupled weight decay ``wd``
+    ``dls`` has ``train`` and ``valid`` loaders (``vocab`` and ``after_batch`` are optional). The first
+    ``n_inp`` elements of each batch are the model's inputs, the rest its targets: ``model(*xb)`` and
+    ``loss_func(pred, *yb)``. The default loss is cross-entropy.
+
+    The default optimiser is ``torch.optim.AdamW`` set like fastai's Adam: decoupled weight decay ``wd``
     (0.01), ``eps=1e-5``, ``betas=(mom, 0.99)`` where beta1 follows the momentum schedule, and no weight
     decay on normalisation-layer parameters or biases. It gets one parameter group per splitter group
     (each split in two, with and without decay); the recorder reports one rate per splitter group.
+    ``opt_func`` may be any callable ``(params, lr)`` returning an object with ``step()`` and
+    ``zero_grad()`` (a hand-written SGD); it gets the parameters (a list, or one dict per splitter group).
+
+    Callbacks (``cbs``) act at the loop's events (``helpers.callbacks``). Set the environment variable
+    ``COURSE_MAX_BATCHES=N`` to stop every training and validation pass after N batches (quick smoke runs
+    of the full profile).
     """
 
-    def __init__(self, dls, model: nn.Module, loss_func: Callable = nn.CrossEntropyLoss(),
+    def __init__(self, dls, model: nn.Module, loss_func: Callable | None = None,
                  opt_func: Callable | None = None, lr: float | slice = 1e-3,
                  splitter: Callable[[nn.Module], list] | None = None, metrics: Sequence[Callable] = (),
-                 wd: float = 0.01, precision: str = "fp32", channels_last: bool = False,
-                 device: torch.device | str | None = None, quiet: bool = False):
-        self.dls, self.loss_func, self.lr, self.wd = dls, loss_func, lr, wd
-        self.metrics = list(metrics)
+                 cbs: Iterable[Callback] = (), n_inp: int = 1, wd: float = 0.01, precision: str = "fp32",
+                 channels_last: bool = False, device: torch.device | str | None = None, quiet: bool = False):
+        # A fresh loss per Learner: a default argument would be one object shared by every Learner.
+        self.dls, self.loss_func = dls, loss_func if loss_func is not None else nn.CrossEntropyLoss()
+        self.lr, self.wd, self.n_inp, self.metrics = lr, wd, n_inp, list(metrics)
         self.splitter = splitter or (lambda m: [list(m.parameters())])
         self.device = torch.device(device) if device is not None else get_device()
         self.channels_last, self.quiet = channels_last, quiet
         self.model = model.to(self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.precision = Precision(precision, self.device)
+        self.opt = self._create_opt(opt_func)
+        self.training, self.fitting, self.step_skipped = False, False, False
+        self.xb, self.yb, self.pred, self.loss = (), (), None, None
+        self.epoch, self.iter, self.n_epoch, self.n_iter, self.train_iter, self.pct_train = 0, 0, 1, 0, 0, 0.0
+        self.cbs, self._handlers = [], {event: [] for event in EVENTS}
+        self.recorder = Recorder()
         self.after_batch = getattr(dls, "after_batch", None)
+        defaults = [self.recorder, ProgressCallback()]
         if self.after_batch is not None:
             self.after_batch = self.after_batch.to(self.device)
-        self.precision = Precision(precision, self.device)
-        self.recorder = Recorder()
-        self.opt = self._create_opt(opt_func)
+            defaults.append(BatchTransform(self.after_batch))
+        self.add_cbs(defaults + list(cbs))
+
+    # --- callbacks ---------------------------------------------------------------------------------
+    def add_cbs(self, cbs: Iterable[Callback] | Callback) -> "Learner":
+        """Attach callbacks (instances or classes) for every later fit (notebook 07)."""
+        for cb in [cbs] if isinstance(cbs, (Callback, type)) else cbs:
+            cb = cb() if isinstance(cb, type) else cb
+            event_methods(cb)  # fails now, not mid-fit, on a misspelt event
+            cb.learn = self
+            self.cbs.append(cb)
+        self._sort_handlers()
+        return self
+
+    def remove_cbs(self, cbs: Iterable[Callback] | Callback) -> "Learner":
+        """Detach callbacks (notebook 07)."""
+        for cb in [cbs] if isinstance(cbs, Callback) else list(cbs):
+            self.cbs.remove(cb)
+        self._sort_handlers()
+        return self
+
+    @contextlib.contextmanager
+    def added_cbs(self, cbs: Iterable[Callback] | None):
+        """Callbacks attached for the duration of a ``with`` block (``fit(..., cbs=)`` uses it) (notebook 07)."""
+        cbs = list(cbs or [])
+        self.add_cbs(cbs)
+        try:
+            yield self
+        finally:
+            self.remove_cbs(cbs)
+
+    def _sort_handlers(self) -> None:
+        # Sorted once here rather than at every event: the loop fires several events per batch.
+        ordered = sorted(self.cbs, key=lambda cb: cb.order)  # stable: equal orders run in the order added
+        methods = [event_methods(cb) for cb in ordered]
+        self._handlers = {event: [m[event] for m in methods if event in m] for event in EVENTS}
+
+    def fire(self, event: str) -> None:
+        """Call every attached callback's method for ``event``, lowest ``order`` first (notebook 07)."""
+        for handler in self._handlers[event]:
+            handler()
+
+    def _with_events(self, body: Callable[[], None], name: str, cancel: type[Exception]) -> None:
+        # As in fastai: a cancel exception ends the block, and the block's after_ event runs all the same.
+        try:
+            self.fire(f"before_{name}")
+            body()
+        except cancel:
+            pass
+        self.fire(f"after_{name}")
 
     # --- the optimiser -----------------------------------------------------------------------------
-    def _create_opt(self, opt_func: Callable | None) -> torch.optim.Optimizer:
+    def _create_opt(self, opt_func: Callable | None):
         groups = self.splitter(self.model)
+        self.n_groups = len(groups)
+        first_lr = lr_for_groups(self.lr, self.n_groups)[-1]
+        if opt_func is not None:
+            # A plain list for one group, so a hand-written optimiser that loops over parameters works.
+            params = list(groups[0]) if self.n_groups == 1 else [
+                {"params": list(g), "splitter_group": i} for i, g in enumerate(groups)]
+            return opt_func(params, first_lr)
         no_decay = {id(p) for p in no_decay_params(self.model)}
         param_groups = []
         for index, params in enumerate(groups):
@@ -221,22 +200,40 @@ class Learner:
                 if chosen:
                     param_groups.append({"params": chosen, "weight_decay": self.wd if decay else 0.0,
                                          "splitter_group": index})
-        self.n_groups = len(groups)
-        if opt_func is None:
-            return torch.optim.AdamW(param_groups, lr=1e-3, betas=(DEFAULT_MOM, SQR_MOM), eps=EPS)
-        return opt_func(param_groups, lr=1e-3)
+        return torch.optim.AdamW(param_groups, lr=first_lr, betas=(DEFAULT_MOM, SQR_MOM), eps=EPS)
 
-    def _set_hypers(self, lrs: Sequence[float], moms: Sequence[float]) -> None:
-        for group in self.opt.param_groups:
-            index = group["splitter_group"]
-            group["lr"] = float(lrs[index])
-            if "betas" in group:
-                group["betas"] = (float(moms[index]), group["betas"][1])
+    def _groups(self):
+        """(splitter group index, optimiser group) pairs; an optimiser without groups has none."""
+        for i, group in enumerate(getattr(self.opt, "param_groups", None) or []):
+            yield group.get("splitter_group", min(i, self.n_groups - 1)), group
+
+    def set_hyper(self, name: str, value: float | Sequence[float]) -> None:
+        """Set ``"lr"`` or ``"mom"`` (one value, or one per splitter group) on every optimiser group (notebook 04)."""
+        values = np.broadcast_to(np.asarray(value, dtype=float), (self.n_groups,))
+        if not hasattr(self.opt, "param_groups"):
+            if name == "lr" and hasattr(self.opt, "lr"):  # a hand-written optimiser with a single rate
+                self.opt.lr = float(values[-1])
+            return
+        for index, group in self._groups():
+            if name == "lr":
+                group["lr"] = float(values[index])
+            elif "betas" in group:
+                group["betas"] = (float(values[index]), group["betas"][1])
             elif "momentum" in group:
-                group["momentum"] = float(moms[index])
+                group["momentum"] = float(values[index])
 
-    def _per_group(self, value: float | Sequence[float]) -> np.ndarray:
-        return np.broadcast_to(np.asarray(value, dtype=float), (self.n_groups,))
+    def hypers(self) -> tuple[list[float], list[float]]:
+        """The rate and momentum of each splitter group as the optimiser holds them now (NaN where it has none)."""
+        lrs, moms = [math.nan] * self.n_groups, [math.nan] * self.n_groups
+        if not hasattr(self.opt, "param_groups"):
+            return [float(getattr(self.opt, "lr", math.nan))] * self.n_groups, moms
+        seen = set()
+        for index, group in self._groups():
+            if index not in seen:  # each splitter group is two optimiser groups with the same rates
+                seen.add(index)
+                lrs[index] = group["lr"]
+                moms[index] = group["betas"][0] if "betas" in group else group.get("momentum", math.nan)
+        return lrs, moms
 
     def _check_train_batches(self) -> None:
         # Without this an empty loader trains nothing in silence, or divides by zero in lr_find.
@@ -245,140 +242,174 @@ class Learner:
                              "batch_size / drop_last leave at least one batch.")
 
     # --- one batch ---------------------------------------------------------------------------------
-    def _prepare(self, x: torch.Tensor, y: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Move a batch to the device and run the batch transform (augmentation + normalisation) there."""
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        if self.after_batch is not None:
-            self.after_batch.train(train)
-            x = self.after_batch(x)
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, y
+    def _split_batch(self, batch) -> None:
+        """Move a batch to the device and split it into inputs ``xb`` and targets ``yb``."""
+        batch = [b.to(self.device, non_blocking=True) if torch.is_tensor(b) else b for b in batch]
+        self.xb, self.yb = tuple(batch[:self.n_inp]), tuple(batch[self.n_inp:])
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _one_batch(self) -> None:
+        if self.channels_last:
+            self.xb = tuple(x.contiguous(memory_format=torch.channels_last) if torch.is_tensor(x) and x.dim() == 4
+                            else x for x in self.xb)
         with self.precision.autocast():
-            preds = self.model(x)
-        return preds.float()  # the loss and metrics see float32 whatever the precision
+            self.pred = self.model(*self.xb)
+        if torch.is_tensor(self.pred) and self.pred.is_floating_point():
+            self.pred = self.pred.float()  # the loss and metrics see float32 whatever the precision
+        self.fire("after_pred")
+        if self.yb:
+            self.loss = self.loss_func(self.pred, *self.yb)
+        elif self.training:
+            raise ValueError(f"a training batch needs targets after its {self.n_inp} input(s), but this batch has "
+                             "nothing after them: check n_inp and what the dataset returns.")
+        self.fire("after_loss")
+        if not self.training:
+            return
+        self.precision.backward(self.loss)
+        self.fire("after_backward")
+        self.step_skipped = not self.precision.step(self.opt)
+        self.fire("after_step")
+        self.opt.zero_grad()
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        x, y = self._prepare(x, y, train=True)
-        loss = self.loss_func(self._forward(x), y)
-        self.precision.backward(loss)
-        if not self.precision.step(self.opt):
-            self.recorder.skipped_steps += 1
-        self.opt.zero_grad(set_to_none=True)
-        return loss.item()
+    def _all_batches(self, dl) -> None:
+        for self.iter, batch in enumerate(dl):
+            if self.iter >= self.n_iter:
+                break
+            self._split_batch(batch)
+            self.loss = None
+            if self.training:
+                self.pct_train = self.train_iter / (self.n_epoch * self.n_iter)
+            self._with_events(self._one_batch, "batch", CancelBatchException)
+            if self.training:
+                self.train_iter += 1
+
+    def _phase(self, dl, training: bool) -> None:
+        """One pass over ``dl``: training (with backward and step) or validation (no gradients)."""
+        self.training, self.dl = training, dl
+        self.n_iter = min(len(dl), max_batches() or len(dl))
+        self.model.train(training)
+        with contextlib.nullcontext() if training else torch.no_grad():
+            if training:
+                self._with_events(lambda: self._all_batches(dl), "train", CancelTrainException)
+            else:
+                self._with_events(lambda: self._all_batches(dl), "validate", CancelValidException)
 
     # --- the loop ----------------------------------------------------------------------------------
-    def _fit(self, n_epoch: int, hypers_at: Callable[[int], tuple], validate: bool = True,
-             stop_after: Callable[[int], bool] | None = None) -> None:
-        """Train ``n_epoch`` epochs; ``hypers_at(k)`` gives (lrs, moms) per group for global batch k."""
+    def _do_epoch(self) -> None:
+        self._phase(self.dls.train, training=True)
+        self._phase(self.dls.valid, training=False)
+
+    def _fit(self, n_epoch: int, cbs: Iterable[Callback] | None = None, keep_record: bool = False) -> None:
+        """Train ``n_epoch`` epochs with the attached callbacks plus ``cbs`` (for this fit only)."""
         if n_epoch < 1:
             raise ValueError(f"n_epoch must be at least 1, got {n_epoch}.")
         self._check_train_batches()
         was_training = self.model.training
-        self.recorder.start_smoothing()
-        table, k = _EpochTable(self.quiet or not validate), 0
-        try:
-            for epoch in range(n_epoch):
-                start, skipped_before = time.perf_counter(), self.recorder.skipped_steps
-                self.model.train()
-                # A bar updated by hand: tqdm.auto wrapping the loader itself would call iter() on it twice,
-                # which draws an extra shuffle from the loader's generator (and starts workers twice).
-                with tqdm(total=len(self.dls.train), desc=f"epoch {epoch + 1}/{n_epoch}", leave=False,
-                          disable=not _show_progress_bar(self.quiet)) as bar:
-                    for x, y in self.dls.train:
-                        lrs, moms = hypers_at(k)
-                        self._set_hypers(lrs, moms)
-                        loss = self._train_step(x, y)
-                        self.recorder.record_batch(loss, lrs, moms)
-                        k += 1
-                        bar.update()
-                        if stop_after is not None and stop_after(k):
-                            raise _StopFit
-                if validate:
-                    valid_loss, *metric_values = self.validate()
-                    row = {"epoch": epoch, "train_loss": self.recorder.smooth_loss, "valid_loss": valid_loss}
-                    row.update({_metric_name(m): v for m, v in zip(self.metrics, metric_values)})
-                    if self.precision.mode == "fp16":
-                        # Only fp16 can skip steps; fp32/bf16 tables keep their usual columns.
-                        row["skipped"] = self.recorder.skipped_steps - skipped_before
-                    row["time"] = _format_time(time.perf_counter() - start)
-                    row["batches"] = len(self.recorder.losses)
-                    self.recorder.values.append(row)
-                    table.add(row)
-        except _StopFit:
-            pass
-        finally:
-            # Also after an interrupt: drop half-made gradients and put the model back as it was.
-            self.opt.zero_grad(set_to_none=True)
-            self.model.train(was_training)
+        self.recorder.keep_next = keep_record
+        with self.added_cbs(cbs):
+            self.n_epoch, self.train_iter, self.pct_train, self.fitting = n_epoch, 0, 0.0, True
+            try:
+                try:
+                    self.fire("before_fit")
+                    for self.epoch in range(n_epoch):
+                        self._with_events(self._do_epoch, "epoch", CancelEpochException)
+                except CancelFitException:
+                    pass
+                finally:
+                    # Also after an error or Ctrl-C: callbacks that put things back (the LR finder) do it here.
+                    self.fire("after_fit")
+            finally:
+                # Drop half-made gradients and put the model back in the mode it was in.
+                self.opt.zero_grad()
+                self.model.train(was_training)
+                self.training = self.fitting = False
 
-    def fit(self, n_epoch: int, lr: float | slice | None = None) -> None:
+    def fit(self, n_epoch: int, lr: float | slice | None = None, cbs: Iterable[Callback] | None = None) -> None:
         """Train ``n_epoch`` epochs at constant rates (a float, or a slice across the groups) (notebook 04)."""
-        lrs = np.array(lr_for_groups(self.lr if lr is None else lr, self.n_groups))
-        moms = self._per_group(DEFAULT_MOM)
-        self.recorder.reset()
-        self._fit(n_epoch, lambda k: (lrs, moms))
+        self.set_hyper("lr", lr_for_groups(self.lr if lr is None else lr, self.n_groups))
+        self.set_hyper("mom", DEFAULT_MOM)
+        self._fit(n_epoch, cbs)
 
     def fit_one_cycle(self, n_epoch: int, lr_max: float | slice | None = None, div: float = 25.0,
                       div_final: float = 1e5, pct_start: float = 0.25,
-                      moms: tuple[float, float, float] = (0.95, 0.85, 0.95), _keep_record: bool = False) -> None:
+                      moms: tuple[float, float, float] = (0.95, 0.85, 0.95),
+                      cbs: Iterable[Callback] | None = None, _keep_record: bool = False) -> None:
         """Train with the one-cycle policy: rates warm up to ``lr_max`` then anneal, momentum does the opposite (notebook 04)."""
         lr_max = np.array(lr_for_groups(self.lr if lr_max is None else lr_max, self.n_groups))
         lr_schedule, mom_schedule = one_cycle(lr_max, pct_start, div, div_final, moms)
-        total = n_epoch * len(self.dls.train)
-        if not _keep_record:
-            self.recorder.reset()
-        self._fit(n_epoch, lambda k: (lr_schedule(k / total), self._per_group(mom_schedule(k / total))))
+        scheduler = ParamScheduler({"lr": lr_schedule, "mom": mom_schedule})
+        self._fit(n_epoch, [scheduler, *(cbs or [])], keep_record=_keep_record)
 
     # --- evaluation --------------------------------------------------------------------------------
-    def _outputs(self, dl) -> tuple[torch.Tensor, torch.Tensor]:
-        """The model's outputs and targets over a whole loader, in eval mode, without gradients."""
+    def _gather(self, dl) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The model's outputs and targets over a whole loader, in eval mode, through the callbacks."""
         was_training = self.model.training
-        self.model.eval()
-        preds, targs = [], []
+        gather = GatherPreds()
         try:
-            with torch.no_grad():
-                for x, y in dl:
-                    x, y = self._prepare(x, y, train=False)
-                    preds.append(self._forward(x))
-                    targs.append(y)
+            with self.added_cbs([gather]):
+                self._phase(dl, training=False)
         finally:
             self.model.train(was_training)
-        return torch.cat(preds), torch.cat(targs)
+            self.training = False
+        return gather.result()
+
+    def loss_and_metrics(self, preds: torch.Tensor, targets: tuple[torch.Tensor, ...]) -> list[float]:
+        """``[loss, *metrics]`` over all the given items at once, as floats (notebook 04)."""
+        # One call over every item weights each item equally, as fastai's batch-size-weighted means do.
+        return [float(self.loss_func(preds, *targets))] + [float(m(preds, *targets)) for m in self.metrics]
 
     def validate(self, dl=None) -> list[float]:
         """``[loss, *metrics]`` over the validation set (or ``dl``), each a mean over all items (notebook 04)."""
-        preds, targs = self._outputs(dl if dl is not None else self.dls.valid)
-        # One call over every item weights each item equally, as fastai's batch-size-weighted means do.
-        return [float(self.loss_func(preds, targs))] + [float(m(preds, targs)) for m in self.metrics]
+        return self.loss_and_metrics(*self._gather(dl if dl is not None else self.dls.valid))
 
-    def get_preds(self, dl=None, with_loss: bool = False) -> tuple[torch.Tensor, ...]:
-        """Softmax probabilities and targets for every item of ``dl`` (default: validation), on the CPU (notebook 05)."""
-        preds, targs = self._outputs(dl if dl is not None else self.dls.valid)
-        probs = preds.softmax(dim=-1).cpu()
+    def get_preds(self, dl=None, with_loss: bool = False, act: str | Callable | None = None) -> tuple:
+        """Predictions and targets for every item of ``dl`` (default: validation), on the CPU (notebook 05).
+
+        ``act`` turns outputs into predictions: ``"softmax"``, ``"sigmoid"``, ``"identity"`` or a function;
+        by default the one that goes with the loss (``default_activation``). With ``with_loss``, a third
+        tensor holds each item's loss.
+        """
+        preds, targets = self._gather(dl if dl is not None else self.dls.valid)
+        act = ACTIVATIONS[act or default_activation(self.loss_func)] if not callable(act) else act
+        out = act(preds).cpu()
+        shown_targets = targets[0].cpu() if len(targets) == 1 else tuple(t.cpu() for t in targets)
         if not with_loss:
-            return probs, targs.cpu()
+            return out, shown_targets
         if not hasattr(self.loss_func, "reduction"):
             raise TypeError("get_preds(with_loss=True) needs a loss with a `reduction` attribute (such as "
                             "nn.CrossEntropyLoss()) so it can compute one loss per item.")
         per_item = copy.copy(self.loss_func)
         per_item.reduction = "none"
-        return probs, targs.cpu(), per_item(preds, targs).cpu()
+        return out, shown_targets, per_item(preds, *targets).cpu()
 
-    def predict(self, item) -> tuple[str, int, torch.Tensor]:
-        """Label, class index and probabilities for one image (a path or a PIL image) (notebook 05)."""
+    def predict(self, item) -> tuple:
+        """``(decoded, index or values, predictions)`` for one item (an image path, a PIL image, a tensor) (notebook 05).
+
+        Classification: (label, class index, probabilities); binary with one output: (label or bool, 0/1,
+        probability); regression: (value, value, outputs).
+        """
         dataset = getattr(self.dls.valid, "dataset", None)
-        if not hasattr(dataset, "prepare"):
+        if hasattr(dataset, "prepare"):
+            xb = (dataset.prepare(item)[None],)
+        elif torch.is_tensor(item) or (isinstance(item, tuple) and all(torch.is_tensor(x) for x in item)):
+            xb = tuple(x[None] for x in (item if isinstance(item, tuple) else (item,)))
+        else:
             raise TypeError("predict needs dls.valid.dataset.prepare(item) to turn an image into a tensor; "
-                            "build the loaders with helpers.data.pets_dataloaders or an ImageDataset.")
-        x = dataset.prepare(item)[None]
-        y = torch.zeros(1, dtype=torch.long)
-        preds, _ = self._outputs([(x, y)])
-        probs = preds.softmax(dim=-1)[0].cpu()
-        index = int(probs.argmax())
-        return self.dls.vocab[index], index, probs
+                            "build the loaders with helpers.data.pets_dataloaders or an ImageDataset, or pass "
+                            "the item as a tensor (a tuple of n_inp tensors).")
+        if len(xb) != self.n_inp:
+            raise ValueError(f"predict got {len(xb)} input(s) but the Learner has n_inp={self.n_inp}.")
+        raw, _ = self._gather([xb])  # a loader of one batch, through the same path as validation
+        name = default_activation(self.loss_func)
+        out = ACTIVATIONS[name](raw)[0].cpu()
+        vocab = getattr(self.dls, "vocab", None)
+        if name == "softmax":
+            index = int(out.argmax())
+            return (vocab[index] if vocab else index), index, out
+        if name == "sigmoid" and out.numel() == 1:
+            index = int(out.item() > 0.5)
+            return (vocab[index] if vocab and len(vocab) == 2 else bool(index)), index, out
+        value = out.item() if out.numel() == 1 else out
+        return value, value, out
 
     # --- freezing and transfer learning ------------------------------------------------------------
     def freeze_to(self, n: int) -> None:
@@ -399,7 +430,9 @@ class Learner:
             for p in trainable:
                 p.requires_grad_(True)
         # Adam's moments belong to the old set of trainable weights: start them afresh.
-        self.opt.state.clear()
+        state = getattr(self.opt, "state", None)
+        if hasattr(state, "clear"):
+            state.clear()
 
     def freeze(self) -> None:
         """Train only the last group (the head) and the normalisation layers (notebook 05)."""
@@ -410,13 +443,13 @@ class Learner:
         self.freeze_to(0)
 
     def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
-                  pct_start: float = 0.3, div: float = 5.0) -> None:
+                  pct_start: float = 0.3, div: float = 5.0, cbs: Iterable[Callback] | None = None) -> None:
         """fastai's recipe: head only for ``freeze_epochs``, then everything with smaller early rates (notebook 05)."""
         self.freeze()
-        self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99)
+        self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, cbs=cbs)
         base_lr /= 2
         self.unfreeze()
-        self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div,
+        self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, cbs=cbs,
                            _keep_record=True)
 
     # --- the learning-rate finder ------------------------------------------------------------------
@@ -425,27 +458,8 @@ class Learner:
         """Range test: raise the rate exponentially each batch, record the loss, then restore everything (notebook 04)."""
         num_it = max(num_it, 6)  # fewer points leave nothing after trimming
         self._check_train_batches()
-        n_epoch = num_it // len(self.dls.train) + 1
-        saved = {"model": copy.deepcopy(self.model.state_dict()), "opt": copy.deepcopy(self.opt.state_dict()),
-                 "scaler": copy.deepcopy(self.precision.state_dict())}
-        moms = self._per_group(DEFAULT_MOM)
-        best = math.inf
-
-        def diverged_or_done(k: int) -> bool:
-            nonlocal best
-            smooth = self.recorder.smooth_loss
-            best = min(best, smooth)
-            # Stopping on NaN too: nothing after it is usable and trim_curve would cut it anyway.
-            return k >= num_it or (stop_div and (smooth > 4 * best or math.isnan(smooth)))
-
-        self.recorder.reset()
-        try:
-            self._fit(n_epoch, lambda k: (self._per_group(sched_exp(start_lr, end_lr, k / num_it)), moms),
-                      validate=False, stop_after=diverged_or_done)
-        finally:
-            self.model.load_state_dict(saved["model"])
-            self.opt.load_state_dict(saved["opt"])
-            self.precision.load_state_dict(saved["scaler"])
+        per_epoch = min(len(self.dls.train), max_batches() or len(self.dls.train))
+        self._fit(num_it // per_epoch + 1, [LRFinder(start_lr, end_lr, num_it, stop_div, mom=DEFAULT_MOM)])
         lrs = [group_lrs[-1] for group_lrs in self.recorder.lrs]
         suggestions = suggest(lrs, self.recorder.smooth_losses, num_it, suggest_funcs)
         if show_plot:

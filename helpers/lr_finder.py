@@ -1,17 +1,70 @@
-"""The learning-rate finder's rules of thumb and its plot (notebook 04).
+"""The learning-rate finder: the callback that runs the range test, its rules of thumb and its plot (notebook 04).
 
-``Learner.lr_find`` trains with a rate that grows exponentially each batch and records the smoothed
-loss. The functions here read that curve. Each takes the recorded rates and smoothed losses, already
+``Learner.lr_find`` trains with ``LRFinder`` attached: a rate that grows exponentially each batch, a stop
+when the smoothed loss blows up, and everything put back afterwards. The functions here read the curve. Each takes the recorded rates and smoothed losses, already
 trimmed by ``trim_curve`` as fastai trims them, and returns ``(suggested_lr, index)``: the rate it
 suggests and the index of the point to mark on the plot.
 """
 from __future__ import annotations
 
+import copy
+import math
 from collections import namedtuple
 from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+
+from helpers.callbacks import Callback, CancelFitException, CancelValidException
+from helpers.schedule import sched_exp
+
+
+class LRFinder(Callback):
+    """The range test as a callback: exponential rates, stop on blow-up, restore everything after (notebook 04).
+
+    Before the fit it saves the weights, the optimiser (its state and every group's rate and momentum) and
+    the loss scaler; ``after_fit``, which runs even after an error or Ctrl-C, loads them back.
+    """
+
+    order = 60  # after the Recorder (50) has added this batch's smoothed loss
+
+    def __init__(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
+                 mom: float | None = None):
+        self.start_lr, self.end_lr, self.num_it, self.stop_div, self.mom = start_lr, end_lr, num_it, stop_div, mom
+
+    def before_fit(self) -> None:
+        learn = self.learn
+        opt_state = getattr(learn.opt, "state_dict", None)
+        self.saved = {"model": copy.deepcopy(learn.model.state_dict()),
+                      "opt": copy.deepcopy(opt_state()) if opt_state else None,
+                      "scaler": copy.deepcopy(learn.precision.state_dict())}
+        self.best = math.inf
+        if self.mom is not None:
+            learn.set_hyper("mom", self.mom)
+
+    def before_batch(self) -> None:
+        if self.learn.training:
+            self.learn.set_hyper("lr", sched_exp(self.start_lr, self.end_lr, self.learn.train_iter / self.num_it))
+
+    def after_batch(self) -> None:
+        if not self.learn.training:
+            return
+        smooth = self.learn.recorder.smooth_loss
+        self.best = min(self.best, smooth)
+        # train_iter counts the batches before this one. Stopping on NaN too: nothing after it is usable.
+        if self.learn.train_iter + 1 >= self.num_it or (
+                self.stop_div and (smooth > 4 * self.best or math.isnan(smooth))):
+            raise CancelFitException
+
+    def before_validate(self) -> None:
+        raise CancelValidException  # the range test only trains
+
+    def after_fit(self) -> None:
+        learn = self.learn
+        learn.model.load_state_dict(self.saved["model"])
+        if self.saved["opt"] is not None:
+            learn.opt.load_state_dict(self.saved["opt"])
+        learn.precision.load_state_dict(self.saved["scaler"])
 
 
 def trim_curve(lrs: Sequence[float], losses: Sequence[float], num_it: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +107,9 @@ def valley(lrs: np.ndarray, losses: np.ndarray) -> tuple[float, int]:
     start = end - run_length[end]
     third = (end - start) / 3
     # Skip a third of the descent and then half of another third: past the flat start, before the bottom.
-    index = start + int(third) + int(third / 2)
+    # fastai's formula goes below 0 when the run starts at the first point and is short (two points), and
+    # index -1 would pick the highest rate of all: the first point is the right answer there.
+    index = max(start + int(third) + int(third / 2), 0)
     return float(lrs[index]), index
 
 

@@ -7,15 +7,74 @@ float32's range, so gradients do not underflow), on CUDA or CPU. ``fp16``: autoc
 skipped and the factor halved. torch supports this on the CPU as well as on CUDA, so we allow it there
 too, but it is slow on most CPUs (use bf16 on a CPU). In every mode the weights the optimiser updates
 stay float32 (the "master weights") and the Learner computes the loss in float32.
+
+Around the policy, what notebook 06 and ``bench/models.py`` use to choose and explain it: what this machine
+offers (``/proc/cpuinfo`` read once), and what each float format can represent and what underflows in it.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
+import os
+import platform
 import warnings
 
+import pandas as pd
 import torch
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX-512 / AMX, and Arm's "bf16" feature
+
+
+# --- the hardware: one reading of /proc/cpuinfo ------------------------------------------------------
+
+@functools.lru_cache(maxsize=8)
+def read_cpuinfo(path: str = "/proc/cpuinfo") -> dict:
+    """The CPU's model name and feature flags from ``path`` (empty where there is no /proc) (notebook 06)."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return {"model name": "", "flags": frozenset()}  # macOS, Windows: we cannot tell, so promise nothing
+    info, flags = {"model name": ""}, set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("flags", "features"):  # x86 says flags, Arm says Features
+            flags.update(value.split())
+        elif key == "model name" and not info["model name"]:
+            info["model name"] = value.strip()
+    info["flags"] = frozenset(flags)
+    return info
+
+
+def cpu_supports_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when the CPU lists bfloat16 instructions, without which bf16 autocast is slower than fp32 (notebook 06)."""
+    return any(flag in read_cpuinfo(cpuinfo)["flags"] for flag in BF16_CPU_FLAGS)
+
+
+def device_name(device: torch.device | str = "cpu") -> str:
+    """A readable name of the processor behind ``device``, for labelling measured figures (notebook 06)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = read_cpuinfo()["model name"] or platform.processor() or platform.machine()
+    return f"{name} ({os.cpu_count()} logical CPUs)"
+
+
+def mixed_precision_dtypes(device: torch.device | str) -> list[str]:
+    """The mixed precisions worth trying on ``device``: bf16 on a CPU, fp16 (and bf16 if supported) on CUDA (notebook 06)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        # bf16 needs Ampere (A100, RTX 30xx) or newer; older GPUs only do fp16 quickly.
+        return ["fp16", "bf16"] if torch.cuda.is_bf16_supported() else ["fp16"]
+    if device.type == "cpu":
+        return ["bf16"]  # fp16 runs on a CPU too, but through slow emulation on nearly every CPU
+    return []
+
+
+# --- the policy the Learner follows at each step ------------------------------------------------------
 
 
 class Precision:
@@ -32,6 +91,7 @@ class Precision:
         self.dtype = PRECISIONS[mode]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=(mode == "fp16"))
         self.skipped_steps = 0
+        self._scale = self.scaler.get_scale()  # before the first step this is a number, no device read
         if self.device.type == "cpu" and (mode == "fp16" or (mode == "bf16" and not cpu_supports_native_bf16())):
             # It trains correctly, just slowly: a hint, not an error, so a learner can still try it out.
             warnings.warn(f"precision={mode!r} on the CPU: this CPU lacks native {mode} support, so mixed precision "
@@ -53,11 +113,12 @@ class Precision:
         if not self.scaler.is_enabled():
             optimizer.step()
             return True
-        scale_before = self.scaler.get_scale()
         self.scaler.step(optimizer)
         self.scaler.update()
-        # The scaler halves its factor exactly when it found inf/NaN gradients and skipped the step.
-        stepped = self.scaler.get_scale() >= scale_before
+        # The scaler halves its factor exactly when it found inf/NaN gradients and skipped the step. The scale
+        # lives on the device: read it once per step and remember it, rather than before and after.
+        scale = self.scaler.get_scale()
+        stepped, self._scale = scale >= self._scale, scale
         if not stepped:
             self.skipped_steps += 1
         return stepped
@@ -70,66 +131,14 @@ class Precision:
         """Restore what ``state_dict`` saved."""
         if state:
             self.scaler.load_state_dict(state)
+            self._scale = self.scaler.get_scale()
 
 
-# --- float formats, hardware support, loss scaling: shared by notebook 06 and bench/models.py ---------
-# (appended by the mixed-precision engineer; the Precision policy above belongs to the Learner)
+# --- the float formats themselves --------------------------------------------------------------------
 
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX-512 / AMX, and Arm's "bf16" feature
-
-
-def cpu_supports_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True when the CPU lists bfloat16 instructions, without which bf16 autocast is slower than fp32 (notebook 06)."""
-    try:
-        with open(cpuinfo) as f:
-            text = f.read()
-    except OSError:
-        return False  # no /proc (macOS, Windows): we cannot tell, so promise nothing
-    flags = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features"):
-            flags.update(value.split())
-    return any(flag in flags for flag in BF16_CPU_FLAGS)
-
-
-def mixed_precision_dtypes(device: torch.device | str) -> list[str]:
-    """The mixed precisions worth trying on ``device``: bf16 on a CPU, fp16 (and bf16 if supported) on CUDA (notebook 06)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        # bf16 needs Ampere (A100, RTX 30xx) or newer; older GPUs only do fp16 quickly.
-        return ["fp16", "bf16"] if torch.cuda.is_bf16_supported() else ["fp16"]
-    if device.type == "cpu":
-        return ["bf16"]  # fp16 runs on a CPU too, but through slow emulation on nearly every CPU
-    return []
-
-
-def device_name(device: torch.device | str = "cpu") -> str:
-    """A readable name of the processor behind ``device``, for labelling measured figures (notebook 06)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import os
-    import platform
-
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    name = line.partition(":")[2].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name} ({os.cpu_count()} logical CPUs)"
-
-
-def describe_float_formats(dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float16, torch.bfloat16)):
+def describe_float_formats(dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float16, torch.bfloat16)
+                            ) -> pd.DataFrame:
     """A pandas table of each float format's bits, range and precision, read from ``torch.finfo`` (notebook 06)."""
-    import math
-
-    import pandas as pd
-
     rows = {}
     for dtype in dtypes:
         info = torch.finfo(dtype)

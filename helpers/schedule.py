@@ -31,8 +31,8 @@ def combined_cos(pct: float, start: Number, middle: Number, end: Number) -> Call
                          "fit_one_cycle's default pct_start is 0.25.")
 
     def schedule(pos: float) -> Number:
-        if pos < pct:
-            return sched_cos(start, middle, pos / pct)
+        if pos < pct or pct == 1:  # pct == 1: all warm-up, and the annealing piece would divide by zero
+            return sched_cos(start, middle, min(pos / pct, 1.0))
         return sched_cos(middle, end, (pos - pct) / (1 - pct))
 
     return schedule

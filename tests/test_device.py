@@ -1,6 +1,7 @@
 """Device choice, seeding and profiles (helpers.device, helpers.profiles)."""
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -70,6 +71,21 @@ def test_set_seed_repeats_every_library():
     assert draw() == first
     set_seed(8)
     assert draw() != first
+
+
+def test_set_seed_prepares_cublas_and_silences_only_the_pooling_warning(monkeypatch):
+    import warnings
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        set_seed(1)
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        warnings.warn("adaptive_avg_pool2d_backward_cuda does not have a deterministic implementation, but you "
+                      "set 'torch.use_deterministic_algorithms(True, warn_only=True)'", UserWarning)
+        warnings.warn("something else", UserWarning)
+    torch.use_deterministic_algorithms(False)
+    assert [str(w.message) for w in caught] == ["something else"]
 
 
 def test_seed_worker_derives_numpy_seed_from_torch():

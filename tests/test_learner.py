@@ -13,30 +13,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from helpers.learner import Learner, accuracy, error_rate, no_decay_params, norm_params
+from conftest import toy_dls, toy_model
+from helpers.learner import Learner, error_rate, no_decay_params, norm_params
 from helpers.schedule import combined_cos, even_mults
-
-
-def toy_dls(n_train=96, n_valid=48, batch_size=16, seed=0, after_batch=None):
-    """Three Gaussian blobs in 10 dimensions: learnable in a few epochs."""
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(3, 10, generator=g) * 3
-
-    def make(n):
-        y = torch.randint(0, 3, (n,), generator=g)
-        return TensorDataset(centres[y] + torch.randn(n, 10, generator=g), y)
-
-    train = DataLoader(make(n_train), batch_size=batch_size, shuffle=True, drop_last=True,
-                       generator=torch.Generator().manual_seed(seed))
-    valid = DataLoader(make(n_valid), batch_size=batch_size)
-    return SimpleNamespace(train=train, valid=valid, vocab=["a", "b", "c"], after_batch=after_batch)
-
-
-def toy_model():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(10, 16), nn.BatchNorm1d(16), nn.ReLU(),
-                         nn.Linear(16, 16), nn.BatchNorm1d(16), nn.ReLU(),
-                         nn.Linear(16, 3))
 
 
 def three_groups(model):
@@ -47,13 +26,6 @@ def make_learner(**kwargs):
     kwargs.setdefault("quiet", True)
     return Learner(kwargs.pop("dls", toy_dls()), toy_model(), splitter=three_groups, device="cpu",
                    metrics=[error_rate], **kwargs)
-
-
-def test_metrics():
-    preds = torch.tensor([[2.0, 1.0], [0.0, 3.0], [5.0, 1.0], [0.0, 1.0]])
-    targs = torch.tensor([0, 1, 1, 1])
-    assert accuracy(preds, targs).item() == pytest.approx(0.75)
-    assert error_rate(preds, targs).item() == pytest.approx(0.25)
 
 
 def test_optimiser_is_adamw_set_like_fastai():

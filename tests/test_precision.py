@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 import helpers.precision
+from conftest import image_dls
 from helpers.precision import (Precision, cpu_supports_native_bf16, describe_float_formats, device_name,
                                mixed_precision_dtypes, underflow_fraction)
 
@@ -22,11 +22,7 @@ def tiny_conv_net(n_out: int = 3) -> nn.Module:
 
 
 def tiny_dls(n: int = 16, batch_size: int = 8) -> SimpleNamespace:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 3, 8, 8, generator=gen)
-    y = torch.randint(0, 3, (n,), generator=gen)
-    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size)
-    return SimpleNamespace(train=loader, valid=loader, vocab=["a", "b", "c"], after_batch=None)
+    return image_dls(n, batch_size)
 
 
 # --- training steps ----------------------------------------------------------------------------------
