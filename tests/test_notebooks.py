@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,15 @@ def test_cells_that_show_a_value_kept_their_output(path):
             assert any(o["output_type"] in ("execute_result", "display_data") for o in cell.get("outputs", [])), (
                 f"{path.name} cell {i} ends with a value but stores no output; were the outputs cleared? "
                 "Store them again with `make notebooks NB=notebooks/" + path.name + "`.")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_stored_empty_progress_bar(path):
+    # GitHub and nbviewer show what was stored, not the live widget: a bar saved at "0%" reads as a run that never
+    # started. Progress must be stored in its final state (text or HTML), or not at all.
+    for i, cell in enumerate(code_cells(load(path)), 1):
+        for out in cell.get("outputs", []):
+            texts = ["".join(out.get("text", ""))] + ["".join(v) for k, v in out.get("data", {}).items()
+                                                      if k.startswith("text/")]
+            assert not any(re.search(r"(^|\s)0%\|", text) for text in texts), (
+                f"{path.name} cell {i}: a progress bar is stored at 0%")
