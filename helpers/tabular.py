@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from helpers.metrics import rmspe  # sqrt(mean(((targ - pred) / targ)^2)), shared with the Learner's metrics
+
 __all__ = ["NA", "txhousing_path", "load_txhousing", "add_date_parts", "FillMissing", "Categorify", "Normalize",
            "TabularProcessor", "TabularDataset", "tabular_dataloaders", "emb_sz_rule", "get_emb_szs",
            "sigmoid_range", "SigmoidRange", "LinBnDrop", "TabularModel", "rmspe", "exp_rmspe", "log_y_range",
@@ -384,16 +386,6 @@ class TabularModel(nn.Module):
 
 
 # --- the metric and the log-target convention -------------------------------------------------------------
-
-def rmspe(preds: torch.Tensor, targs: torch.Tensor) -> torch.Tensor:
-    """Root mean squared percentage error, sqrt(mean(((targ - pred) / targ)^2)): every row's error relative to its size (notebook 09)."""
-    preds, targs = preds.reshape(-1).float(), targs.reshape(-1).float()
-    if preds.shape != targs.shape:
-        raise ValueError(f"{preds.numel()} predictions for {targs.numel()} targets.")
-    if (targs == 0).any():
-        raise ValueError("rmspe divides by each target, and some targets are 0: drop those rows, or use rmse.")
-    return (((targs - preds) / targs) ** 2).mean().sqrt()
-
 
 def exp_rmspe(preds: torch.Tensor, targs: torch.Tensor) -> torch.Tensor:
     """RMSPE on the original scale for a model that predicts log(target): fastai's ``exp_rmspe`` (notebook 09)."""
