@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from helpers.loaders import transform_mode
+
 
 class ClassificationInterpretation:
     """Predictions, targets and per-item losses of one loader (the validation set by default) (notebook 05)."""
@@ -81,12 +83,9 @@ class ClassificationInterpretation:
                             "interpretation with ClassificationInterpretation.from_learner(learn).")
         x = dataset[index][0][None]
         if self.after_batch is not None and hasattr(self.after_batch, "decode"):
-            was_training = self.after_batch.training
             device = next(iter(self.after_batch.buffers()), torch.empty(0)).device
-            self.after_batch.eval()
-            with torch.no_grad():
+            with transform_mode(self.after_batch, train=False), torch.no_grad():
                 x = self.after_batch.decode(self.after_batch(x.to(device)))
-            self.after_batch.train(was_training)
         elif x.dtype == torch.uint8:
             x = x.float() / 255
         return x[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()

@@ -40,7 +40,7 @@ from helpers.schedule import lr_for_groups, one_cycle
 DEFAULT_MOM = 0.9  # Adam's beta1 whenever no momentum schedule runs (fit, lr_find)
 SQR_MOM = 0.99     # Adam's beta2 as fastai sets it
 EPS = 1e-5         # fastai's Adam eps (PyTorch's default is 1e-8)
-NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,  # SyncBatchNorm: multi-GPU runs
               nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LayerNorm)
 ACTIVATIONS = {"softmax": functools.partial(torch.softmax, dim=-1), "sigmoid": torch.sigmoid,
                "identity": lambda x: x}

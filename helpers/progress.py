@@ -188,9 +188,11 @@ def in_notebook() -> bool:
     return any(cls.__name__ == "ZMQInteractiveShell" for cls in type(get_ipython()).__mro__)
 
 
-def _html_bar(done: int, total: int, text: str) -> str:
-    return (f'<div><progress value="{done}" max="{max(total, 1)}" style="width:300px;height:1em"></progress> '
+def _bar_bundle(done: int, total: int, text: str) -> dict[str, str]:
+    """The bar as HTML, and as the same words for readers that show text only (a plain-text export)."""
+    html = (f'<div><progress value="{done}" max="{max(total, 1)}" style="width:300px;height:1em"></progress> '
             f"<span>{text}</span></div>")
+    return {"text/html": html, "text/plain": text}
 
 
 class ProgressCallback(Callback):
@@ -222,8 +224,8 @@ class ProgressCallback(Callback):
         self.first_row = len(learn.recorder.values)
         self.done, self.total, self.last_draw = 0, 0, 0.0
         if self.notebook:
-            from IPython.display import HTML, display
-            self.bar_handle = display(HTML(_html_bar(0, 1, "starting")), display_id=True)
+            from IPython.display import display
+            self.bar_handle = display(_bar_bundle(0, 1, "starting"), raw=True, display_id=True)
 
     def before_train(self) -> None:
         if self.terminal:
@@ -231,10 +233,15 @@ class ProgressCallback(Callback):
                             leave=False, file=sys.stderr)
         self.done, self.total = 0, self.learn.n_iter
 
+    def before_batch(self) -> None:
+        if self.learn.training:
+            # Counted here, not in after_batch: a callback that stops the fit in after_batch (the LR finder)
+            # would otherwise leave the final state one batch short.
+            self.done = self.learn.iter + 1
+
     def after_batch(self) -> None:
         if not self.learn.training or not self.active:
             return
-        self.done += 1
         if self.bar is not None:
             self.bar.update()
         elif self.notebook and time.perf_counter() - self.last_draw > self.refresh_s:
@@ -249,13 +256,12 @@ class ProgressCallback(Callback):
         return f"epoch {self.learn.epoch + 1}/{self.learn.n_epoch}, batch {self.done}/{self.total}"
 
     def _draw(self, final: bool = False) -> None:
-        from IPython.display import HTML
         self.last_draw = time.perf_counter()
         text = self._text()
         if final:
             ended = self.learn.epoch + 1 == self.learn.n_epoch and self.done == self.total
             text = f"{'finished' if ended else 'stopped'} at {text}"
-        self.bar_handle.update(HTML(_html_bar(self.done, self.total, text)))
+        self.bar_handle.update(_bar_bundle(self.done, self.total, text), raw=True)
 
     def after_epoch(self) -> None:
         values = self.learn.recorder.values

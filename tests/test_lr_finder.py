@@ -12,7 +12,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from helpers.lr_finder import minimum, plot_lr_find, slide, steep, suggest, trim_curve, valley  # noqa: E402
-from test_learner import RaiseOnCall, make_learner, toy_dls  # noqa: E402
+from conftest import toy_dls, toy_model  # noqa: E402
+from helpers.learner import Learner  # noqa: E402
+from test_learner import RaiseOnCall, make_learner  # noqa: E402
 
 LRS = 1e-7 * 10 ** (8 * np.arange(60) / 100)  # the finder's grid for num_it=100, first 60 points
 
@@ -137,3 +139,30 @@ def test_lr_find_stops_when_the_loss_blows_up():
     assert len(smooth) < 100
     assert smooth[-1] > 4 * min(smooth[:-1]) or math.isnan(smooth[-1])
     assert all(s <= 4 * min(smooth[:i + 1]) for i, s in enumerate(smooth[:-1])), "it stops at the first blow-up"
+
+
+def test_valley_on_two_points_picks_the_first_not_the_highest_rate():
+    # fastai's index formula gives -1 here, which would wrap round to the highest rate.
+    assert valley(np.array([1e-3, 1e-2]), np.array([2.0, 1.0])) == (1e-3, 0)
+    assert valley(np.array([1e-3, 1e-2]), np.array([1.0, 2.0])) == (1e-3, 0)
+
+
+def test_lr_find_with_a_hand_written_optimiser_restores_the_weights():
+    class SGD:
+        def __init__(self, params, lr):
+            self.params, self.lr = list(params), lr
+
+        def step(self):
+            for p in self.params:
+                p.data -= p.grad * self.lr
+
+        def zero_grad(self):
+            for p in self.params:
+                p.grad = None
+
+    learn = Learner(toy_dls(), toy_model(), opt_func=SGD, device="cpu", quiet=True)
+    before = [t.clone() for t in learn.model.state_dict().values()]
+    learn.lr_find(num_it=12, show_plot=False)
+    assert [lrs[-1] for lrs in learn.recorder.lrs] == pytest.approx(
+        [1e-7 * (10 / 1e-7) ** (k / 12) for k in range(len(learn.recorder.lrs))], rel=1e-12)
+    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.state_dict().values()))

@@ -167,3 +167,32 @@ def test_mixed_precision_dtypes_and_device_name():
         assert mixed_precision_dtypes("cuda")[0] == "fp16"
     name = device_name("cpu")
     assert name and "logical CPUs" in name
+
+
+def test_fp16_reads_the_scale_once_per_step_and_the_loss_only_when_asked(monkeypatch):
+    # On a GPU every read of a device value makes the CPU wait for the queue: the loop should not read per step.
+    from helpers.callbacks import Callback
+    from helpers.learner import Learner
+
+    class Unread(Callback):
+        order = 60  # after the Recorder
+
+        def __init__(self):
+            self.pending = []
+
+        def after_batch(self):
+            if self.learn.training:
+                self.pending.append(len(self.learn.recorder._pending))
+
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="slower than fp32"):
+        learn = Learner(image_dls(n=48, batch_size=4), tiny_conv_net(), precision="fp16", device="cpu", quiet=True)
+    scaler, calls = learn.precision.scaler, []
+    real_get_scale = scaler.get_scale
+    monkeypatch.setattr(scaler, "get_scale", lambda: calls.append(1) or real_get_scale())
+    unread = Unread()
+    learn.fit(1, 1e-3, cbs=[unread])
+    n_steps = len(learn.dls.train)
+    assert n_steps == 12 and len(calls) == n_steps
+    assert unread.pending == list(range(1, n_steps + 1)), "the losses stay on the device until someone reads them"
+    assert len(learn.recorder.losses) == n_steps and not learn.recorder._pending

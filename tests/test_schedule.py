@@ -84,3 +84,10 @@ def test_one_cycle_uses_div_and_div_final():
     np.testing.assert_allclose(lr_schedule(0.25), [1e-3])
     np.testing.assert_allclose(lr_schedule(1.0), [1e-3 / 1e5])
     assert mom_schedule(0.25) == pytest.approx(0.85)
+
+
+def test_combined_cos_with_all_warm_up_ends_at_the_middle_value():
+    schedule = combined_cos(1.0, 0.1, 1.0, 0.001)  # pct=1 used to divide by zero at pos=1
+    assert schedule(0.0) == pytest.approx(0.1) and schedule(1.0) == pytest.approx(1.0)
+    assert schedule(0.5) == pytest.approx(0.55)
+    assert combined_cos(0.0, 0.1, 1.0, 0.001)(0.0) == pytest.approx(1.0)  # no warm-up: starts at the middle
