@@ -79,8 +79,8 @@ def add_date_parts(df: pd.DataFrame, column: str, drop: bool = True) -> pd.DataF
     for part in DATE_PARTS:
         if part == "Week":
             values = dates.dt.isocalendar().week.astype("int64")
-        else:
-            values = getattr(dates.dt, part.lower())
+        else:  # pandas spells them year, month, day, day_of_week, day_of_year, is_month_end, ...
+            values = getattr(dates.dt, part.lower().replace("dayof", "day_of_"))
         out[prefix + part] = values
     # Seconds since 1970: one continuous column that lets a model follow a trend across years.
     out[prefix + "Elapsed"] = dates.astype("datetime64[s]").astype("int64")
