@@ -6,6 +6,8 @@
 Both sides train copies of the same small CNN on the same in-memory tensors (so data loading does not
 hide the loop's own cost) with the same AdamW settings, one epoch plus a validation pass each. They run
 alternately, round after round, so a noisy shared machine slows both alike; we report medians.
+The Learner runs with its default callbacks (Recorder, progress, which is silent here) firing all fourteen
+events; one more row adds a callback that handles every event, to show what dispatching costs.
 Targets: the Learner adds at most 5% to an epoch, and ``lr_find(num_it=100)`` costs at most 1.1x the
 time of 100 plain training steps.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import sys
 import time
@@ -22,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from helpers.callbacks import EVENTS, Callback
 from helpers.learner import EPS, Learner, SQR_MOM
 
 
@@ -67,8 +71,16 @@ def hand_loop(model: nn.Module, dls, max_steps: int | None = None, validate: boo
     return time.perf_counter() - start
 
 
-def learner_epoch(model: nn.Module, dls) -> float:
-    learn = Learner(dls, model, device="cpu", quiet=True)
+class EveryEvent(Callback):
+    """A callback with a method for each of the fourteen events, each doing nothing."""
+
+
+for _event in EVENTS:
+    setattr(EveryEvent, _event, lambda self: None)
+
+
+def learner_epoch(model: nn.Module, dls, cbs=()) -> float:
+    learn = Learner(dls, model, device="cpu", quiet=True, cbs=cbs)
     start = time.perf_counter()
     learn.fit(1, 1e-3)
     return time.perf_counter() - start
@@ -85,29 +97,38 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few seconds: tiny data, two rounds")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 is steadier on a crowded machine)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rounds = args.rounds or (2 if args.quick else 7)
     num_it = 12 if args.quick else 100
     dls = make_data(n_train=128 if args.quick else 1024, n_valid=64 if args.quick else 256,
                     size=16 if args.quick else 32, batch_size=32)
     base = make_model()
     hand_loop(copy.deepcopy(base), dls)  # warm-up: first calls pay one-off allocation costs
-    times = {"hand loop, 1 epoch": [], "Learner.fit, 1 epoch": [], f"hand loop, {num_it} steps": [],
-             f"lr_find(num_it={num_it})": []}
+    times = {"hand loop, 1 epoch": [], "Learner.fit, 1 epoch": [], "Learner.fit + EveryEvent": [],
+             f"hand loop, {num_it} steps": [], f"lr_find(num_it={num_it})": []}
     for _ in range(rounds):
         times["hand loop, 1 epoch"].append(hand_loop(copy.deepcopy(base), dls))
         times["Learner.fit, 1 epoch"].append(learner_epoch(copy.deepcopy(base), dls))
+        times["Learner.fit + EveryEvent"].append(learner_epoch(copy.deepcopy(base), dls, [EveryEvent()]))
         times[f"hand loop, {num_it} steps"].append(hand_loop(copy.deepcopy(base), dls, max_steps=num_it, validate=False))
         times[f"lr_find(num_it={num_it})"].append(learner_lr_find(copy.deepcopy(base), dls, num_it))
     medians = {name: statistics.median(values) for name, values in times.items()}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average {load:.1f} on {os.cpu_count()} CPUs (shared: read the ratios, not the seconds)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rounds} alternating rounds, "
           f"{len(dls.train)} batches of 32 per epoch")
     print(f"{'measurement':<28} {'median s':>9} {'min s':>8} {'max s':>8}")
     for name, values in times.items():
         print(f"{name:<28} {medians[name]:9.3f} {min(values):8.3f} {max(values):8.3f}")
     fit_ratio = medians["Learner.fit, 1 epoch"] / medians["hand loop, 1 epoch"]
+    every_ratio = medians["Learner.fit + EveryEvent"] / medians["hand loop, 1 epoch"]
     find_ratio = medians[f"lr_find(num_it={num_it})"] / medians[f"hand loop, {num_it} steps"]
     print(f"Learner / hand loop (1 epoch):     {fit_ratio:.3f}x  (target <= 1.05x)")
+    print(f"  with a callback on every event:  {every_ratio:.3f}x")
     print(f"lr_find / {num_it} training steps:      {find_ratio:.3f}x  (target <= 1.10x)")
     return 0
 
