@@ -1,7 +1,8 @@
 """What ``python -m helpers.train`` costs over the notebook's Learner in one process, side by side in one run (issue 18).
 
-    python bench/train_overhead.py             # 5 alternating rounds of a one-epoch tiny run; medians and ratio
-    python bench/train_overhead.py --quick     # 2 rounds, training cut to 3 batches (a smoke run)
+    python bench/train_overhead.py               # 5 alternating rounds of a one-epoch tiny run; medians and ratio
+    python bench/train_overhead.py --batches 10  # each epoch cut to 10 training batches (validation stays whole)
+    python bench/train_overhead.py --quick       # 2 rounds of 3 training batches (a smoke run)
 
 Both sides do the same work: build the tiny pets DataLoaders and the offline resnet10 exactly as notebook 05
 does, then one frozen ``fit_one_cycle`` epoch and its validation. The notebook side is those cells; the script
@@ -71,13 +72,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="two rounds of three training batches")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--batches", type=int, default=None,
+                        help="training batches per epoch on both sides (default: the whole epoch)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (1 is fastest on a busy shared machine; default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rounds = args.rounds or (2 if args.quick else 5)
-    max_batches = 3 if args.quick else None
+    max_batches = args.batches or (3 if args.quick else None)
     os.environ.pop("COURSE_MAX_BATCHES", None)
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "run"

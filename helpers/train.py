@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=42, help="seed of the split, the model's head and the shuffling "
                                                                "(default: 42, as in the notebooks)")
     parser.add_argument("--num-workers", type=_non_negative_int, default=None,
-                        help="DataLoader worker processes per training process (default: the profile's)")
+                        help="DataLoader worker processes per training process (default: the profile's, shared "
+                             "out between the processes torchrun starts on one machine)")
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None,
                         help="where to train (default: $COURSE_DEVICE, else cuda, mps, cpu in that order); "
                              "with torchrun each process takes the GPU numbered by its LOCAL_RANK")
@@ -250,7 +251,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.batch_size is None:
         args.batch_size = profile.batch_size
     if args.num_workers is None:
-        args.num_workers = profile.num_workers
+        # The profile's workers are for one process; torchrun's N processes on one machine share its cores.
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        args.num_workers = (profile.num_workers if local_processes <= 1 or profile.num_workers == 0 else
+                            max(1, min(profile.num_workers, (os.cpu_count() or 1) // local_processes)))
     if args.out is None:
         args.out = Path("artifacts") / f"train-{args.profile}-{args.recipe}-{args.arch}"
     if args.recipe == "one_cycle" and args.freeze_epochs:
@@ -461,7 +465,7 @@ class DistributedTraining(Callback):
       are computed once over the whole validation set (no item missing, none counted twice), on every rank.
     """
 
-    order = -20  # wrap the model before anything else runs; unwrap last-but-none (after_fit order is the same)
+    order = -20  # first: the model is wrapped before any other callback sees it
 
     def __init__(self, info: DistInfo, device: torch.device, train_sampler: DistributedSampler):
         self.info, self.device, self.train_sampler = info, device, train_sampler
