@@ -287,10 +287,10 @@ class Learner:
         self.training, self.dl = training, dl
         self.n_iter = min(len(dl), max_batches() or len(dl))
         self.model.train(training)
-        with contextlib.nullcontext() if training else torch.no_grad():
-            if training:
-                self._with_events(lambda: self._all_batches(dl), "train", CancelTrainException)
-            else:
+        if training:
+            self._with_events(lambda: self._all_batches(dl), "train", CancelTrainException)
+        else:
+            with torch.no_grad():
                 self._with_events(lambda: self._all_batches(dl), "validate", CancelValidException)
 
     # --- the loop ----------------------------------------------------------------------------------
@@ -369,8 +369,11 @@ class Learner:
         tensor holds each item's loss.
         """
         preds, targets = self._gather(dl if dl is not None else self.dls.valid)
-        act = ACTIVATIONS[act or default_activation(self.loss_func)] if not callable(act) else act
-        out = act(preds).cpu()
+        act = act or default_activation(self.loss_func)
+        if not callable(act) and act not in ACTIVATIONS:
+            raise ValueError(f"act={act!r} is not an activation the Learner knows: use one of "
+                             f"{sorted(ACTIVATIONS)}, or pass a function.")
+        out = (act if callable(act) else ACTIVATIONS[act])(preds).cpu()
         shown_targets = targets[0].cpu() if len(targets) == 1 else tuple(t.cpu() for t in targets)
         if not with_loss:
             return out, shown_targets

@@ -198,9 +198,9 @@ def _bar_bundle(done: int, total: int, text: str) -> dict[str, str]:
 class ProgressCallback(Callback):
     """Shows a fit: a bar over the training batches, and a table row per epoch (notebook 04).
 
-    In a notebook the bar is one HTML output updated in place, and at the end of the fit it stays as plain
-    text saying where the fit ended (a stored notebook shows that, never a frozen "0%" widget); the table is
-    a DataFrame updated in place. In a terminal the bar is tqdm's and goes away, the table is printed lines;
+    In a notebook the bar is one output (HTML, with a plain-text twin) updated in place; at the end of the
+    fit it says where the fit ended, "finished at epoch 2/2, batch 14/14", so a stored notebook shows that and
+    never a frozen "0%" widget. The table is a DataFrame updated in place. In a terminal the bar is tqdm's and goes away, the table is printed lines;
     in a log file (no terminal) only the lines. ``Learner(quiet=True)`` shows nothing.
     """
 
