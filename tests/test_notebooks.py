@@ -56,8 +56,9 @@ def test_no_warnings_or_unexpected_errors_stored(path):
 
 
 def last_statement(src: str) -> ast.stmt | None:
-    """The cell's last top-level statement (comments and magics aside), or None."""
-    lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+    """The cell's last top-level statement (comments, magics and help lines aside), or None."""
+    # IPython's own syntax is not Python: magics (%), shell commands (!) and help (`name?`, `name??`).
+    lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!")) and not ln.rstrip().endswith("?")]
     try:
         tree = ast.parse("\n".join(lines))
     except SyntaxError:
