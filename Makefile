@@ -26,10 +26,11 @@ lab: install
 
 # The whole suite in one pytest run: unit tests, every notebook re-executed and compared by nbval
 # (strict mode), and the browser test (skipped with a notice when Chromium is not installed).
-# Stored outputs come from the tiny profile on the CPU, so the comparison runs there too.
+# Stored outputs come from the tiny profile on the CPU with one torch thread, so the comparison runs there too:
+# with one thread a CPU's float sums come out in the same order on any machine, and printed losses repeat.
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 test: install
-	COURSE_PROFILE=tiny COURSE_DEVICE=cpu $(PYTEST) tests notebooks $(NBVAL) -p no:cacheprovider -rs --timeout 900 \
+	COURSE_PROFILE=tiny COURSE_DEVICE=cpu OMP_NUM_THREADS=1 $(PYTEST) tests notebooks $(NBVAL) -p no:cacheprovider -rs --timeout 900 \
 		-m "not full_profile"
 
 # The quick loop while changing helpers: no browser, no model training, no full-profile notebooks.
@@ -45,7 +46,7 @@ full: install
 # The test of one notebook: make nbval NB=notebooks/03_cross_entropy.ipynb
 NB ?= notebooks
 nbval: install
-	COURSE_PROFILE=tiny COURSE_DEVICE=cpu $(PYTEST) $(NB) $(NBVAL) -p no:cacheprovider
+	COURSE_PROFILE=tiny COURSE_DEVICE=cpu OMP_NUM_THREADS=1 $(PYTEST) $(NB) $(NBVAL) -p no:cacheprovider
 
 # Re-run every notebook from a fresh kernel in the tiny profile and store its outputs (prints the time per notebook).
 notebooks: install

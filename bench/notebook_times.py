@@ -4,8 +4,8 @@
     python bench/notebook_times.py --execute        # ... and store the fresh outputs (what `make notebooks` does)
     python bench/notebook_times.py --execute notebooks/03_cross_entropy.ipynb
 
-Stored outputs must come from the tiny profile on the CPU, so this script forces COURSE_PROFILE=tiny
-and hides any GPU unless --keep-env is given.
+Stored outputs must come from the tiny profile on the CPU with one torch thread (as `make test` compares them),
+so this script forces COURSE_PROFILE=tiny and OMP_NUM_THREADS=1 and hides any GPU unless --keep-env is given.
 """
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ def main() -> int:
         os.environ["COURSE_PROFILE"] = "tiny"
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
         os.environ["COURSE_DEVICE"] = "cpu"
+        os.environ["OMP_NUM_THREADS"] = "1"  # the kernels inherit it: torch sizes its thread pool from it
     total = 0.0
     print(f"{'notebook':<40} {'seconds':>8}")
     for path in notebook_paths(args.targets):
