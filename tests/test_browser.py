@@ -40,7 +40,7 @@ SKIP_REASON = ("the browser test needs Chromium and none was found; to run it, i
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)]
 
-RUN_ALL_TIMEOUT_S = 600     # from choosing Run All: only a hung notebook takes this long, even on a busy machine
+RUN_ALL_TIMEOUT_S = 1500    # from choosing Run All, every widget notebook at once (04 and 07 train): only a hung one takes this long
 REDRAW_TIMEOUT_S = 30       # from a slider move to a new drawing (a kernel round trip plus rendering)
 LOG_GRACE_S = 2             # how long a callback's traceback may take to reach the log console
 USES_WIDGETS = re.compile(r"helpers\.widgets|from\s+helpers\s+import\s[^\n]*\bwidgets\b")
