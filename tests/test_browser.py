@@ -38,7 +38,8 @@ CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil
 SKIP_REASON = ("the browser test needs Chromium and none was found; to run it, install Debian's chromium "
                "package (apt-get install chromium, as .ci/run does), then `make browser`")
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)]
+# Each test may wait for the Run All that its notebook started with the others (see RUN_ALL_TIMEOUT_S).
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON), pytest.mark.timeout(1800)]
 
 RUN_ALL_TIMEOUT_S = 1500    # from choosing Run All, every widget notebook at once (04 and 07 train): only a hung one takes this long
 REDRAW_TIMEOUT_S = 30       # from a slider move to a new drawing (a kernel round trip plus rendering)
