@@ -28,10 +28,12 @@ lab: install
 # (strict mode), and the browser test (skipped with a notice when Chromium is not installed).
 # Stored outputs come from the tiny profile on the CPU with one torch thread, so the comparison runs there too:
 # with one thread a CPU's float sums come out in the same order on any machine, and printed losses repeat.
+# Extra pytest options for any target, e.g. make test PYTEST_ARGS="--junitxml=artifacts/report.xml" (times per cell).
+PYTEST_ARGS ?=
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 test: install
 	COURSE_PROFILE=tiny COURSE_DEVICE=cpu OMP_NUM_THREADS=1 $(PYTEST) tests notebooks $(NBVAL) -p no:cacheprovider -rs --timeout 900 \
-		-m "not full_profile"
+		-m "not full_profile" $(PYTEST_ARGS)
 
 # The quick loop while changing helpers: no browser, no model training, no full-profile notebooks.
 unit: install
