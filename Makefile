@@ -24,26 +24,31 @@ install: $(STAMP)
 lab: install
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# The whole suite in one pytest run: unit tests, every notebook re-executed and compared by nbval
-# (strict mode), and the browser test (skipped with a notice when Chromium is not installed).
+# The whole suite in one pytest run: unit tests, every notebook re-executed and compared by nbval (strict mode),
+# every notebook run in the full profile on stand-ins, and the browser test (skipped with a notice when Chromium
+# is not installed).
 # Stored outputs come from the tiny profile on the CPU with one torch thread, so the comparison runs there too:
 # with one thread a CPU's float sums come out in the same order on any machine, and printed losses repeat.
 # Extra pytest options for any target, e.g. make test PYTEST_ARGS="--junitxml=artifacts/report.xml" (times per cell).
+# The suite runs on every core (pytest-xdist, TEST_WORKERS=auto; TEST_WORKERS=0 for one process): one torch thread per
+# worker; each file runs in one worker (all the cells of a notebook in order, in one kernel), and conftest.py hands
+# out the longest work first.
 PYTEST_ARGS ?=
+TEST_WORKERS ?= auto
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 test: install
 	COURSE_PROFILE=tiny COURSE_DEVICE=cpu OMP_NUM_THREADS=1 $(PYTEST) tests notebooks $(NBVAL) -p no:cacheprovider -rs --timeout 900 \
-		-m "not full_profile" $(PYTEST_ARGS)
+		-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The quick loop while changing helpers: no browser, no model training, no full-profile notebooks.
 unit: install
 	$(PYTEST) tests -m "not browser and not slow and not full_profile"
 
 # Every notebook in the full profile on stand-ins (downloads from 127.0.0.1, random "ImageNet" weights, training
-# capped by COURSE_MAX_BATCHES). Not part of `make test`: at 224 pixels it takes far longer than the suite's budget
-# on a 2-core CPU. The stand-ins' download and weight-loading tests are part of `make test`.
+# capped by COURSE_MAX_BATCHES, batches of COURSE_BATCH_SIZE), with the download and weight-loading tests: part of
+# `make test`, here on its own.
 full: install
-	$(PYTEST) tests/test_full_profile.py -rs --timeout 3600
+	$(PYTEST) tests/test_full_profile.py -rs --timeout 900
 
 # The test of one notebook: make nbval NB=notebooks/03_cross_entropy.ipynb
 NB ?= notebooks

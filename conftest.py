@@ -1,0 +1,53 @@
+"""Test ordering for `make test`, which spreads the suite over every core with pytest-xdist.
+
+pytest-xdist (``--dist loadscope --no-loadscope-reorder``) hands each worker one file at a time, in the order
+collected here: a file's fixtures are built in one worker, and all the cells of a notebook run in one worker, in
+order, in one kernel. Sorting the longest work first keeps a worker from being left alone at the end with a long
+file while the others sit idle:
+
+1. the browser test (it runs the widget notebooks in JupyterLab), then the full profile's runs of every notebook;
+2. the notebooks, slowest first, by the execution times stored in their own cells by ``make notebooks``;
+3. test files holding a test marked ``slow``;
+4. everything else, in its usual order.
+
+The sort is stable, so tests keep their order within a file; without xdist the order changes nothing else.
+(``--dist loadgroup`` would let single tests move between workers, but it does not group tests with pytest 9.)
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+
+@cache
+def stored_seconds(notebook: Path) -> float:
+    """How long the stored run of a notebook took, from the timestamps nbclient keeps in each cell."""
+    try:
+        cells = json.loads(notebook.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return 0.0
+    total = 0.0
+    for cell in cells:
+        timing = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            start = datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
+            end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
+            total += (end - start).total_seconds()
+    return total
+
+
+def pytest_collection_modifyitems(config, items):
+    files_with_slow_tests = {item.path for item in items if item.get_closest_marker("slow")}
+
+    def rank(item) -> tuple[int, float]:
+        if item.get_closest_marker("browser"):
+            return (0, 0.0)
+        if item.path.name == "test_full_profile.py":
+            return (0, 1.0)
+        if item.path.suffix == ".ipynb":
+            return (1, -stored_seconds(item.path))
+        return (2, 0.0) if item.path in files_with_slow_tests else (3, 0.0)
+
+    items.sort(key=rank)
