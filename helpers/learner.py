@@ -87,6 +87,9 @@ def max_batches() -> int | None:
     return n if n > 0 else None
 
 
+SMOKE_FINDER_ITERS = 12  # the learning-rate finder's steps under COURSE_MAX_BATCHES (enough to trim and suggest)
+
+
 class Learner:
     """Model + data + loss + optimiser, and the loop that trains them (notebook 04).
 
@@ -102,8 +105,9 @@ class Learner:
     ``zero_grad()`` (a hand-written SGD); it gets the parameters (a list, or one dict per splitter group).
 
     Callbacks (``cbs``) act at the loop's events (``helpers.callbacks``). Set the environment variable
-    ``COURSE_MAX_BATCHES=N`` to stop every training and validation pass after N batches (quick smoke runs
-    of the full profile).
+    ``COURSE_MAX_BATCHES=N`` to stop every training and validation pass of a fit after N batches (quick smoke
+    runs of the full profile); the learning-rate finder then takes at most ``SMOKE_FINDER_ITERS`` steps, while
+    ``get_preds`` and ``validate`` still see every item.
     """
 
     def __init__(self, dls, model: nn.Module, loss_func: Callable | None = None,
@@ -282,10 +286,14 @@ class Learner:
             if self.training:
                 self.train_iter += 1
 
-    def _phase(self, dl, training: bool) -> None:
-        """One pass over ``dl``: training (with backward and step) or validation (no gradients)."""
+    def _phase(self, dl, training: bool, capped: bool = True) -> None:
+        """One pass over ``dl``: training (with backward and step) or validation (no gradients).
+
+        ``capped``: a fit's passes stop after ``COURSE_MAX_BATCHES`` batches; ``get_preds`` and ``validate``
+        promise every item, so they are never cut short.
+        """
         self.training, self.dl = training, dl
-        self.n_iter = min(len(dl), max_batches() or len(dl))
+        self.n_iter = min(len(dl), max_batches() or len(dl)) if capped else len(dl)
         self.model.train(training)
         if training:
             self._with_events(lambda: self._all_batches(dl), "train", CancelTrainException)
@@ -346,7 +354,7 @@ class Learner:
         gather = GatherPreds()
         try:
             with self.added_cbs([gather]):
-                self._phase(dl, training=False)
+                self._phase(dl, training=False, capped=False)
         finally:
             self.model.train(was_training)
             self.training = False
@@ -460,6 +468,8 @@ class Learner:
                 suggest_funcs: Sequence[Callable] = (valley,), show_plot: bool = True) -> tuple:
         """Range test: raise the rate exponentially each batch, record the loss, then restore everything (notebook 04)."""
         num_it = max(num_it, 6)  # fewer points leave nothing after trimming
+        if max_batches():  # a smoke run: the same code over the same range of rates, in a few steps
+            num_it = min(num_it, SMOKE_FINDER_ITERS)
         self._check_train_batches()
         per_epoch = min(len(self.dls.train), max_batches() or len(self.dls.train))
         self._fit(num_it // per_epoch + 1, [LRFinder(start_lr, end_lr, num_it, stop_div, mom=DEFAULT_MOM)])

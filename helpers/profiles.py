@@ -1,14 +1,16 @@
 """The two ways to run the course: ``tiny`` (offline, CPU, minutes) and ``full`` (real pets on a GPU); see notebook 01.
 
 Every notebook starts with ``P = get_profile()``. Choose the profile with the environment variable
-``COURSE_PROFILE=full`` or by writing ``get_profile("full")`` in that first cell.
+``COURSE_PROFILE=full`` or by writing ``get_profile("full")`` in that first cell. ``COURSE_BATCH_SIZE=N``
+overrides the profile's batch size (a GPU with less memory; the full profile's smoke run on a CPU).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 PROFILE_ENV = "COURSE_PROFILE"
+BATCH_SIZE_ENV = "COURSE_BATCH_SIZE"
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Profile:
 PROFILES = {
     # Small enough that every notebook runs on a 2-core laptop CPU in about a minute.
     "tiny": Profile(name="tiny", presize=128, size=64, batch_size=32, arch="resnet10", weights="offline",
-                    big_arch="resnet50", epochs=2, num_workers=0),
+                    big_arch="resnet50", epochs=1, num_workers=0),
     # The book's settings: Resize(460), 224-pixel crops, batches of 64, ImageNet-pretrained resnet34.
     "full": Profile(name="full", presize=460, size=224, batch_size=64, arch="resnet34", weights="imagenet",
                     big_arch="resnet50", epochs=2, num_workers=min(8, os.cpu_count() or 1)),
@@ -41,9 +43,18 @@ PROFILES = {
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """The profile named here, else in ``$COURSE_PROFILE``, else ``tiny``."""
+    """The profile named here, else in ``$COURSE_PROFILE``, else ``tiny``; ``$COURSE_BATCH_SIZE`` overrides its batch size."""
     chosen = (name or os.environ.get(PROFILE_ENV) or "tiny").strip().lower()
     if chosen not in PROFILES:
         raise ValueError(f"unknown profile {chosen!r}: use one of {sorted(PROFILES)} "
                          f"(set {PROFILE_ENV}=tiny or {PROFILE_ENV}=full, or pass the name to get_profile).")
-    return PROFILES[chosen]
+    profile = PROFILES[chosen]
+    batch_size = os.environ.get(BATCH_SIZE_ENV, "").strip()
+    if batch_size:
+        if not batch_size.isdigit() or int(batch_size) < 2:
+            # BatchNorm needs at least two items per batch to compute a variance in training.
+            raise ValueError(f"{BATCH_SIZE_ENV}={batch_size!r} is not a batch size: set it to a whole number of at "
+                             f"least 2 (e.g. {BATCH_SIZE_ENV}=32 for a GPU with less memory), or unset it to use "
+                             f"the profile's {profile.batch_size}.")
+        profile = replace(profile, batch_size=int(batch_size))
+    return profile

@@ -7,6 +7,7 @@ browser. Build with ``.widget`` (an ipywidgets box) and display it, or just leav
 from __future__ import annotations
 
 import io
+import math
 
 import ipywidgets as widgets
 import numpy as np
@@ -167,7 +168,9 @@ class OneCycleExplorer(_Explorer):
         self.n_batches, self.moms = n_batches, moms
         style = {"description_width": "initial"}
         # Rates and divisors span orders of magnitude, so their sliders move on a log scale.
-        self.lr_max = widgets.FloatLogSlider(value=lr_max, base=10, min=-5, max=0, step=0.1,
+        # From 1e-5 to 1, widened to take any rate a finder may suggest (the slider would silently clip it).
+        low, high = min(-5, math.floor(math.log10(lr_max))), max(0, math.ceil(math.log10(lr_max)))
+        self.lr_max = widgets.FloatLogSlider(value=lr_max, base=10, min=low, max=high, step=0.1,
                                                 description="lr_max", readout_format=".1e", style=style)
         self.pct_start = widgets.FloatSlider(value=pct_start, min=0.05, max=0.95, step=0.05,
                                                 description="pct_start", style=style)

@@ -205,9 +205,22 @@ def test_course_max_batches_caps_every_pass(monkeypatch):
     assert names(log).count("after_step") == 4
     assert names(log).count("after_batch") == 2 * (2 + 2)
     assert len(learn.recorder.lrs) == 4
+    preds, targets = learn.get_preds()  # asked for every item: not cut short
+    assert len(preds) == len(targets) == 48
     monkeypatch.setenv("COURSE_MAX_BATCHES", "two")
     with pytest.raises(ValueError, match="COURSE_MAX_BATCHES"):
         learn.fit(1)
+
+
+def test_course_max_batches_caps_the_finder_too(monkeypatch):
+    from helpers.learner import SMOKE_FINDER_ITERS
+
+    monkeypatch.setenv("COURSE_MAX_BATCHES", "1")
+    learn = learner(dls=toy_dls(n_train=96, n_valid=48, batch_size=16))
+    learn.lr_find(num_it=100, stop_div=False, show_plot=False)
+    lrs = [group[-1] for group in learn.recorder.lrs]
+    assert len(lrs) == SMOKE_FINDER_ITERS  # not 100 epochs of one batch each
+    assert lrs[0] == pytest.approx(1e-7) and lrs[-1] > 1  # still the whole range of rates
 
 
 def test_pct_train_runs_from_zero_by_equal_steps():

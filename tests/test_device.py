@@ -113,3 +113,17 @@ def test_profiles(monkeypatch):
     assert get_profile("tiny").is_tiny
     with pytest.raises(ValueError, match="tiny.*full|full.*tiny"):
         get_profile("huge")
+
+
+def test_batch_size_can_be_overridden_and_nonsense_is_refused(monkeypatch):
+    monkeypatch.setenv("COURSE_BATCH_SIZE", "8")
+    full = get_profile("full")
+    assert (full.batch_size, full.size, full.presize) == (8, 224, 460)  # only the batch size changes
+    monkeypatch.setenv("COURSE_BATCH_SIZE", "1")
+    with pytest.raises(ValueError, match="COURSE_BATCH_SIZE='1'.*at least 2"):
+        get_profile("tiny")
+    monkeypatch.setenv("COURSE_BATCH_SIZE", "lots")
+    with pytest.raises(ValueError, match="COURSE_BATCH_SIZE"):
+        get_profile("tiny")
+    monkeypatch.delenv("COURSE_BATCH_SIZE")
+    assert get_profile("tiny").batch_size == 32

@@ -1,6 +1,8 @@
 """The one-cycle explorer of notebook 04, driven headlessly by setting its sliders."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -44,3 +46,9 @@ def test_slider_values_reach_the_numbers():
 def test_too_few_batches_is_a_clear_error():
     with pytest.raises(ValueError, match="at least 2"):
         OneCycleExplorer(n_batches=1)
+
+
+def test_a_rate_outside_the_usual_range_is_not_clipped():
+    for lr_max in (4.6e-7, 3.0):  # what a finder may suggest for an odd model
+        state = OneCycleExplorer(n_batches=60, lr_max=lr_max).state
+        assert math.isclose(state["lr_start"], lr_max / 25) and math.isclose(state["lr_peak"], lr_max)

@@ -57,6 +57,12 @@ def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def make_pets_archive(folder: Path, tiny_root: Path, per_breed: int = 2, seed: int = 0) -> Path:
     """Pack ``folder/oxford-iiit-pet.tgz`` from the tiny pets at ``tiny_root``, enlarged to the real set's sizes."""
     rng = np.random.default_rng(seed)
@@ -83,6 +89,10 @@ def make_pets_archive(folder: Path, tiny_root: Path, per_breed: int = 2, seed: i
                     picture = im.convert("RGB").resize(FULL_SIZES[rng.integers(len(FULL_SIZES))], Image.BICUBIC)
                 name = f"{breed}_{number}"
                 _add_bytes(archive, f"oxford-iiit-pet/images/{name}.jpg", _jpeg(picture))
+                # The real trimaps: 1 on the animal, 2 background, 3 the uncertain border; nearest keeps the values.
+                with Image.open(tiny_root / "annotations" / "trimaps" / f"{path.stem}.png") as trimap:
+                    _add_bytes(archive, f"oxford-iiit-pet/annotations/trimaps/{name}.png",
+                               _png(trimap.resize(picture.size, Image.NEAREST)))
                 species = 1 if breed[0].isupper() else 2  # cats are capitalised, as in the real list.txt
                 names.append(name)
                 lines.append(f"{name} {class_id} {species} {number}")
@@ -92,6 +102,11 @@ def make_pets_archive(folder: Path, tiny_root: Path, per_breed: int = 2, seed: i
         _add_bytes(archive, "oxford-iiit-pet/images/Egyptian_Mau_90.jpg", _jpeg(grey))
         cmyk = Image.new("CMYK", (500, 375), (30, 60, 90, 0))
         _add_bytes(archive, "oxford-iiit-pet/images/beagle_90.jpg", _jpeg(cmyk))
+        for name in ("Egyptian_Mau_90", "beagle_90"):  # every real JPEG has a trimap: an oval animal here
+            rows, cols = np.ogrid[:375, :500]
+            oval = ((rows - 187) / 120) ** 2 + ((cols - 250) / 160) ** 2 <= 1
+            trimap = Image.fromarray(np.where(oval, 1, 2).astype(np.uint8), mode="L")
+            _add_bytes(archive, f"oxford-iiit-pet/annotations/trimaps/{name}.png", _png(trimap))
         listing = "#Image CLASS-ID SPECIES BREED ID\n" + "\n".join(lines) + "\n"
         _add_bytes(archive, "oxford-iiit-pet/annotations/list.txt", listing.encode())
         _add_bytes(archive, "oxford-iiit-pet/annotations/trainval.txt", "\n".join(lines[::2]).encode() + b"\n")
