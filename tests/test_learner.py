@@ -394,17 +394,20 @@ def test_bench_quick_runs_end_to_end():
 
 @pytest.mark.slow
 def test_learns_tiny_pets_well_under_chance():
+    # The whole chain (tiny pets, presizing, augmentation, the offline backbone, freezing, one-cycle) learns.
+    # One epoch of the head on the frozen body is enough to show it; notebooks 01 and 05 assert the rest.
     import helpers
     from helpers.data import pets_dataloaders, pets_tiny
-    from helpers.models import create_cnn
+    from helpers.models import create_cnn, resnet_split
 
     P = helpers.get_profile("tiny")
     helpers.set_seed(42)
     dls = pets_dataloaders(pets_tiny(), presize=P.presize, size=P.size, batch_size=P.batch_size, num_workers=0)
     torch.manual_seed(0)
-    learn = Learner(dls, create_cnn(P.arch, n_out=len(dls.vocab)), metrics=[error_rate], device="cpu", quiet=True)
-    learn.fit_one_cycle(4, 3e-3)
+    learn = Learner(dls, create_cnn(P.arch, n_out=len(dls.vocab), weights=P.weights), splitter=resnet_split,
+                    metrics=[error_rate], device="cpu", quiet=True)
+    learn.freeze()
+    learn.fit_one_cycle(1, 1e-2)
     chance = 1 - 1 / len(dls.vocab)
     error = learn.recorder.values[-1]["error_rate"]
-    # From scratch, 37 breeds and ~12 training images each: 4 epochs reach about 0.86 (measured); guessing 0.97.
-    assert error < chance - 0.08, f"error rate {error:.3f} after 4 epochs; guessing gives {chance:.3f}"
+    assert error < 0.5, f"error rate {error:.3f} after one frozen epoch; guessing gives {chance:.3f}"
