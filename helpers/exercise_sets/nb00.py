@@ -1,6 +1,7 @@
 """Exercises and questionnaire of notebook 00, a digit classifier from scratch: ``from helpers.exercise_sets import nb00 as ex``."""
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -160,19 +161,7 @@ q5 = CodeExercise(
     reference=_ReferenceOptim,
     hints=["Keep `list(params)`: a generator such as `model.parameters()` can be walked only once.",
            "Update `p.data` (or work inside `torch.no_grad()`), so the step itself is not recorded for autograd."],
-    solution="""
-    class MyOptim:
-        def __init__(self, params, lr):
-            self.params, self.lr = list(params), lr
-
-        def step(self):
-            for p in self.params:
-                p.data -= self.lr * p.grad
-
-        def zero_grad(self):
-            for p in self.params:
-                p.grad = None
-    """,
+    solution="\n" + inspect.getsource(_ReferenceOptim).replace("_ReferenceOptim", "MyOptim"),  # the reference itself
     wrong_answers=[_AddsTheGradient, _ForgetsTheRate, _NeverClears],
 )
 
