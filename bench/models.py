@@ -254,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="times the whole sweep repeats (interleaved)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice; 1 is steadier on a crowded machine)")
+    parser.add_argument("--precisions", default=None,
+                        help="comma-separated subset of fp32,bf16,fp16 (default: fp32 and the device's mixed precisions)")
+    parser.add_argument("--tf32", choices=("default", "on", "off"), default="default",
+                        help="CUDA: let fp32 convolutions and matrix products use TF32 tensor cores (on) or not (off); "
+                             "default keeps PyTorch's settings (on for cuDNN convolutions, off for matrix products)")
     parser.add_argument("--quick", action="store_true", help="resnet18 only, 32 px, batch 4, 1 round: a smoke test")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="folder for the CSV and PNG")
     args = parser.parse_args(argv)
@@ -267,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     if on_gpu:
         # Let cuDNN time its kernels for each shape once: channels_last and fp16 rely on picking the fast ones.
         torch.backends.cudnn.benchmark = True
+        if args.tf32 != "default":
+            # TF32 keeps fp32's range with a 10-bit mantissa; NVIDIA's "fp32" baselines on A100 and later use it.
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = args.tf32 == "on"
     archs = ["resnet18"] if args.quick else [a.strip() for a in args.archs.split(",") if a.strip()]
     unknown = [a for a in archs if not hasattr(torchvision.models, a)]
     if unknown:
@@ -277,11 +285,18 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (2 if args.quick else 20 if on_gpu else 4)
     rounds = 1 if args.quick else args.rounds
     precisions = ["fp32", *mixed_precision_dtypes(device)]
+    if args.precisions:
+        asked = [p.strip() for p in args.precisions.split(",") if p.strip()]
+        unusable = [p for p in asked if p not in precisions]
+        if unusable:
+            parser.error(f"precision(s) {unusable} cannot run on {device.type} here; choose from {', '.join(precisions)}.")
+        precisions = asked
 
     machine = device_name(device)
     print(f"machine: {machine} | torch {torch.__version__} | {platform.python_implementation()} {platform.python_version()}")
     if on_gpu:
-        print(f"fp32 convolutions may use TF32 tensor cores: torch.backends.cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}")
+        print(f"fp32 may use TF32 tensor cores: cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}, "
+              f"cuda.matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}")
     else:
         print(f"threads: {torch.get_num_threads()} | native bf16 instructions (avx512_bf16/amx_bf16): {cpu_supports_native_bf16()}")
     print(f"{size} px, batch {batch_size}, {warmup} warm-up + {steps} timed steps x {rounds} round(s); AdamW", flush=True)
@@ -296,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {value:.2f}x")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"models_{device.type}{'_quick' if args.quick else ''}"
+    stem = f"models_{device.type}{'_quick' if args.quick else ''}{'' if args.tf32 == 'default' else '_tf32' + args.tf32}"
     df.to_csv(args.out / f"{stem}.csv", index=False)
     plot(df, f"{machine}: {size} px, batch {batch_size}, torch {torch.__version__}", args.out / f"{stem}.png")
     print(f"wrote {args.out / (stem + '.csv')} and {args.out / (stem + '.png')}")
