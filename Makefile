@@ -46,9 +46,9 @@ unit: install
 
 # Every notebook in the full profile on stand-ins (downloads from 127.0.0.1, random "ImageNet" weights, training
 # capped by COURSE_MAX_BATCHES, batches of COURSE_BATCH_SIZE), with the download and weight-loading tests: part of
-# `make test`, here on its own.
+# `make test`, here on its own, its notebooks spread over every core.
 full: install
-	$(PYTEST) tests/test_full_profile.py -rs --timeout 900
+	$(PYTEST) tests/test_full_profile.py -p no:cacheprovider -rs --timeout 900 -n $(TEST_WORKERS) --dist load
 
 # The test of one notebook: make nbval NB=notebooks/03_cross_entropy.ipynb
 NB ?= notebooks

@@ -34,6 +34,7 @@ from helpers.device import get_device
 from helpers.lr_finder import LRFinder, plot_lr_find, suggest, valley
 from helpers.metrics import accuracy, error_rate, mae, rmse, rmspe  # noqa: F401 (old imports keep working)
 from helpers.precision import Precision
+from helpers.profiles import MAX_BATCHES_ENV
 from helpers.progress import ProgressCallback, Recorder
 from helpers.schedule import lr_for_groups, one_cycle
 
@@ -76,7 +77,7 @@ def default_activation(loss_func: Callable) -> str:
 
 def max_batches() -> int | None:
     """``COURSE_MAX_BATCHES`` as a number, or None when unset: the cap on batches per phase (smoke runs)."""
-    value = os.environ.get("COURSE_MAX_BATCHES", "").strip()
+    value = os.environ.get(MAX_BATCHES_ENV, "").strip()
     if not value:
         return None
     try:

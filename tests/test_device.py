@@ -115,6 +115,16 @@ def test_profiles(monkeypatch):
         get_profile("huge")
 
 
+def test_results_are_checked_only_in_the_uncapped_tiny_profile(monkeypatch):
+    monkeypatch.delenv("COURSE_MAX_BATCHES", raising=False)
+    assert get_profile("tiny").checks_results
+    assert not get_profile("full").checks_results  # the book's figures, not the tiny pets' thresholds
+    monkeypatch.setenv("COURSE_MAX_BATCHES", "1")  # smoke runs and the browser test train too little
+    assert not get_profile("tiny").checks_results
+    monkeypatch.setenv("COURSE_MAX_BATCHES", " ")
+    assert get_profile("tiny").checks_results
+
+
 def test_batch_size_can_be_overridden_and_nonsense_is_refused(monkeypatch):
     monkeypatch.setenv("COURSE_BATCH_SIZE", "8")
     full = get_profile("full")

@@ -33,8 +33,9 @@ MAX_BATCHES = "1"  # per epoch, train and validation alike: enough to run every 
 # profile's 64, one training step of resnet34 at 224 pixels takes about half a minute on one CPU core.
 BATCH_SIZE = "2"
 
-# Claims about accuracy hold only where models learn (the tiny profile, or real data in the full one): the
-# notebooks guard those assertions with `P.is_tiny`, so the same cells run here and still check everything else.
+# Claims about accuracy hold only where models learn (the tiny profile trained in full, or real data in the full
+# one): the notebooks guard those assertions with `P.checks_results`, so the same cells run here and still check
+# everything else.
 
 
 @pytest.fixture(scope="module")
