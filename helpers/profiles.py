@@ -45,7 +45,7 @@ class Profile:
 
 
 PROFILES = {
-    # Small enough for a laptop CPU: a minute or two for most notebooks, about five for notebook 05.
+    # Small enough for a laptop CPU: a minute or two for most notebooks, under four for notebook 05.
     "tiny": Profile(name="tiny", presize=128, size=64, batch_size=32, arch="resnet10", weights="offline",
                     big_arch="resnet50", epochs=1, num_workers=0),
     # The book's settings: Resize(460), 224-pixel crops, batches of 64, ImageNet-pretrained resnet34.

@@ -65,3 +65,26 @@ def test_ratios_and_bad_arguments():
     assert ratios["resnet101 / resnet50 time per image (fp32)"] == pytest.approx(100 / 60)
     with pytest.raises(SystemExit):
         bench_models.main(["--archs", "resnet7"])
+    with pytest.raises(SystemExit):
+        bench_models.main(["--quick", "--precisions", "fp16"])  # fp16 is not offered on a CPU: refused up front
+
+
+def test_one_precision_only_and_the_tf32_switch_name_the_file(tmp_path):
+    """--precisions narrows the sweep; --tf32 (a CUDA setting, recorded in the file name) is accepted anywhere."""
+    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--precisions", "fp32", "--tf32", "off",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "models_cpu_quick_tf32off.csv")
+    assert set(zip(table.precision, table.channels_last)) == {("fp32", False), ("fp32", True)}
+
+
+def test_full_epoch_refuses_an_unknown_configuration(capsys):
+    """bench/full_epoch.py (GPU figures, run by bench/gpu.sh) checks its arguments before building anything."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import full_epoch
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    with pytest.raises(SystemExit):
+        full_epoch.main(["--configs", "fp32,fp8"])
+    assert "fp8" in capsys.readouterr().err
