@@ -5,7 +5,8 @@ collected here: a file's fixtures are built in one worker, and all the cells of 
 order, in one kernel. Sorting the longest work first keeps a worker from being left alone at the end with a long
 file while the others sit idle:
 
-1. the browser test (it runs the widget notebooks in JupyterLab), then the full profile's runs of every notebook;
+1. the browser test (it runs the widget notebooks in JupyterLab), then the full profile's runs of every notebook
+   (slowest first, by the tiny runs' stored times, for ``make full``, which spreads them with ``--dist load``);
 2. the notebooks, slowest first, by the execution times stored in their own cells by ``make notebooks``;
 3. test files holding a test marked ``slow``;
 4. everything else, in its usual order.
@@ -41,13 +42,15 @@ def stored_seconds(notebook: Path) -> float:
 def pytest_collection_modifyitems(config, items):
     files_with_slow_tests = {item.path for item in items if item.get_closest_marker("slow")}
 
-    def rank(item) -> tuple[int, float]:
+    def rank(item) -> tuple[int, float, float]:
         if item.get_closest_marker("browser"):
-            return (0, 0.0)
+            return (0, 0.0, 0.0)
         if item.path.name == "test_full_profile.py":
-            return (0, 1.0)
+            # `make full` (--dist load) spreads these single tests: the slowest notebooks go first there too.
+            notebook = getattr(item, "callspec", None) and item.callspec.params.get("path")
+            return (0, 1.0, -stored_seconds(notebook) if notebook else 0.0)
         if item.path.suffix == ".ipynb":
-            return (1, -stored_seconds(item.path))
-        return (2, 0.0) if item.path in files_with_slow_tests else (3, 0.0)
+            return (1, -stored_seconds(item.path), 0.0)
+        return (2, 0.0, 0.0) if item.path in files_with_slow_tests else (3, 0.0, 0.0)
 
     items.sort(key=rank)

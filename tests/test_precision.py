@@ -27,6 +27,8 @@ def tiny_dls(n: int = 16, batch_size: int = 8) -> SimpleNamespace:
 
 # --- training steps ----------------------------------------------------------------------------------
 
+# This machine may lack native bf16: the Learner then warns that bf16 is slow, which these tests do not measure.
+@pytest.mark.filterwarnings("ignore:precision='bf16' on the CPU")
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_bf16_learner_step_on_cpu_keeps_float32_master_weights(channels_last):
     from helpers.learner import Learner
