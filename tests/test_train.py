@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from helpers import train
+from helpers import distributed, train
 from helpers.data import DataLoaders
 from helpers.learner import Learner
 
@@ -213,10 +213,10 @@ def _ddp_worker(rank: int, world_size: int, port: int, folder: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_WORLD_SIZE=str(world_size))
     torch.set_num_threads(1)
-    info, device = train.setup_distributed("cpu")
+    info, device = distributed.setup_distributed("cpu")
     try:
-        dls, sampler = train._distributed_loaders(_toy_dls(8), 8, info, seed=0, num_workers=0)
-        learn, keep = _one_step(dls, [train.DistributedTraining(info, device, sampler)])
+        dls, sampler = distributed.distributed_loaders(_toy_dls(8), 8, info, seed=0, num_workers=0)
+        learn, keep = _one_step(dls, [distributed.DistributedTraining(info, device, sampler)])
         torch.save({"xb": keep.xb, "yb": keep.yb, "grads": keep.grads, "state": learn.model.state_dict()},
                    Path(folder) / f"rank{rank}.pt")
     finally:
@@ -246,11 +246,11 @@ def test_ddp_step_equals_one_process_step_on_the_global_batch(tmp_path):
 
 def test_shards_cover_every_item_once():
     for n, world in [(118, 2), (10, 3), (7, 4), (2, 3)]:
-        shards = [list(train.ShardSampler(n, rank, world)) for rank in range(world)]
+        shards = [list(distributed.ShardSampler(n, rank, world)) for rank in range(world)]
         assert sorted(i for shard in shards for i in shard) == list(range(n))
         assert max(map(len, shards)) - min(map(len, shards)) <= 1
 
 
 def test_backend_follows_the_device():
-    assert train.backend_for(torch.device("cpu")) == "gloo"
-    assert train.backend_for(torch.device("cuda", 0)) == "nccl"
+    assert distributed.backend_for(torch.device("cpu")) == "gloo"
+    assert distributed.backend_for(torch.device("cuda", 0)) == "nccl"
