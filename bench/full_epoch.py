@@ -22,6 +22,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as folder:
         base = Path(folder)
+        start = time.perf_counter()
         archive = make_pets_archive(base / "mirror", pets_tiny(base / "tiny"), per_breed=args.per_breed)
         (base / "checksums.json").write_text(json.dumps({archive.name: checksum(archive)}))
         make_standin_weights(base / "torch")
+        print(f"stand-in archive ({archive.stat().st_size / 1e6:.0f} MB) and weights built in "
+              f"{time.perf_counter() - start:.0f} s", flush=True)
         with serve(base / "mirror") as url:
             env = {**os.environ, "COURSE_DATA": str(base / "cache"), "COURSE_DATA_MIRROR": url,
                    "COURSE_DATA_CHECKSUMS": str(base / "checksums.json"), "TORCH_HOME": str(base / "torch"),
@@ -65,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                 if args.max_train_batches:
                     command += ["--max-train-batches", str(args.max_train_batches)]
                 print("$", shlex.join(command), flush=True)
+                start = time.perf_counter()
                 subprocess.run(command, env=env, check=True, cwd=ROOT)
+                print(f"  the whole command took {time.perf_counter() - start:.0f} s (start-up and download included)",
+                      flush=True)
                 metrics = json.loads((out / "metrics.json").read_text())
                 for row in metrics["epochs"]:
                     print(f"  {name:<8} {row['phase']:<8} epoch {row['epoch']}: {row['seconds']:6.1f} s "
