@@ -20,7 +20,6 @@ import contextlib
 import copy
 import functools
 import math
-import os
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -34,7 +33,7 @@ from helpers.device import get_device
 from helpers.lr_finder import LRFinder, plot_lr_find, suggest, valley
 from helpers.metrics import accuracy, error_rate, mae, rmse, rmspe  # noqa: F401 (old imports keep working)
 from helpers.precision import Precision
-from helpers.profiles import MAX_BATCHES_ENV
+from helpers.profiles import max_batches
 from helpers.progress import ProgressCallback, Recorder
 from helpers.schedule import lr_for_groups, one_cycle
 
@@ -73,19 +72,6 @@ def default_activation(loss_func: Callable) -> str:
     if isinstance(loss_func, nn.BCEWithLogitsLoss) or loss_func is nn.functional.binary_cross_entropy_with_logits:
         return "sigmoid"
     return "identity"
-
-
-def max_batches() -> int | None:
-    """``COURSE_MAX_BATCHES`` as a number, or None when unset: the cap on batches per phase (smoke runs)."""
-    value = os.environ.get(MAX_BATCHES_ENV, "").strip()
-    if not value:
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise ValueError(f"COURSE_MAX_BATCHES={value!r} is not a whole number: set it to N > 0 to stop every "
-                         "epoch after N batches, or unset it.") from None
-    return n if n > 0 else None
 
 
 SMOKE_FINDER_ITERS = 12  # the learning-rate finder's steps under COURSE_MAX_BATCHES (enough to trim and suggest)

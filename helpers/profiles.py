@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 PROFILE_ENV = "COURSE_PROFILE"
 BATCH_SIZE_ENV = "COURSE_BATCH_SIZE"
-MAX_BATCHES_ENV = "COURSE_MAX_BATCHES"  # the Learner's cap on batches per pass (helpers.learner.max_batches)
+MAX_BATCHES_ENV = "COURSE_MAX_BATCHES"  # the Learner's cap on batches per pass (max_batches below)
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,20 @@ class Profile:
         The thresholds in those assertions were measured on the tiny pets. The full profile's are the book's, and
         a run capped by ``COURSE_MAX_BATCHES`` (the smoke runs, the browser test) trains too little to meet any.
         """
-        return self.is_tiny and not os.environ.get(MAX_BATCHES_ENV, "").strip()
+        return self.is_tiny and max_batches() is None
+
+
+def max_batches() -> int | None:
+    """``COURSE_MAX_BATCHES`` as a number, or None when unset: the cap on batches per phase (smoke runs)."""
+    value = os.environ.get(MAX_BATCHES_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{MAX_BATCHES_ENV}={value!r} is not a whole number: set it to N > 0 to stop every "
+                         "epoch after N batches, or unset it.") from None
+    return n if n > 0 else None
 
 
 PROFILES = {

@@ -123,6 +123,8 @@ def test_results_are_checked_only_in_the_uncapped_tiny_profile(monkeypatch):
     assert not get_profile("tiny").checks_results
     monkeypatch.setenv("COURSE_MAX_BATCHES", " ")
     assert get_profile("tiny").checks_results
+    monkeypatch.setenv("COURSE_MAX_BATCHES", "0")  # the Learner reads 0 as no cap: then results are checked too
+    assert get_profile("tiny").checks_results
 
 
 def test_batch_size_can_be_overridden_and_nonsense_is_refused(monkeypatch):
