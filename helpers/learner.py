@@ -74,7 +74,14 @@ def default_activation(loss_func: Callable) -> str:
     return "identity"
 
 
-SMOKE_FINDER_ITERS = 12  # the learning-rate finder's steps under COURSE_MAX_BATCHES (enough to trim and suggest)
+# Under COURSE_MAX_BATCHES (a smoke run) every line of the loop still runs, in far fewer steps:
+SMOKE_FINDER_ITERS = 8  # the finder's steps: it trims the last 5, and 3 points still make a curve to suggest from
+SMOKE_MAX_EPOCHS = 2    # epochs per fit or fit_one_cycle: enough to cross from one epoch to the next
+
+
+def epochs_to_run(n_epoch: int) -> int:
+    """``n_epoch``, or at most ``SMOKE_MAX_EPOCHS`` in a smoke run (``COURSE_MAX_BATCHES`` set) (notebook 04)."""
+    return min(n_epoch, SMOKE_MAX_EPOCHS) if max_batches() else n_epoch
 
 
 class Learner:
@@ -87,14 +94,16 @@ class Learner:
     The default optimiser is ``torch.optim.AdamW`` set like fastai's Adam: decoupled weight decay ``wd``
     (0.01), ``eps=1e-5``, ``betas=(mom, 0.99)`` where beta1 follows the momentum schedule, and no weight
     decay on normalisation-layer parameters or biases. It gets one parameter group per splitter group
-    (each split in two, with and without decay); the recorder reports one rate per splitter group.
+    (each split in two, with and without decay); the recorder reports one rate per splitter group. On the
+    CPU it uses PyTorch's fused implementation (one kernel for all parameters), the fastest there.
     ``opt_func`` may be any callable ``(params, lr)`` returning an object with ``step()`` and
     ``zero_grad()`` (a hand-written SGD); it gets the parameters (a list, or one dict per splitter group).
 
     Callbacks (``cbs``) act at the loop's events (``helpers.callbacks``). Set the environment variable
     ``COURSE_MAX_BATCHES=N`` to stop every training and validation pass of a fit after N batches (quick smoke
-    runs of the full profile); the learning-rate finder then takes at most ``SMOKE_FINDER_ITERS`` steps, while
-    ``get_preds`` and ``validate`` still see every item.
+    runs of the full profile); a fit then runs at most ``SMOKE_MAX_EPOCHS`` epochs (its whole schedule squeezed
+    into them) and the learning-rate finder at most ``SMOKE_FINDER_ITERS`` steps, while ``get_preds`` and
+    ``validate`` still see every item.
     """
 
     def __init__(self, dls, model: nn.Module, loss_func: Callable | None = None,
@@ -191,7 +200,10 @@ class Learner:
                 if chosen:
                     param_groups.append({"params": chosen, "weight_decay": self.wd if decay else 0.0,
                                          "splitter_group": index})
-        return torch.optim.AdamW(param_groups, lr=first_lr, betas=(DEFAULT_MOM, SQR_MOM), eps=EPS)
+        # On the CPU the fused kernel updates every tensor in one pass: about 40 ms less per step for resnet10
+        # on one core, with the same arithmetic up to rounding. GPUs keep PyTorch's default (foreach).
+        fused = self.device.type == "cpu" or None
+        return torch.optim.AdamW(param_groups, lr=first_lr, betas=(DEFAULT_MOM, SQR_MOM), eps=EPS, fused=fused)
 
     def _groups(self):
         """(splitter group index, optimiser group) pairs; an optimiser without groups has none."""
@@ -322,7 +334,7 @@ class Learner:
         """Train ``n_epoch`` epochs at constant rates (a float, or a slice across the groups) (notebook 04)."""
         self.set_hyper("lr", lr_for_groups(self.lr if lr is None else lr, self.n_groups))
         self.set_hyper("mom", DEFAULT_MOM)
-        self._fit(n_epoch, cbs)
+        self._fit(epochs_to_run(n_epoch), cbs)
 
     def fit_one_cycle(self, n_epoch: int, lr_max: float | slice | None = None, div: float = 25.0,
                       div_final: float = 1e5, pct_start: float = 0.25,
@@ -332,7 +344,7 @@ class Learner:
         lr_max = np.array(lr_for_groups(self.lr if lr_max is None else lr_max, self.n_groups))
         lr_schedule, mom_schedule = one_cycle(lr_max, pct_start, div, div_final, moms)
         scheduler = ParamScheduler({"lr": lr_schedule, "mom": mom_schedule})
-        self._fit(n_epoch, [scheduler, *(cbs or [])], keep_record=_keep_record)
+        self._fit(epochs_to_run(n_epoch), [scheduler, *(cbs or [])], keep_record=_keep_record)
 
     # --- evaluation --------------------------------------------------------------------------------
     def _gather(self, dl) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
