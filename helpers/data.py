@@ -8,7 +8,7 @@ so ``from helpers.data import pets_tiny, pets_dataloaders, show_batch`` keeps wo
 * ``helpers.tiny_pets``: the synthetic pets (breeds, look-alike pairs, quirks), and where each animal is;
 * ``helpers.datasets``: the pets, the MNIST sample and sample photos, by profile;
 * ``helpers.labelling``: finding image files, opening them as RGB, labels from names, splits;
-* ``helpers.loaders``: ``ImageDataset``, ``DataLoaders``, ``pets_dataloaders``, ``transform_mode``;
+* ``helpers.loaders``: ``ImageDataset``, ``CachedImageDataset``, ``DataLoaders``, ``pets_dataloaders``, ``transform_mode``;
 * ``helpers.inspection``: ``show_batch`` and ``summary``.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ from helpers.datasets import (MNIST_SAMPLE, MNIST_SAMPLE_URL, PETS, PETS_URL, SA
 from helpers.inspection import PipelineError, show_batch, summary
 from helpers.labelling import (IMAGE_EXTENSIONS, PETS_PATTERN, RegexLabeller, get_image_files, make_vocab, open_rgb,
                                random_split, verify_images)
-from helpers.loaders import DataLoaders, ImageDataset, make_loaders, pets_dataloaders, transform_mode
+from helpers.loaders import (CachedImageDataset, DataLoaders, ImageDataset, make_loaders, pets_dataloaders,
+                             transform_mode)
 from helpers.tiny_pets import (BREED_FEATURES, BREEDS, CAT_BREEDS, CORRUPT_FILE, DOG_BREEDS, LOOK_ALIKES,
                                NON_IMAGE_FILE, QUIRKS, TINY_IMAGES_PER_BREED, breed_cues, creature_boxes,
                                creature_masks, mask_as_seen, pets_tiny, write_pet)
@@ -34,7 +35,7 @@ __all__ = [
     "PipelineError", "show_batch", "summary",
     "IMAGE_EXTENSIONS", "PETS_PATTERN", "RegexLabeller", "get_image_files", "make_vocab", "open_rgb",
     "random_split", "verify_images",
-    "DataLoaders", "ImageDataset", "make_loaders", "pets_dataloaders", "transform_mode",
+    "CachedImageDataset", "DataLoaders", "ImageDataset", "make_loaders", "pets_dataloaders", "transform_mode",
     "BREED_FEATURES", "BREEDS", "CAT_BREEDS", "CORRUPT_FILE", "DOG_BREEDS", "LOOK_ALIKES", "NON_IMAGE_FILE",
     "QUIRKS", "TINY_IMAGES_PER_BREED", "breed_cues", "creature_boxes", "creature_masks", "mask_as_seen",
     "pets_tiny", "write_pet",

@@ -10,7 +10,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
-from helpers.augment import NO_AUGMENTATION, PETS_RECIPE, BatchAugment, PresizeCrop
+from helpers.augment import NO_AUGMENTATION, PETS_RECIPE, BatchAugment, PresizeCache, PresizeCrop
 from helpers.device import dataloader_generator, seed_worker
 from helpers.labelling import PETS_PATTERN, RegexLabeller, get_image_files, make_vocab, open_rgb, random_split
 from helpers.labelling import why_unreadable as _why_unreadable
@@ -60,6 +60,30 @@ class ImageDataset(Dataset):
         return f"ImageDataset({len(self)} images, {len(self.vocab)} classes, item_tfm={self.item_tfm!r})"
 
 
+class CachedImageDataset(ImageDataset):
+    """An ``ImageDataset`` with ``PresizeCrop`` that decodes and presizes every image once, up front (notebook 02).
+
+    Training items keep notebook 02's ``PresizeCache``: each image resized once so its short side is the
+    presize, a fresh random square sliced out of it on every access. Validation items are always the same centre
+    square, so what ``prepare`` returns is kept as it is. The tiny profile uses this (``Profile.cache``): its
+    images fit in memory many times over, and an epoch then costs the model's arithmetic and the batch step only.
+    """
+
+    def __init__(self, files: Sequence[Path | str], labels: Sequence[str], vocab: Sequence[str], presize: int,
+                 train: bool):
+        super().__init__(files, labels, vocab, item_tfm=PresizeCrop(presize, train=train))
+        if train:
+            self._presized = PresizeCache(self.files, presize=presize, train=True)
+        else:
+            self._prepared = [self.prepare(path) for path in self.files]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        label = self._index[self.labels[index]]
+        if self.item_tfm.train:
+            return self._presized[index][0], label
+        return self._prepared[index], label
+
+
 class DataLoaders:
     """A training and a validation DataLoader, the class names, and the batch transform to run on the device (notebook 01)."""
 
@@ -99,16 +123,26 @@ def _images_folder(path: Path) -> Path:
 
 
 def pets_dataloaders(path: Path | str, presize: int = 460, size: int = 224, batch_size: int = 64,
-                     valid_pct: float = 0.2, seed: int = 42, num_workers: int = 0, augment: bool = True) -> DataLoaders:
-    """The pets recipe: labels from names, a seeded split, presizing per item, augmentation per batch (notebook 01)."""
+                     valid_pct: float = 0.2, seed: int = 42, num_workers: int = 0, augment: bool = True,
+                     cache: bool = False) -> DataLoaders:
+    """The pets recipe: labels from names, a seeded split, presizing per item, augmentation per batch (notebook 01).
+
+    ``cache=True`` decodes and presizes every image once and keeps it in memory (``CachedImageDataset``): what
+    the tiny profile does. The full profile's 7,390 pictures at 460 pixels would need about 6 GB, so it reads
+    them from disk every epoch, as fastai does.
+    """
     files = get_image_files(_images_folder(Path(path)))
     labels = RegexLabeller(PETS_PATTERN).label_all(files)
     vocab = make_vocab(labels)
     train_idx, valid_idx = random_split(len(files), valid_pct, seed)
-    train_ds = ImageDataset([files[i] for i in train_idx], [labels[i] for i in train_idx], vocab,
-                            item_tfm=PresizeCrop(presize, train=True))
-    valid_ds = ImageDataset([files[i] for i in valid_idx], [labels[i] for i in valid_idx], vocab,
-                            item_tfm=PresizeCrop(presize, train=False))
+
+    def dataset(indices: list[int], train: bool) -> ImageDataset:
+        chosen_files, chosen_labels = [files[i] for i in indices], [labels[i] for i in indices]
+        if cache:
+            return CachedImageDataset(chosen_files, chosen_labels, vocab, presize, train=train)
+        return ImageDataset(chosen_files, chosen_labels, vocab, item_tfm=PresizeCrop(presize, train=train))
+
+    train_ds, valid_ds = dataset(train_idx, train=True), dataset(valid_idx, train=False)
     after_batch = BatchAugment.from_recipe(size, PETS_RECIPE if augment else NO_AUGMENTATION)
     return make_loaders(train_ds, valid_ds, vocab, batch_size, num_workers, seed, after_batch)
 

@@ -29,6 +29,7 @@ class Profile:
     big_arch: str       # the deeper model of notebook 06
     epochs: int         # the epoch count the notebooks' main fits use
     num_workers: int
+    cache: bool         # keep the presized images in memory between epochs (pets_dataloaders, notebook 02)
 
     @property
     def is_tiny(self) -> bool:
@@ -60,10 +61,10 @@ def max_batches() -> int | None:
 PROFILES = {
     # Small enough for a laptop CPU: a minute or two for most notebooks, under four for notebook 05.
     "tiny": Profile(name="tiny", presize=128, size=64, batch_size=32, arch="resnet10", weights="offline",
-                    big_arch="resnet50", epochs=1, num_workers=0),
+                    big_arch="resnet50", epochs=1, num_workers=0, cache=True),
     # The book's settings: Resize(460), 224-pixel crops, batches of 64, ImageNet-pretrained resnet34.
     "full": Profile(name="full", presize=460, size=224, batch_size=64, arch="resnet34", weights="imagenet",
-                    big_arch="resnet50", epochs=2, num_workers=min(8, os.cpu_count() or 1)),
+                    big_arch="resnet50", epochs=2, num_workers=min(8, os.cpu_count() or 1), cache=False),
 }
 
 

@@ -438,7 +438,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict:
 
         set_seed(args.seed)
         dls = pets_dataloaders(path, presize=profile.presize, size=profile.size, batch_size=args.batch_size,
-                               seed=args.seed, num_workers=args.num_workers)
+                               seed=args.seed, num_workers=args.num_workers, cache=profile.cache)
         set_seed(args.seed)
         weights = None if args.weights == "none" else args.weights
         model = create_cnn(args.arch, n_out=len(dls.vocab), weights=weights)

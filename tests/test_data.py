@@ -276,6 +276,25 @@ def test_pets_dataloaders_batches(pets_root):
     assert torch.equal(next(iter(dls.valid))[0], first)
 
 
+def test_cached_pets_match_what_is_read_from_disk(pets_root):
+    plain = pets_dataloaders(pets_root, presize=48, size=32)
+    cached = pets_dataloaders(pets_root, presize=48, size=32, cache=True)
+    for split in ("train", "valid"):
+        a, b = getattr(plain, split).dataset, getattr(cached, split).dataset
+        assert isinstance(b, data.CachedImageDataset) and b.files == a.files and b.labels == a.labels
+        assert len(b.skipped) == len(a.skipped)  # the unreadable file is left out of the cache too
+    # Validation: the same centre squares, to the bit, so a cached run validates on exactly the same pixels.
+    assert all(torch.equal(plain.valid.dataset[i][0], cached.valid.dataset[i][0]) for i in range(0, 300, 37))
+    # Training: a fresh square of the presized picture on each access, the size PresizeCrop gives.
+    image, label = cached.train.dataset[0]
+    assert image.shape == (3, 48, 48) and image.dtype == torch.uint8 and label == plain.train.dataset[0][1]
+    wide = next(i for i, f in enumerate(cached.train.dataset.files) if Image.open(f).width > 1.3 * Image.open(f).height)
+    draws = {tuple(cached.train.dataset[wide][0].flatten()[::97].tolist()) for _ in range(8)}
+    assert len(draws) > 1  # the crop moves along the long side: augmentation, not a frozen picture
+    x, y = next(iter(cached.train))
+    assert x.shape == (64, 3, 48, 48) and len(y) == 64
+
+
 @pytest.mark.slow  # each spawned worker starts a fresh Python that imports torch
 def test_workers_under_spawn(pet_files):
     files = [f for f in pet_files if f.name != data.CORRUPT_FILE][:24]
