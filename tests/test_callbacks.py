@@ -212,6 +212,24 @@ def test_course_max_batches_caps_every_pass(monkeypatch):
         learn.fit(1)
 
 
+def test_course_max_batches_caps_the_epochs_and_keeps_the_whole_schedule(monkeypatch):
+    from helpers.learner import SMOKE_MAX_EPOCHS
+
+    monkeypatch.setenv("COURSE_MAX_BATCHES", "2")
+    learn = learner(dls=toy_dls(n_train=96, n_valid=48, batch_size=16))
+    learn.fit_one_cycle(12, 1e-2)
+    assert len(learn.recorder.values) == SMOKE_MAX_EPOCHS  # not 12 epochs
+    lrs = [group[-1] for group in learn.recorder.lrs]
+    assert len(lrs) == SMOKE_MAX_EPOCHS * 2
+    # The whole cycle in those 4 steps: from lr_max/25 up to lr_max, then down again.
+    assert lrs[0] == pytest.approx(1e-2 / 25) and max(lrs) == pytest.approx(1e-2) and lrs[-1] < 1e-2 / 2
+    learn.fit(5)
+    assert len(learn.recorder.values) == SMOKE_MAX_EPOCHS
+    monkeypatch.delenv("COURSE_MAX_BATCHES")
+    learn.fit(3)
+    assert len(learn.recorder.values) == 3  # without the setting, every epoch asked for
+
+
 def test_course_max_batches_caps_the_finder_too(monkeypatch):
     from helpers.learner import SMOKE_FINDER_ITERS
 
@@ -220,7 +238,7 @@ def test_course_max_batches_caps_the_finder_too(monkeypatch):
     learn.lr_find(num_it=100, stop_div=False, show_plot=False)
     lrs = [group[-1] for group in learn.recorder.lrs]
     assert len(lrs) == SMOKE_FINDER_ITERS  # not 100 epochs of one batch each
-    assert lrs[0] == pytest.approx(1e-7) and lrs[-1] > 1  # still the whole range of rates
+    assert lrs[0] == pytest.approx(1e-7) and lrs[-1] >= 1  # still the whole range of rates, up to its last step
 
 
 def test_pct_train_runs_from_zero_by_equal_steps():
