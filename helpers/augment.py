@@ -94,6 +94,25 @@ class PresizeCrop:
         return f"PresizeCrop(size={self.size}, train={self.train})"
 
 
+def presize_short_side(item: Path | str | Image.Image, presize: int) -> Tensor:
+    """Open an image and resize it so that its short side is ``presize``: a uint8 tensor 3xHxW (notebook 02)."""
+    image = open_rgb(item)  # transparency on white, as in training
+    scale = presize / min(image.size)
+    size = (max(presize, round(image.width * scale)), max(presize, round(image.height * scale)))
+    image = image.resize(size, Image.BILINEAR)
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+
+
+def square_slice(image: Tensor, side: int, train: bool) -> Tensor:
+    """A ``side`` x ``side`` square cut out of a presized image: at a random place when ``train``, else the centre (notebook 02)."""
+    height, width = image.shape[-2:]
+    if train:  # Python's random, like PresizeCrop: seeded by set_seed
+        top, left = random.randint(0, height - side), random.randint(0, width - side)
+    else:
+        top, left = (height - side) // 2, (width - side) // 2
+    return image[:, top:top + side, left:left + side].contiguous()
+
+
 class PresizeCache(torch.utils.data.Dataset):
     """Decode and resize each image ONCE (short side to ``presize``); each epoch only slices a square (notebook 02).
 
@@ -104,27 +123,13 @@ class PresizeCache(torch.utils.data.Dataset):
     def __init__(self, items: list, labels: list[int] | None = None, presize: int = 460, train: bool = True):
         self.presize, self.train = int(presize), bool(train)
         self.labels = list(labels) if labels is not None else [0] * len(items)
-        self.images = [self._load(item) for item in items]
-
-    def _load(self, item: Path | str | Image.Image) -> Tensor:
-        image = open_rgb(item)  # transparency on white, as in training
-        scale = self.presize / min(image.size)
-        size = (max(self.presize, round(image.width * scale)), max(self.presize, round(image.height * scale)))
-        image = image.resize(size, Image.BILINEAR)
-        return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+        self.images = [presize_short_side(item, self.presize) for item in items]
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        image = self.images[index]
-        height, width = image.shape[-2:]
-        side = self.presize
-        if self.train:
-            top, left = random.randint(0, height - side), random.randint(0, width - side)
-        else:
-            top, left = (height - side) // 2, (width - side) // 2
-        return image[:, top:top + side, left:left + side].contiguous(), self.labels[index]
+        return square_slice(self.images[index], self.presize, self.train), self.labels[index]
 
 
 # --- the coordinate maps ------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
-from helpers.augment import NO_AUGMENTATION, PETS_RECIPE, BatchAugment, PresizeCache, PresizeCrop
+from helpers.augment import (NO_AUGMENTATION, PETS_RECIPE, BatchAugment, PresizeCrop, presize_short_side,
+                             square_slice)
 from helpers.device import dataloader_generator, seed_worker
 from helpers.labelling import PETS_PATTERN, RegexLabeller, get_image_files, make_vocab, open_rgb, random_split
 from helpers.labelling import why_unreadable as _why_unreadable
@@ -61,27 +62,28 @@ class ImageDataset(Dataset):
 
 
 class CachedImageDataset(ImageDataset):
-    """An ``ImageDataset`` with ``PresizeCrop`` that decodes and presizes every image once, up front (notebook 02).
+    """An ``ImageDataset`` with ``PresizeCrop`` that decodes and presizes each picture once, then keeps it (notebook 02).
 
-    Training items keep notebook 02's ``PresizeCache``: each image resized once so its short side is the
-    presize, a fresh random square sliced out of it on every access. Validation items are always the same centre
-    square, so what ``prepare`` returns is kept as it is. The tiny profile uses this (``Profile.cache``): its
-    images fit in memory many times over, and an epoch then costs the model's arithmetic and the batch step only.
+    A training item is kept the way notebook 02's ``PresizeCache`` keeps it, resized so that its short side is
+    the presize, and every access slices a fresh random square out of it. A validation item is always the same
+    centre square, so what ``prepare`` returns is kept as it is, bit for bit. Each picture is read the first
+    time it is asked for, so the first epoch costs what an uncached one does and a run that stops early reads
+    only what it used. The tiny profile uses this (``Profile.cache``): its pictures fit in memory many times over.
     """
 
     def __init__(self, files: Sequence[Path | str], labels: Sequence[str], vocab: Sequence[str], presize: int,
                  train: bool):
         super().__init__(files, labels, vocab, item_tfm=PresizeCrop(presize, train=train))
-        if train:
-            self._presized = PresizeCache(self.files, presize=presize, train=True)
-        else:
-            self._prepared = [self.prepare(path) for path in self.files]
+        self.kept: list[torch.Tensor | None] = [None] * len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        label = self._index[self.labels[index]]
-        if self.item_tfm.train:
-            return self._presized[index][0], label
-        return self._prepared[index], label
+        label, train = self._index[self.labels[index]], self.item_tfm.train
+        if self.kept[index] is None:
+            path = self.files[index]
+            self.kept[index] = presize_short_side(path, self.item_tfm.size) if train else self.prepare(path)
+        if train:
+            return square_slice(self.kept[index], self.item_tfm.size, train=True), label
+        return self.kept[index], label
 
 
 class DataLoaders:
@@ -127,7 +129,7 @@ def pets_dataloaders(path: Path | str, presize: int = 460, size: int = 224, batc
                      cache: bool = False) -> DataLoaders:
     """The pets recipe: labels from names, a seeded split, presizing per item, augmentation per batch (notebook 01).
 
-    ``cache=True`` decodes and presizes every image once and keeps it in memory (``CachedImageDataset``): what
+    ``cache=True`` decodes and presizes each image once and keeps it in memory (``CachedImageDataset``): what
     the tiny profile does. The full profile's 7,390 pictures at 460 pixels would need about 6 GB, so it reads
     them from disk every epoch, as fastai does.
     """

@@ -283,6 +283,7 @@ def test_cached_pets_match_what_is_read_from_disk(pets_root):
         a, b = getattr(plain, split).dataset, getattr(cached, split).dataset
         assert isinstance(b, data.CachedImageDataset) and b.files == a.files and b.labels == a.labels
         assert len(b.skipped) == len(a.skipped)  # the unreadable file is left out of the cache too
+        assert b.kept == [None] * len(b)  # nothing is read before it is asked for
     # Validation: the same centre squares, to the bit, so a cached run validates on exactly the same pixels.
     assert all(torch.equal(plain.valid.dataset[i][0], cached.valid.dataset[i][0]) for i in range(0, 300, 37))
     # Training: a fresh square of the presized picture on each access, the size PresizeCrop gives.
@@ -293,6 +294,8 @@ def test_cached_pets_match_what_is_read_from_disk(pets_root):
     assert len(draws) > 1  # the crop moves along the long side: augmentation, not a frozen picture
     x, y = next(iter(cached.train))
     assert x.shape == (64, 3, 48, 48) and len(y) == 64
+    kept = sum(image is not None for image in cached.train.dataset.kept)
+    assert 64 <= kept <= 66  # the batch's pictures, and the ones looked at above
 
 
 @pytest.mark.slow  # each spawned worker starts a fresh Python that imports torch
