@@ -115,7 +115,10 @@ def test_ctrl_c_during_training_writes_nothing(tmp_path):
     (out / train.METRICS_FILE).write_text('{"status": "from an earlier run"}\n')
     command = [sys.executable, "-m", "helpers.train", "--profile", "tiny", "--recipe", "one_cycle", "--epochs", "3",
                "--out", str(out)]
-    process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell that starts a command in the background (`make test &`) hands it Ctrl-C ignored, and Python then
+    # leaves it ignored: give the run Ctrl-C back, as a terminal would.
+    process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # The summary line comes just before the first batch: interrupt inside training.
         for line in process.stdout:
