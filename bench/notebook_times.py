@@ -3,9 +3,11 @@
     python bench/notebook_times.py                  # time every notebook (outputs are not saved)
     python bench/notebook_times.py --execute        # ... and store the fresh outputs (what `make notebooks` does)
     python bench/notebook_times.py --execute notebooks/03_cross_entropy.ipynb
+    python bench/notebook_times.py --threads 0      # time them as a learner runs them: every core, outputs not saved
 
 Stored outputs must come from the tiny profile on the CPU with one torch thread (as `make test` compares them),
 so this script forces COURSE_PROFILE=tiny and OMP_NUM_THREADS=1 and hides any GPU unless --keep-env is given.
+``--threads 0`` lets torch use every core, as in JupyterLab: the time a learner waits, not the stored outputs'.
 """
 from __future__ import annotations
 
@@ -54,13 +56,24 @@ def main() -> int:
     parser.add_argument("targets", nargs="*", help="notebooks or folders (default: notebooks/)")
     parser.add_argument("--execute", action="store_true", help="store the fresh outputs in the notebooks")
     parser.add_argument("--keep-env", action="store_true", help="do not force the tiny profile on the CPU")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per kernel (default 1, as the stored outputs; 0: torch's default, every core)")
     args = parser.parse_args()
+    if args.execute and args.threads != 1:
+        parser.error("stored outputs come from one torch thread (make test compares them so): "
+                     "drop --threads to store outputs, or drop --execute to time a run on more threads")
     if not args.keep_env:
         os.environ["COURSE_PROFILE"] = "tiny"
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
         os.environ["COURSE_DEVICE"] = "cpu"
-        os.environ["OMP_NUM_THREADS"] = "1"  # the kernels inherit it: torch sizes its thread pool from it
+        # The kernels inherit it: torch sizes its thread pool from it (unset: one thread per core).
+        if args.threads:
+            os.environ["OMP_NUM_THREADS"] = str(args.threads)
+        else:
+            os.environ.pop("OMP_NUM_THREADS", None)
     total = 0.0
+    threads = os.environ.get("OMP_NUM_THREADS", f"every core ({os.cpu_count()})")
+    print(f"torch threads per kernel: {threads}")
     print(f"{'notebook':<40} {'seconds':>8}")
     for path in notebook_paths(args.targets):
         seconds = run_notebook(path, save=args.execute)

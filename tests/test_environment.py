@@ -112,3 +112,16 @@ def test_make_and_ci_use_the_readme_commands():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
     assert helpers.__version__
+
+
+def test_a_process_that_imported_helpers_freezes_its_objects_at_exit():
+    # The handler registered first runs last: by then helpers' own handler must have frozen the objects torch
+    # and torchvision created, so that the final garbage collections skip them (seconds per kernel here).
+    code = ("import atexit, gc\n"
+            "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count()))\n"
+            "import helpers, torch, torchvision\n"
+            "print('frozen before exit:', gc.get_freeze_count())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    before, at_exit = (int(line.rsplit(":", 1)[1]) for line in done.stdout.splitlines())
+    assert before == 0 and at_exit > 100_000, done.stdout
