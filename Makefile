@@ -46,9 +46,10 @@ unit: install
 
 # Every notebook in the full profile on stand-ins (downloads from 127.0.0.1, random "ImageNet" weights, training
 # capped by COURSE_MAX_BATCHES, batches of COURSE_BATCH_SIZE), with the download and weight-loading tests: part of
-# `make test`, here on its own, its notebooks spread over every core.
+# `make test`, here on its own, its notebooks spread over every core, one at a time to whichever worker is free,
+# slowest first (conftest.py).
 full: install
-	$(PYTEST) tests/test_full_profile.py -p no:cacheprovider -rs --timeout 900 -n $(TEST_WORKERS) --dist load
+	$(PYTEST) tests/test_full_profile.py -p no:cacheprovider -rs --timeout 900 -n $(TEST_WORKERS) --dist load --maxschedchunk 1
 
 # The test of one notebook: make nbval NB=notebooks/03_cross_entropy.ipynb
 NB ?= notebooks

@@ -43,6 +43,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(CHROMIUM is None, reason=S
 
 RUN_ALL_TIMEOUT_S = 900     # from choosing Run All, every widget notebook at once: only a hung one takes this long
 REDRAW_TIMEOUT_S = 30       # from a slider move to a new drawing (a kernel round trip plus rendering)
+# How often a page-side wait re-checks its condition. Playwright's default runs it at every animation frame,
+# 60 times a second: scanning every cell of a notebook that often kept Chromium busy for a minute of CPU while the
+# kernels it waited for had two cores to share with the rest of the suite.
+POLL_MS = 250
 LOG_GRACE_S = 2             # how long a callback's traceback may take to reach the log console
 USES_WIDGETS = re.compile(r"helpers\.widgets|from\s+helpers\s+import\s[^\n]*\bwidgets\b")
 
@@ -254,7 +258,7 @@ def open_and_run_all(page, name: str, timeout_s: float = 90) -> Tab:
     label = page.locator(".jp-DirListing-itemText", has_text=re.compile(f"^{re.escape(name)}$"))
     page.locator(".jp-DirListing-item", has=label).dblclick()
     # Clicking Run All before the kernel is connected opens a "Select Kernel" dialog instead of running.
-    panel_id = page.wait_for_function(KERNEL_READY_JS, arg=name, timeout=timeout_s * 1000).json_value()
+    panel_id = page.wait_for_function(KERNEL_READY_JS, arg=name, polling=POLL_MS, timeout=timeout_s * 1000).json_value()
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$"))).click()
     return Tab(name, panel=f'[id="{panel_id}"]', started=time.monotonic())
@@ -281,7 +285,8 @@ def wait_and_check_cells(page, tab: Tab, notebook: Path, timeout_s: float = RUN_
     # All tabs run at once, so the time limit counts from when this one started, not from this check.
     left_s = max(1.0, tab.started + timeout_s - time.monotonic())
     try:
-        outcome = page.wait_for_function(DONE_JS, arg=panel.element_handle(), timeout=left_s * 1000).json_value()
+        outcome = page.wait_for_function(DONE_JS, arg=panel.element_handle(), polling=POLL_MS,
+                                         timeout=left_s * 1000).json_value()
     except Exception as error:
         waiting = [n for n, cell in enumerate(panel.evaluate(READ_CELLS_JS), 1) if "*" in cell["prompt"]]
         raise AssertionError(f"{name}: Run All did not finish within {timeout_s:.0f} s of starting; "
