@@ -6,8 +6,9 @@
     python bench/notebook_times.py --threads 0      # time them as a learner runs them: every core, outputs not saved
 
 Stored outputs must come from the tiny profile on the CPU with one torch thread (as `make test` compares them),
-so this script forces COURSE_PROFILE=tiny and OMP_NUM_THREADS=1 and hides any GPU unless --keep-env is given.
-``--threads 0`` lets torch use every core, as in JupyterLab: the time a learner waits, not the stored outputs'.
+so this script forces COURSE_PROFILE=tiny, OMP_NUM_THREADS=1 and hides any GPU unless --keep-env is given.
+``--threads N`` sets the torch threads either way; ``--threads 0`` lets torch use every core, as in JupyterLab:
+the time a learner waits, not the stored outputs'.
 """
 from __future__ import annotations
 
@@ -56,21 +57,23 @@ def main() -> int:
     parser.add_argument("targets", nargs="*", help="notebooks or folders (default: notebooks/)")
     parser.add_argument("--execute", action="store_true", help="store the fresh outputs in the notebooks")
     parser.add_argument("--keep-env", action="store_true", help="do not force the tiny profile on the CPU")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per kernel (default 1, as the stored outputs; 0: torch's default, every core)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per kernel (default 1, as the stored outputs, or the environment's with "
+                             "--keep-env; 0: torch's default, every core)")
     args = parser.parse_args()
-    if args.execute and args.threads != 1:
+    if args.execute and args.threads not in (None, 1):
         parser.error("stored outputs come from one torch thread (make test compares them so): "
                      "drop --threads to store outputs, or drop --execute to time a run on more threads")
     if not args.keep_env:
         os.environ["COURSE_PROFILE"] = "tiny"
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
         os.environ["COURSE_DEVICE"] = "cpu"
-        # The kernels inherit it: torch sizes its thread pool from it (unset: one thread per core).
-        if args.threads:
-            os.environ["OMP_NUM_THREADS"] = str(args.threads)
-        else:
-            os.environ.pop("OMP_NUM_THREADS", None)
+    # The kernels inherit it: torch sizes its thread pool from it (unset: one thread per core).
+    threads = args.threads if args.threads is not None else (None if args.keep_env else 1)
+    if threads == 0:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    elif threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     total = 0.0
     threads = os.environ.get("OMP_NUM_THREADS", f"every core ({os.cpu_count()})")
     print(f"torch threads per kernel: {threads}")
