@@ -62,7 +62,7 @@ def test_installed_versions_match_the_pins():
 def test_doctor_passes_here():
     result = subprocess.run([sys.executable, "-m", "helpers", "doctor"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    for label in ["torch", "torchvision", "device", "torch threads", "data cache", "profile"]:
+    for label in ["torch", "torchvision", "device", "torch threads", "cpu kernels", "data cache", "profile"]:
         assert re.search(rf"^\s*{label}: ", result.stdout, re.M), f"doctor output lacks {label!r}:\n{result.stdout}"
 
 
@@ -125,3 +125,36 @@ def test_a_process_that_imported_helpers_freezes_its_objects_at_exit():
     assert done.returncode == 0, done.stderr
     before, at_exit = (int(line.rsplit(":", 1)[1]) for line in done.stdout.splitlines())
     assert before == 0 and at_exit > 100_000, done.stdout
+
+
+def makefile_cpu_kernels() -> dict[str, str]:
+    """The Makefile's CPU_KERNELS settings, as a dict."""
+    line = re.search(r"^CPU_KERNELS\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert line, "the Makefile no longer names CPU_KERNELS"
+    return dict(pair.split("=", 1) for pair in line.group(1).split())
+
+
+def test_stored_outputs_are_compared_and_written_with_the_same_cpu_kernels():
+    # AVX-512 kernels round sums differently from AVX2 ones, and the stored outputs are compared to the digit.
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import notebook_times
+    finally:
+        sys.path.pop(0)
+    kernels = makefile_cpu_kernels()
+    assert kernels == notebook_times.CPU_KERNELS
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^TINY_ENV\s*:=.*\$\(CPU_KERNELS\)", makefile, re.M)
+    for target in ("test", "nbval"):
+        recipe = re.search(rf"^{target}: .*\n\t(.+)", makefile, re.M)
+        assert recipe and recipe.group(1).startswith("$(TINY_ENV) "), f"make {target} does not use TINY_ENV"
+
+
+@pytest.mark.skipif(not re.search(r"\bavx2\b", Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists()
+                                  else ""), reason="the setting pins AVX2 kernels: this CPU has none")
+def test_the_cpu_kernel_setting_reaches_torch():
+    code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **makefile_cpu_kernels()})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "AVX2", done.stdout
