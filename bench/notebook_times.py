@@ -8,7 +8,8 @@
 Stored outputs must come from the tiny profile on the CPU with one torch thread (as `make test` compares them),
 so this script forces COURSE_PROFILE=tiny, OMP_NUM_THREADS=1 and hides any GPU unless --keep-env is given. It
 also holds torch and oneDNN to their AVX2 kernels, as `make test` does (the Makefile's CPU_KERNELS says why):
-with --execute always, since stored outputs written with AVX-512 kernels would not match elsewhere.
+with --execute always, since stored outputs written with AVX-512 kernels would not match elsewhere, and never
+with --threads 0, which times what a learner waits for, on the machine's own kernels.
 ``--threads N`` sets the torch threads either way; ``--threads 0`` lets torch use every core, as in JupyterLab:
 the time a learner waits, not the stored outputs'.
 """
@@ -68,7 +69,7 @@ def main() -> int:
     if args.execute and args.threads not in (None, 1):
         parser.error("stored outputs come from one torch thread (make test compares them so): "
                      "drop --threads to store outputs, or drop --execute to time a run on more threads")
-    if args.execute or not args.keep_env:
+    if args.execute or not (args.keep_env or args.threads == 0):
         os.environ.update(CPU_KERNELS)
     if not args.keep_env:
         os.environ["COURSE_PROFILE"] = "tiny"

@@ -141,8 +141,11 @@ def test_stored_outputs_are_compared_and_written_with_the_same_cpu_kernels():
         import notebook_times
     finally:
         sys.path.pop(0)
+    from conftest import CPU_KERNEL_SETTINGS
+
     kernels = makefile_cpu_kernels()
     assert kernels == notebook_times.CPU_KERNELS
+    assert set(kernels) == set(CPU_KERNEL_SETTINGS)  # what the browser test and the smoke run drop again
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^TINY_ENV\s*:=.*\$\(CPU_KERNELS\)", makefile, re.M)
     for target in ("test", "nbval"):

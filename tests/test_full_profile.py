@@ -24,6 +24,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from conftest import CPU_KERNEL_SETTINGS
 from fullprofile.standins import checksum, make_mnist_archive, make_pets_archive, make_standin_weights, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,14 +56,18 @@ def full_profile_env(tmp_path_factory):
         env = {"COURSE_PROFILE": "full", "COURSE_DEVICE": "cpu", "COURSE_DATA": str(base / "cache"),
                "COURSE_DATA_MIRROR": url, "COURSE_DATA_CHECKSUMS": str(checksums), "TORCH_HOME": str(torch_home),
                "COURSE_MAX_BATCHES": MAX_BATCHES, "COURSE_BATCH_SIZE": BATCH_SIZE, "CUDA_VISIBLE_DEVICES": "",
-               "MPLBACKEND": "agg", "OMP_NUM_THREADS": "1"}
+               "MPLBACKEND": "agg", "OMP_NUM_THREADS": "1",
+               **dict.fromkeys(CPU_KERNEL_SETTINGS)}  # nothing is compared here: the machine's own kernels
         yield env
 
 
 def run_full(path: Path, env: dict, monkeypatch, timeout: int = 600) -> float:
-    """Execute a notebook top to bottom in a fresh kernel with ``env``; raise on the first unexpected error."""
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)  # the kernel inherits this process's environment
+    """Execute a notebook top to bottom in a fresh kernel with ``env`` (None: unset); raise on the first unexpected error."""
+    for key, value in env.items():  # the kernel inherits this process's environment
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}}, allow_errors=False)
