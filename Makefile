@@ -31,8 +31,8 @@ lab: install
 # with one thread, and the same CPU kernels, float sums come out in the same order and printed losses repeat.
 # The same kernels: PyTorch and oneDNN pick AVX-512 code where a CPU has it, whose sums round differently from the
 # AVX2 code (seen here: notebook 06's fp16 gradient error 3.3e-04 against the stored 3.0e-04, and 08's BatchNorm
-# minimum -6.054 against -6.052). TINY_ENV holds every x86-64 machine to AVX2, which any x86-64 CPU of the last decade has;
-# elsewhere (ARM) the two settings do nothing.
+# minimum -6.054 against -6.052). TINY_ENV holds every x86-64 machine to AVX2, which any x86-64 CPU of the last
+# decade has; elsewhere (ARM) the two settings do nothing.
 CPU_KERNELS := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
 TINY_ENV    := COURSE_PROFILE=tiny COURSE_DEVICE=cpu OMP_NUM_THREADS=1 $(CPU_KERNELS)
 # Extra pytest options for any target, e.g. make test PYTEST_ARGS="--junitxml=artifacts/report.xml" (times per cell).

@@ -123,9 +123,14 @@ def test_underflow_fraction_and_loss_scaling():
         underflow_fraction(torch.zeros(3))
 
 
-def test_cpu_supports_native_bf16_reads_the_flags(tmp_path, monkeypatch):
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # make test sets it (next test)
+def leave_onednn_free(monkeypatch) -> None:
+    """Unset the cap on oneDNN's instructions that make test sets (the next tests check what it does)."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+
+
+def test_cpu_supports_native_bf16_reads_the_flags(tmp_path, monkeypatch):
+    leave_onednn_free(monkeypatch)
     with_flag = tmp_path / "with"
     with_flag.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
     arm = tmp_path / "arm"
@@ -143,7 +148,7 @@ def test_no_native_bf16_where_onednn_is_held_below_it(tmp_path, monkeypatch):
     # make test holds oneDNN to AVX2: there bf16 is emulated even on a CPU that lists avx512_bf16.
     with_flag = tmp_path / "with"
     with_flag.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
-    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    leave_onednn_free(monkeypatch)
     for cap, native in [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), ("", True)]:
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
         assert cpu_supports_native_bf16(str(with_flag)) is native, cap
@@ -166,8 +171,7 @@ def test_onednn_agrees_with_the_isa_setting():
 
 def fake_cpu(monkeypatch, tmp_path, flags: str) -> None:
     """Make Precision read a cpuinfo file listing ``flags`` instead of this machine's, with oneDNN left free."""
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    leave_onednn_free(monkeypatch)
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
     monkeypatch.setattr(helpers.precision, "cpu_supports_native_bf16",
