@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from helpers.callbacks import Callback
+from helpers.decoding import DeviceDecodedLoader
 from helpers.device import get_device, seed_worker
 
 
@@ -123,7 +124,7 @@ def distributed_loaders(dls, batch_size: int, info: DistInfo, seed: int, num_wor
 
     per_process = batch_size // info.world_size
     common = dict(num_workers=num_workers, pin_memory=torch.cuda.is_available(), worker_init_fn=seed_worker,
-                  persistent_workers=num_workers > 0)
+                  persistent_workers=num_workers > 0, collate_fn=dls.train.collate_fn)
     train_ds, valid_ds = dls.train.dataset, dls.valid.dataset
     # drop_last in the sampler: every rank gets the same number of items, so every rank runs the same number of
     # steps (a rank with one step more would wait forever for the others in DDP's all-reduce).
@@ -132,6 +133,9 @@ def distributed_loaders(dls, batch_size: int, info: DistInfo, seed: int, num_wor
     train = DataLoader(train_ds, batch_size=per_process, sampler=sampler, drop_last=True, **common)
     valid = DataLoader(valid_ds, batch_size=per_process,
                        sampler=ShardSampler(len(valid_ds), info.rank, info.world_size), **common)
+    if isinstance(dls.train, DeviceDecodedLoader):  # batches decoded on this rank's GPU, as in one process
+        train = DeviceDecodedLoader(train, dls.train.presize, train=True, device=dls.train.device)
+        valid = DeviceDecodedLoader(valid, dls.valid.presize, train=False, device=dls.valid.device)
     return DataLoaders(train, valid, dls.vocab, dls.after_batch), sampler
 
 

@@ -12,7 +12,9 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from helpers.augment import (NO_AUGMENTATION, PETS_RECIPE, BatchAugment, PresizeCrop, presize_short_side,
                              square_slice)
-from helpers.device import dataloader_generator, seed_worker
+from helpers.decoding import (DECODE_MODES, DeviceDecodedLoader, collate_channels_last, collate_payloads,
+                              decode_images, presize_images, read_encoded)
+from helpers.device import dataloader_generator, get_device, seed_worker
 from helpers.labelling import PETS_PATTERN, RegexLabeller, get_image_files, make_vocab, open_rgb, random_split
 from helpers.labelling import why_unreadable as _why_unreadable
 
@@ -86,6 +88,30 @@ class CachedImageDataset(ImageDataset):
         return self.kept[index], label
 
 
+class EncodedImageDataset(ImageDataset):
+    """An ``ImageDataset`` whose workers decode with torchvision.io, or only read the bytes for the GPU (full profile).
+
+    ``presize=None``: each item is the file's payload (``read_encoded``), for ``DeviceDecodedLoader`` to decode and
+    presize a whole batch on the GPU. A number: the worker decodes and presizes the picture itself, with the same
+    two functions on its CPU (``decode_images``, ``presize_images``), faster than PIL's ``PresizeCrop``.
+    """
+
+    def __init__(self, files: Sequence[Path | str], labels: Sequence[str], vocab: Sequence[str],
+                 presize: int | None, train: bool):
+        super().__init__(files, labels, vocab)
+        self.presize, self.train = presize, bool(train)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        payload, label = read_encoded(self.files[index]), self._index[self.labels[index]]
+        if self.presize is None:
+            return payload, label
+        return presize_images(decode_images([payload]), self.presize, self.train)[0], label
+
+    def __repr__(self) -> str:
+        where = "bytes for the device" if self.presize is None else f"decoded and presized to {self.presize}"
+        return f"EncodedImageDataset({len(self)} images, {len(self.vocab)} classes, {where})"
+
+
 class DataLoaders:
     """A training and a validation DataLoader, the class names, and the batch transform to run on the device (notebook 01)."""
 
@@ -109,10 +135,11 @@ class DataLoaders:
 
 def make_loaders(train_ds: Dataset, valid_ds: Dataset, vocab: Sequence[str], batch_size: int = 64,
                  num_workers: int = 0, seed: int = 42, after_batch: torch.nn.Module | None = None,
-                 multiprocessing_context: str | None = None) -> DataLoaders:
+                 multiprocessing_context: str | None = None, collate_fn: Callable | None = None) -> DataLoaders:
     """Wrap two datasets in torch DataLoaders: shuffled, seeded training batches; ordered validation (notebook 01)."""
     common = dict(num_workers=num_workers, pin_memory=torch.cuda.is_available(), worker_init_fn=seed_worker,
-                  persistent_workers=num_workers > 0, multiprocessing_context=multiprocessing_context if num_workers else None)
+                  persistent_workers=num_workers > 0, collate_fn=collate_fn,
+                  multiprocessing_context=multiprocessing_context if num_workers else None)
     # drop_last: a last batch of one or two images would give BatchNorm a noisy, unrepresentative step.
     train = DataLoader(train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size,
                        generator=dataloader_generator(seed), **common)
@@ -126,13 +153,21 @@ def _images_folder(path: Path) -> Path:
 
 def pets_dataloaders(path: Path | str, presize: int = 460, size: int = 224, batch_size: int = 64,
                      valid_pct: float = 0.2, seed: int = 42, num_workers: int = 0, augment: bool = True,
-                     cache: bool = False) -> DataLoaders:
+                     cache: bool = False, decode: str | None = None,
+                     device: torch.device | str | None = None) -> DataLoaders:
     """The pets recipe: labels from names, a seeded split, presizing per item, augmentation per batch (notebook 01).
 
     ``cache=True`` decodes and presizes each image once and keeps it in memory (``CachedImageDataset``): what
     the tiny profile does (96 MB). The full profile's 7,390 pictures at 460 pixels would need about 6 GB, so it
-    reads them from disk every epoch, as fastai does.
+    reads them from disk every epoch, decoding them where ``decode`` says (``helpers.decoding``): ``"device"``
+    (workers read bytes, each batch is decoded and presized on ``device``; the default on CUDA), ``"workers"``
+    (torchvision.io and torch in the workers; the default elsewhere) or ``"pil"`` (notebook 02's ``PresizeCrop``).
     """
+    device = torch.device(device) if device is not None else get_device()
+    decode = decode or ("device" if device.type == "cuda" else "workers")
+    if decode not in DECODE_MODES:
+        raise ValueError(f"decode={decode!r} is not a way to decode: use one of {DECODE_MODES} (or leave it out "
+                         "for the default: 'device' on CUDA, 'workers' elsewhere).")
     files = get_image_files(_images_folder(Path(path)))
     labels = RegexLabeller(PETS_PATTERN).label_all(files)
     vocab = make_vocab(labels)
@@ -142,11 +177,20 @@ def pets_dataloaders(path: Path | str, presize: int = 460, size: int = 224, batc
         chosen_files, chosen_labels = [files[i] for i in indices], [labels[i] for i in indices]
         if cache:
             return CachedImageDataset(chosen_files, chosen_labels, vocab, presize, train=train)
-        return ImageDataset(chosen_files, chosen_labels, vocab, item_tfm=PresizeCrop(presize, train=train))
+        if decode == "pil":
+            return ImageDataset(chosen_files, chosen_labels, vocab, item_tfm=PresizeCrop(presize, train=train))
+        return EncodedImageDataset(chosen_files, chosen_labels, vocab,
+                                   presize=None if decode == "device" else presize, train=train)
 
     train_ds, valid_ds = dataset(train_idx, train=True), dataset(valid_idx, train=False)
     after_batch = BatchAugment.from_recipe(size, PETS_RECIPE if augment else NO_AUGMENTATION)
-    return make_loaders(train_ds, valid_ds, vocab, batch_size, num_workers, seed, after_batch)
+    on_device = decode == "device" and not cache
+    collate = None if cache or decode == "pil" else collate_payloads if on_device else collate_channels_last
+    dls = make_loaders(train_ds, valid_ds, vocab, batch_size, num_workers, seed, after_batch, collate_fn=collate)
+    if on_device:
+        dls.train = DeviceDecodedLoader(dls.train, presize, train=True, device=device)
+        dls.valid = DeviceDecodedLoader(dls.valid, presize, train=False, device=device)
+    return dls
 
 
 @contextmanager

@@ -212,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-workers", type=_non_negative_int, default=None,
                         help="DataLoader worker processes per training process (default: the profile's, shared "
                              "out between the processes torchrun starts on one machine)")
+    parser.add_argument("--decode", choices=("device", "workers", "pil"), default=None,
+                        help="full profile: where pictures are decoded and presized: device (workers read bytes, "
+                             "the GPU decodes each batch), workers (torchvision.io in the workers) or pil "
+                             "(the book's PIL PresizeCrop) (default: device on CUDA, workers elsewhere)")
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None,
                         help="where to train (default: $COURSE_DEVICE, else cuda, mps, cpu in that order); "
                              "with torchrun each process takes the GPU numbered by its LOCAL_RANK")
@@ -438,7 +442,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict:
 
         set_seed(args.seed)
         dls = pets_dataloaders(path, presize=profile.presize, size=profile.size, batch_size=args.batch_size,
-                               seed=args.seed, num_workers=args.num_workers, cache=profile.cache)
+                               seed=args.seed, num_workers=args.num_workers, cache=profile.cache,
+                               decode=args.decode, device=device)
         set_seed(args.seed)
         weights = None if args.weights == "none" else args.weights
         model = create_cnn(args.arch, n_out=len(dls.vocab), weights=weights)

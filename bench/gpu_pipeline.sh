@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The GPU measurements of the input pipeline and of the course's claims, in one call of about five minutes.
+#
+#     bash bench/gpu_pipeline.sh results_folder        # default: bench/results/gpu_pipeline
+#
+# 1. bench/gpu_pipeline.py on two cores with two workers (its --cores, as taskset does), as on a free Colab runtime,
+#    then on every core: images/s of the full profile's resnet34 epochs for the PIL path, the torchvision.io path in the
+#    workers, the nvJPEG path on the device, and a batch kept on the GPU (the ceiling); PSNR against PIL first.
+# 2. bench/notebook_claims.py: every notebook in the tiny profile on CUDA; which asserted claims hold, and times.
+# Each part has its own time limit, so one that hangs leaves the others their time; everything goes to the log.
+set -u
+out=${1:-bench/results/gpu_pipeline}
+mkdir -p "$out"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=agg
+py=${PYTHON:-python3}
+log="$out/gpu_pipeline_log.txt"
+{
+  date -u
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  "$py" -c "import torch, torchvision; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '| cuDNN', torch.backends.cudnn.version(), '| torchvision', torchvision.__version__, '|', torch.cuda.get_device_name())"
+  echo "cores: $(nproc)"
+} >"$log" 2>&1
+part() {  # part SECONDS command...: run with a time limit, log everything, say how it ended
+  local limit=$1; shift
+  echo "=== $* (limit ${limit}s) ===" >>"$log"
+  local start=$SECONDS
+  timeout "$limit" "$@" >>"$log" 2>&1
+  echo "=== exit $? after $((SECONDS - start)) s ===" >>"$log"
+}
+images=$(mktemp -d)
+part 150 "$py" bench/gpu_pipeline.py --cores 2 --workers 2 --images "$images" --psnr --json "$out/pipeline_2cores.json"
+part 90 "$py" bench/gpu_pipeline.py --images "$images" --json "$out/pipeline_allcores.json"
+rm -rf "$images"
+COURSE_DEVICE=cuda part 260 "$py" bench/notebook_claims.py --json "$out/notebook_claims_cuda.json"
+cat "$log"

@@ -1,0 +1,206 @@
+"""Decoding and presizing with torchvision.io and torch: per item in the workers, or per batch on the GPU (full profile).
+
+The book's pipeline (notebook 02's ``PresizeCrop``) opens every picture with PIL in a worker process and resizes
+it there. On a host with few cores beside a fast GPU that is the bottleneck: decoding a 500x375 JPEG and
+resizing it take a few milliseconds of one core each, so two cores feed a few hundred pictures a second to a GPU
+that could train on thousands. This module keeps the same steps (decode, square crop of the short side, resize
+to the presize) but runs them where they are cheapest:
+
+* ``decode="device"`` (the default on CUDA): workers only read each file's bytes; ``DeviceDecodedLoader`` decodes
+  a whole batch at once with ``torchvision.io.decode_jpeg`` on the GPU (nvJPEG) and crops and resizes there;
+* ``decode="workers"`` (the default on a CPU): each worker does the same with the same two functions on the CPU,
+  which is faster than PIL (libjpeg-turbo through torchvision, and torch's vectorised antialiased resize).
+
+Pictures nvJPEG cannot take (PNG, CMYK, anything that is not a plain RGB or grey JPEG) are decoded by PIL in the
+worker with ``open_rgb``, as every other path does, and join the batch already decoded.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import queue
+import random
+import threading
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+from torchvision.io import ImageReadMode, decode_jpeg
+from torchvision.transforms.functional import pil_to_tensor
+
+from helpers.labelling import open_rgb
+
+DECODE_MODES = ("device", "workers", "pil")
+
+
+def read_encoded(path: Path | str) -> Tensor:
+    """A picture as nvJPEG can take it: the file's bytes (1-D uint8) for an RGB or grey JPEG, else decoded by PIL (3xHxW).
+
+    The two kinds are told apart by their number of dimensions, so a batch can mix them (the full profile).
+    """
+    data = Path(path).read_bytes()
+    with Image.open(io.BytesIO(data)) as image:  # reads the header only
+        if image.format == "JPEG" and image.mode in ("RGB", "L"):
+            return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        return pil_to_tensor(open_rgb(image))
+
+
+def decode_images(payloads: Sequence[Tensor], device: torch.device | str = "cpu") -> list[Tensor]:
+    """Decode every 1-D payload (JPEG bytes) in one batched call on ``device``; move the decoded ones there (full profile).
+
+    A batch that nvJPEG refuses as a whole is decoded one picture at a time, and a picture it still refuses is
+    decoded by PIL, so one odd file never costs the batch.
+    """
+    device = torch.device(device)
+    encoded = [i for i, p in enumerate(payloads) if p.dim() == 1]
+    images: list[Tensor | None] = [p.to(device, non_blocking=True) if p.dim() == 3 else None for p in payloads]
+    if encoded:
+        try:
+            decoded = decode_jpeg([payloads[i] for i in encoded], mode=ImageReadMode.RGB, device=device)
+        except RuntimeError:
+            decoded = [_decode_one(payloads[i], device) for i in encoded]
+        for i, image in zip(encoded, decoded):
+            images[i] = image
+    return images
+
+
+def _decode_one(payload: Tensor, device: torch.device) -> Tensor:
+    try:
+        return decode_jpeg(payload, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        return pil_to_tensor(open_rgb(Image.open(io.BytesIO(payload.numpy().tobytes())))).to(device)
+
+
+def square_box(height: int, width: int, train: bool) -> tuple[int, int, int]:
+    """(top, left, side) of the short side's square: at a random place when ``train``, else the centre (notebook 02)."""
+    side = min(height, width)
+    if train:  # Python's random, as PresizeCrop draws it: seeded by set_seed, and per worker by seed_worker
+        return random.randint(0, height - side), random.randint(0, width - side), side
+    return (height - side) // 2, (width - side) // 2, side
+
+
+def presize_images(images: Sequence[Tensor], presize: int, train: bool) -> Tensor:
+    """Crop each picture's short-side square and resize it to ``presize`` (antialiased bilinear): uint8 B x 3 x P x P.
+
+    What ``PresizeCrop`` does with PIL, on any device. Squares of the same side (most pets are 500x375) are
+    resized together, one call per side. The result is stored channels-last (each pixel's three values side by
+    side, as decoders write them): torch's uint8 resize and ``grid_sample`` are fastest on that layout.
+    """
+    if not images:
+        raise ValueError("presize_images needs at least one picture.")
+    groups: dict[int, list[tuple[int, Tensor]]] = defaultdict(list)
+    for index, image in enumerate(images):
+        top, left, side = square_box(*image.shape[-2:], train)
+        groups[side].append((index, image.permute(1, 2, 0)[top:top + side, left:left + side]))  # H x W x 3
+    out = torch.empty(len(images), 3, presize, presize, dtype=torch.uint8, device=images[0].device,
+                      memory_format=torch.channels_last)
+    for members in groups.values():
+        indices, crops = zip(*members)
+        out[list(indices)] = _resize(torch.stack(crops).permute(0, 3, 1, 2), presize)
+    return out
+
+
+def _resize(batch: Tensor, size: int) -> Tensor:
+    if batch.shape[-1] == size:
+        return batch
+    if batch.device.type == "cpu":  # torch's fast uint8 path on the CPU (the one torchvision's resize uses)
+        return F.interpolate(batch, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    resized = F.interpolate(batch.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return resized.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def collate_channels_last(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
+    """Stack presized pictures into one channels-last uint8 batch, and their targets (full profile, on a CPU).
+
+    The default collate would also transpose every picture to channels-first, a copy the batch step then pays for.
+    """
+    images, targets = zip(*batch)
+    return torch.stack([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2), torch.tensor(targets)
+
+
+def collate_payloads(batch: list[tuple[Tensor, int]]) -> tuple[list[Tensor], Tensor]:
+    """A batch of payloads of different lengths: a list of them, and the targets as one tensor (full profile)."""
+    payloads, targets = zip(*batch)
+    return list(payloads), torch.tensor(targets)
+
+
+class DeviceDecodedLoader:
+    """Wraps a DataLoader of ``(payloads, targets)``: each batch is decoded and presized on ``device`` (full profile).
+
+    It iterates like the loader it wraps, yielding ``(uint8 B x 3 x P x P, targets)`` on the device, so the
+    Learner, ``show_batch`` and the batch augmentation see what they see with any other loader. Anything else
+    (``dataset``, ``batch_size``, ``sampler``) is the wrapped loader's.
+
+    The decoding runs a batch or two ahead, in a thread of its own (on a GPU, on a CUDA stream of its own):
+    handing nvJPEG its work costs the host milliseconds a batch, which would otherwise stall the training step
+    behind it. The heavy calls release Python's GIL, so the two threads do run side by side.
+    """
+
+    def __init__(self, loader: torch.utils.data.DataLoader, presize: int, train: bool, device: torch.device | str):
+        self.loader, self.presize, self.train, self.device = loader, int(presize), bool(train), torch.device(device)
+
+    def _decode(self, payloads: list[Tensor], targets: Tensor) -> tuple[Tensor, Tensor]:
+        images = decode_images(payloads, self.device)
+        return presize_images(images, self.presize, self.train), targets.to(self.device, non_blocking=True)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        ready: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+        cuda = self.device.type == "cuda"
+        stream = torch.cuda.Stream(self.device) if cuda else None
+
+        def produce() -> None:
+            try:
+                with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
+                    for payloads, targets in self.loader:
+                        batch = self._decode(payloads, targets)
+                        done = torch.cuda.Event() if cuda else None
+                        if cuda:
+                            done.record(stream)
+                        while not stop.is_set():
+                            try:
+                                ready.put((batch, done), timeout=0.1)
+                                break
+                            except queue.Full:
+                                continue
+                        if stop.is_set():
+                            return
+                ready.put(None)
+            except BaseException as error:  # handed to the consumer, raised there
+                ready.put(error)
+
+        worker = threading.Thread(target=produce, name="DeviceDecodedLoader", daemon=True)
+        worker.start()
+        try:
+            while (item := ready.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                (images, targets), done = item
+                if cuda:
+                    current = torch.cuda.current_stream(self.device)
+                    current.wait_event(done)
+                    for tensor in (images, targets):  # used on this stream now: the allocator must know
+                        tensor.record_stream(current)
+                yield images, targets
+        finally:  # also when the consumer stops early (a capped epoch, next(iter(...)))
+            stop.set()
+            while worker.is_alive():
+                try:
+                    ready.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str):
+        if name == "loader":  # not set yet (unpickling): no recursion through __getattr__
+            raise AttributeError(name)
+        return getattr(self.loader, name)
+
+    def __repr__(self) -> str:
+        return f"DeviceDecodedLoader({len(self.loader.dataset)} items, presize={self.presize}, device={self.device})"
