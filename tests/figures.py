@@ -1,25 +1,22 @@
 """Figures in a notebook's prose must come from its outputs (issue 29; the convention is in CONTRIBUTING.md).
 
 A *figure* is a number a sentence states: one with a decimal point (``0.970``, ``6.3e-7``), a percentage
-(``97%``), a ratio (``2.5x``, ``16×``, ``2.5 times``) or a whole number written with thousands separators
+(``97%``), a ratio (``2.5x``, ``16×``, ``2.5 times as fast``) or a whole number written with thousands separators
 (``1,554``). Each must appear in the notebook's stored outputs, or be a literal its code cells type (a setting
-such as ``beta=0.98`` is shown by the code beside the prose), or its sentence must cite a source:
-
-* a markdown link: ``[Smith 2017](https://arxiv.org/abs/1506.01186)``, ``[notebook 05](05_transfer_learning.ipynb)``,
-  ``[the benchmark](../bench/results/transfer_cpu.txt)``;
-* a short source in square brackets: ``[book]``, ``[paper]``, ``[notebook 05]``, ``[bench/results/quality.txt]``,
-  with an optional detail after a comma or colon (``[book, chapter 5]``).
-
-A citation of another notebook or of a file under ``bench/results/`` is checked: the figure must appear there.
+such as ``beta=0.98`` is shown by the code beside the prose; ratios excepted), or its sentence must cite a source:
+the book ("the book", ``[book, chapter 5]``), a paper or web page (``[paper: Smith 2017]``, a link to it),
+another notebook ("notebook 05", a link to ``05_transfer_learning.ipynb``) or a recorded run (a path under
+``bench/results/``, linked, bracketed or in backticks). A cited notebook or results file is read: the figure must
+appear there too.
 
 Matching is by value at the precision the prose writes: ``0.97`` matches an output ``0.970`` or ``0.9702``,
-``0.970`` matches ``0.97``, ``16x`` matches ``16.0x`` or ``15.9 times``; a percentage matches the same
-percentage or a rate printed as a fraction (``97%`` and ``0.970``), and a fraction matches a printed percentage;
-signs are ignored (``-6.05`` reads as a drop of 6.05 just as well). Inline code, fenced code, link targets and
-URLs are not prose and are not read.
+``0.970`` matches ``0.97``, ``16x`` matches ``16.0x`` or ``15.9 times apart`` (a ratio must be printed as one); a
+percentage matches the same percentage or a rate printed as a fraction (``97%`` and ``0.970``), and a fraction
+matches a printed percentage; signs are ignored (``-6.05`` reads as a drop of 6.05 just as well). Inline code,
+fenced code, math, link targets and URLs are not prose and are not read.
 
 ``python tests/figures.py`` lists every finding; ``--write-allow-list`` rewrites ``tests/figures_allowlist.txt``
-from them (only ever to remove entries: the diff shows any that were added).
+from them (after a notebook's cells moved; its diff must only remove lines).
 """
 from __future__ import annotations
 
@@ -40,7 +37,9 @@ ALLOW_LIST = Path(__file__).resolve().parent / "figures_allowlist.txt"
 # A number, optionally with thousands separators, a decimal part and an exponent; then what follows it.
 NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+(?!\d)|\d+)(\.\d+)?([eE][-+]?\d+)?(\.\d)?")
 PERCENT = re.compile(r"\s?(%|per ?cent\b)")
-RATIO = re.compile(r"(\s?[x×](?![\w])(?!\s*\d)|-fold\b|\s(?:times)\b)")
+# "2.5x", "16×", "3-fold"; "N times" only before a comparison ("25 times in 2.4 seconds" counts, it compares nothing).
+RATIO = re.compile(r"(\s?[x×](?![\w])(?!\s*\d)|-fold\b|\stimes(?=\s+(?:as|more|less|fewer|smaller|larger|bigger|"
+                   r"faster|slower|lower|higher|longer|shorter|apart|over|below|above|the)\b))")
 # Not prose: fenced and inline code, math, HTML tags and comments, link targets, bare URLs, arXiv numbers, versions.
 NOT_PROSE = re.compile(r"```.*?```|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]+\$|<!--.*?-->|</?[a-zA-Z][^>\n]*>|\]\([^)\s]*\)|https?://\S+"
                        r"|arXiv:\S+|\b(?:Python|PyTorch|torch|torchvision|version|v)\s?\d+(?:\.\d+)+", re.S | re.I)
@@ -75,8 +74,8 @@ class Figure:
                 return False
         elif other.kind == "percent":
             candidates = [other.value / 100] if self.value <= 1 else []
-        elif self.kind == "ratio" and other.kind != "ratio" and not other.exact:
-            return False  # a ratio in prose is printed as one (2.5x, 2.5 times) or typed in code (lr / 100)
+        elif self.kind == "ratio" and other.kind != "ratio":
+            return False  # printed as a ratio (2.5x, 2.5 times): any small whole number in code would match "3x"
         tolerance = 1e-9 * self.value if other.exact else self.half_unit * (1 + 1e-9)
         return any(abs(c - self.value) <= tolerance + 1e-15 for c in candidates)
 
@@ -88,7 +87,7 @@ def parse_numbers(text: str, prose: bool, exact: bool = False) -> list[Figure]:
         whole, frac, exp, version_tail = m.group(1), m.group(2) or "", m.group(3) or "", m.group(4)
         if version_tail:  # 1.2.3, 127.0.0.1: a version or an address, not a figure
             continue
-        after = text[m.end():m.end() + 8]
+        after = text[m.end():m.end() + 20]
         unit = PERCENT.match(after) or RATIO.match(after)
         kind = ("percent" if PERCENT.match(after) else "ratio" if unit
                 else "count" if "," in whole and not frac else "decimal" if frac else "whole")
