@@ -48,15 +48,19 @@ class Verdict:
         return None
 
 
-def rate_noise(rate_a: float, rate_b: float, n: int) -> float:
-    """Two standard errors of the difference of two rates (error rates, accuracies) measured on n items each (notebook 00)."""
+def rate_noise(rate_a: float, rate_b: float, n: int, b_is_exact: bool = False) -> float:
+    """Two standard errors of the difference of two rates (error rates, accuracies) measured on n items each (notebook 00).
+
+    ``b_is_exact=True`` when the second is no measurement but a known constant (guessing's ``1 - 1/classes``): then
+    only the first rate's own noise counts.
+    """
     if n < 1:
         raise ValueError(f"n is the number of items each rate was measured on, at least 1; got {n}.")
     for rate in (rate_a, rate_b):
         if not 0 <= float(rate) <= 1:
             raise ValueError(f"a rate lies between 0 and 1, got {rate}: pass error rates or accuracies, not percentages.")
     a, b = float(rate_a), float(rate_b)
-    return 2 * math.sqrt((a * (1 - a) + b * (1 - b)) / n)
+    return 2 * math.sqrt((a * (1 - a) + (0.0 if b_is_exact else b * (1 - b))) / n)
 
 
 def _number(x: float, digits: int, sign: bool = False) -> str:
@@ -127,7 +131,8 @@ def _judge(names: tuple[str, str], values: tuple[float, float], noise: float, cl
         holds = math.isfinite(difference) and abs(difference) + noise <= tolerance * (1 + 1e-12)
     lines = [title, f"{detail}.", f"{measured}."] if detail else [title, f"{values_line}: {measured}."]
     if holds is not None:
-        lines.append(("The claim holds." if holds else "The claim does not hold.") if checks else _why_not_checked(profile))
+        outcome = "The claim holds." if holds else "The claim does not hold."
+        lines.append(outcome if checks else _why_not_checked(profile))
     text = "\n".join(lines)
     print(text)
     verdict = Verdict(claim, names, values, difference, noise, winner, holds, checks and holds is not None, text)

@@ -41,7 +41,8 @@ PERCENT = re.compile(r"\s?(%|per ?cent\b)")
 RATIO = re.compile(r"(\s?[x×](?![\w])(?!\s*\d)|-fold\b|\stimes(?=\s+(?:as|more|less|fewer|smaller|larger|bigger|"
                    r"faster|slower|lower|higher|longer|shorter|apart|over|below|above|the)\b))")
 # Not prose: fenced and inline code, math, HTML tags and comments, link targets, bare URLs, arXiv numbers, versions.
-NOT_PROSE = re.compile(r"```.*?```|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]+\$|<!--.*?-->|</?[a-zA-Z][^>\n]*>|\]\([^)\s]*\)|https?://\S+"
+NOT_PROSE = re.compile(r"```.*?```|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]+\$|<!--.*?-->|</?[a-zA-Z][^>\n]*>"
+                       r"|\]\([^)\s]*\)|https?://\S+"
                        r"|arXiv:\S+|\b(?:Python|PyTorch|torch|torchvision|version|v)\s?\d+(?:\.\d+)+", re.S | re.I)
 # Where a sentence says its figures come from (CONTRIBUTING.md, "Figures in prose"): the book, a paper, a web page
 # (a link), another notebook, or a file under bench/results/ (these two are read, and must show the figure).
@@ -163,7 +164,8 @@ class Finding:
 
     def __str__(self) -> str:
         because = f" and it {self.why}" if self.why else ""
-        return f"{self.notebook} cell {self.cell}: {self.figure!r} is in none of its outputs{because}: {shorten(self.sentence)}"
+        return (f"{self.notebook} cell {self.cell}: {self.figure!r} is in none of its outputs{because}: "
+                f"{shorten(self.sentence)}")
 
 
 def shorten(text: str, width: int = 160) -> str:

@@ -101,7 +101,8 @@ def test_a_capped_smoke_run_does_not_check_and_says_so_in_one_line(monkeypatch, 
     monkeypatch.setenv(MAX_BATCHES_ENV, "2")
     v = compare({"resnet18": 0.804, "resnet10": 0.711}, noise=0.068, claim="beats", better="lower", profile=TINY)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "Not checked in this run: COURSE_MAX_BATCHES cuts training short, so its numbers cannot test the claim."
+    assert lines[-1] == ("Not checked in this run: COURSE_MAX_BATCHES cuts training short, so its numbers cannot test "
+                         "the claim.")
     assert not any("holds" in line for line in lines)
     assert (v.holds, v.checked) == (False, False)
 
@@ -181,6 +182,8 @@ def test_numbers_may_be_tensors_or_numpy_scalars():
 
 def test_rate_noise_is_two_standard_errors_of_the_difference():
     assert rate_noise(0.122, 0.585, 311) == pytest.approx(2 * math.sqrt((0.122 * 0.878 + 0.585 * 0.415) / 311))
+    guessing = 1 - 1 / 37  # a constant: only the model's rate is noisy
+    assert rate_noise(0.158, guessing, 311, b_is_exact=True) == pytest.approx(2 * math.sqrt(0.158 * 0.842 / 311))
     with pytest.raises(ValueError, match="not percentages"):
         rate_noise(12.2, 58.5, 311)
     with pytest.raises(ValueError, match="number of items"):
