@@ -102,13 +102,14 @@ def _validate(arms: Mapping, claim: str, better: str | None, tolerance: float | 
 
 
 def _judge(names: tuple[str, str], values: tuple[float, float], noise: float, claim: str, better: str | None,
-          tolerance: float | None, digits: int, metric: str, profile: Profile | None, detail: str = "") -> Verdict:
+           tolerance: float | None, digits: int, metric: str, profile: Profile | None, detail: str = "") -> Verdict:
     """Work out, print and (where results are checked) assert a verdict; shared by compare and compare_seeds."""
     profile = profile if profile is not None else get_profile()
     checks = profile.checks_results
     (a, b), (va, vb) = names, values
     difference = va - vb
-    lead = None if better is None or not math.isfinite(difference) else (difference if better == "higher" else -difference)
+    # lead: how far the first arm is ahead (negative: behind); None without a direction to say who is ahead
+    lead = None if better is None or not math.isfinite(difference) else difference if better == "higher" else -difference
     winner = None if lead is None or not abs(lead) > noise else (a if lead > 0 else b)
     about = ", ".join(part for part in (metric, f"{better} is better" if better else "") if part)
     about = f" ({about})" if about else ""
@@ -122,7 +123,10 @@ def _judge(names: tuple[str, str], values: tuple[float, float], noise: float, cl
         measured = f"{winner} wins by {_number(abs(lead), digits)}, noise {_number(noise, digits)}"
     else:
         measured = f"difference {_number(difference, digits, sign=True)}, noise {_number(noise, digits)}"
-        measured += ": within the noise, no winner" if lead is not None else ""
+        if lead is not None or not math.isfinite(difference):
+            measured += ": within the noise, no winner" if lead is not None else ""
+        else:  # no direction given (an agreement): say only whether the two are told apart
+            measured += ": within the noise" if abs(difference) <= noise else ": apart by more than the noise"
     values_line = f"{a} {_number(va, digits)}, {b} {_number(vb, digits)}"
     holds: bool | None = None
     if claim == "beats":

@@ -65,8 +65,14 @@ def test_agreement_holds_when_the_whole_noise_band_lies_inside_the_tolerance(cap
                 profile=TINY)
     assert v.holds and capsys.readouterr().out.splitlines() == [
         "Claim: bf16 and fp32 agree within 0.030 (error rate).",
-        "bf16 0.010, fp32 0.012: difference -0.002, noise 0.020.",
+        "bf16 0.010, fp32 0.012: difference -0.002, noise 0.020: within the noise.",
         "The claim holds."]
+
+
+def test_without_a_direction_the_verdict_says_only_whether_the_two_are_told_apart():
+    v = compare({"a": 0.30, "b": 0.10}, noise=0.05, claim="none", profile=TINY)
+    assert v.text.endswith("a 0.300, b 0.100: difference +0.200, noise 0.050: apart by more than the noise.")
+    assert v.winner is None
 
 
 def test_agreement_fails_on_a_difference_beyond_the_tolerance():
