@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.exercises import ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
+                               ValueExercise, track_set)
 
 
 # ---- reference answers ---------------------------------------------------------------------------
@@ -329,3 +330,5 @@ questionnaire = Questionnaire([
                "Deeper networks reach the same accuracy with far fewer parameters, train faster and generalise "
                "better in practice; a single huge hidden layer would need an impractical number of units."),
 ])
+
+progress = track_set(globals())

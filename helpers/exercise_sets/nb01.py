@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
-from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
 
 
 def _label_of(name: str) -> str:
@@ -85,7 +85,6 @@ q4 = ValueExercise(
     """The real Oxford-IIIT Pet images folder holds 7,390 pictures. How many does
     `random_split(7390, valid_pct=0.2)` put in the validation set? (`answer = ` a whole number)""",
     expected=1478,
-    atol=0.0, rtol=0.0,
     hints=["The validation part is the first `int(valid_pct * n)` indices of the shuffled order."],
     solution="answer = int(0.2 * 7390)  # 1478; the other 5912 are for training",
     wrong_answers=[5912, 1479, 7390],
@@ -232,3 +231,5 @@ questionnaire = Questionnaire([
         "sorted(set(xs)) gives the unique values, collections.Counter counts them, and operator.itemgetter or "
         "attrgetter pick fields; for numbers, a tensor or NumPy array takes index lists and masks directly."),
 ])
+
+progress = track_set(globals())

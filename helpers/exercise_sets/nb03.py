@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
 
 
 def _softmax_last(x: torch.Tensor) -> torch.Tensor:
@@ -50,10 +50,9 @@ q1 = FunctionExercise(
 
 q2 = ValueExercise(
     """The notebook's table shows exp and softmax for `[0.02, -2.49, 1.25]`. Now do it for `[-1.0, 0.5, 3.0]`:
-    `answer = (exps, probs)` with the exponential of each activation and its softmax (two lists or tensors of 3 numbers).
-    Two decimals are enough.""",
+    `answer = (exps, probs)` with the exponential of each activation and its softmax (two lists or tensors of 3 numbers).""",
     expected=(TABLE_ACTS.exp(), torch.softmax(TABLE_ACTS, dim=0)),
-    rtol=1e-2, atol=6e-3,
+    decimals=2,
     hints=["exp(0) is 1, exp(-1) is about 0.37, and exp(3) is about 20.",
            "Each probability is its exponential divided by the sum of all three exponentials."],
     solution="""
@@ -111,9 +110,9 @@ q4 = FunctionExercise(
 
 q5 = ValueExercise(
     """The model gives the correct class of an image probability 0.5. What is that image's cross-entropy loss
-    (natural log)? Three decimals are enough.""",
+    (natural log)?""",
     expected=math.log(2),
-    rtol=0, atol=5e-4,
+    decimals=3,
     right_answers=[0.693, -math.log(0.5), torch.tensor(0.5).log().neg()],
     hints=["Cross-entropy for one item is minus the log of the probability of its correct class."],
     solution="answer = -math.log(0.5)   # = log(2), about 0.693",
@@ -122,10 +121,9 @@ q5 = ValueExercise(
 
 q6 = ValueExercise(
     """Without autograd: the gradient of `cross_entropy(logits, targets, reduction="sum")` with respect to
-    `logits = [[1.5, -0.5, 0.2], [0.0, 2.0, -1.0]]`, `targets = [2, 1]`. Give a 2 x 3 tensor (four decimals are
-    enough).""",
+    `logits = [[1.5, -0.5, 0.2], [0.0, 2.0, -1.0]]`, `targets = [2, 1]`. Give a 2 x 3 tensor.""",
     expected=torch.softmax(GRAD_LOGITS, dim=1) - F.one_hot(GRAD_TARGETS, 3),
-    rtol=0, atol=1e-4,
+    decimals=4,
     right_answers=[(torch.softmax(GRAD_LOGITS, dim=1) - F.one_hot(GRAD_TARGETS, 3)).round(decimals=4).tolist(),
                    torch.softmax(GRAD_LOGITS.double(), dim=1) - torch.eye(3, dtype=torch.float64)[GRAD_TARGETS]],
     hints=["The notebook shows it is a difference of two 2 x 3 tensors you already know how to build.",
@@ -187,3 +185,5 @@ questionnaire = Questionnaire([
                    answer="a", wrong_answers=["b", "c"],
                    hints=["Gradient descent subtracts the gradient: which sign pushes the target's logit up?"]),
 ])
+
+progress = track_set(globals())

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
 
 
 def _finder_lr(k: int, start_lr: float, end_lr: float, num_it: int) -> float:
@@ -147,3 +147,5 @@ questionnaire = Questionnaire([
                "flatter regions that generalise better, and the long low end settles into a good minimum. Momentum is "
                "lowered while the rate is high so the two do not together push the steps too far."),
 ])
+
+progress = track_set(globals())

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from helpers.exercises import ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
+                               ValueExercise, track_set)
 
 
 def _conv_out_size(n: int, k: int, s: int = 1, p: int = 0) -> int:
@@ -100,7 +101,6 @@ q2 = ValueExercise(
     hints=["Each output channel has one 5 x 5 kernel per input channel.", "Add one bias per output channel."],
     solution="answer = 16 * 3 * 5 * 5 + 16   # 1216",
     wrong_answers=[1200, 416, 256, 1203],
-    rtol=0, atol=0,
 )
 
 q3 = FunctionExercise(
@@ -195,7 +195,7 @@ questionnaire = Questionnaire([
                "one output pixel. Sliding it to every position (moving by the stride) gives one output value per "
                "position, a new picture in which the kernel's pattern shows up where it is present."),
     ValueExercise("How many parameters does `nn.Conv2d(1, 4, 3)` have?", expected=40,
-                  wrong_answers=[36, 13, 12], rtol=0, atol=0,
+                  wrong_answers=[36, 13, 12],
                   hints=["Four 3x3 kernels, plus one bias each."], solution="answer = 4 * 9 + 4   # 40"),
     Reflection("Why do ResNets use a larger kernel (7x7, stride 2) in their first layer?",
                "A 3x3 kernel on an RGB picture sees only 27 numbers, fewer than the 64 channels the layer produces, so "
@@ -225,7 +225,7 @@ questionnaire = Questionnaire([
                "they are easy to learn: one number moves a whole channel."),
     ValueExercise("PyTorch's BatchNorm uses momentum 0.1. What number plays the same role in the convention where the "
                   "update is written `running = m * running + (1 - m) * batch`?",
-                  expected=0.9, wrong_answers=[0.1, 0.01], rtol=0, atol=1e-9,
+                  expected=0.9, wrong_answers=[0.1, 0.01],
                   hints=["In that convention m is the weight of the OLD value."],
                   solution="answer = 0.9   # 1 - 0.1"),
     Reflection("What did Santurkar et al. (2018) argue about why batch normalisation helps?",
@@ -239,7 +239,7 @@ questionnaire = Questionnaire([
                    answer="a", wrong_answers=["b", "c"],
                    hints=["The kept activations were already scaled during training."]),
     ValueExercise("With `nn.Dropout(0.2)` in training mode, by what factor is every kept activation multiplied?",
-                  expected=1.25, wrong_answers=[0.8, 5.0, 1.2], rtol=0, atol=1e-6,
+                  expected=1.25, wrong_answers=[0.8, 5.0, 1.2],
                   hints=["The expected value must stay the same: (1 - p) * factor = 1."],
                   solution="answer = 1 / (1 - 0.2)   # 1.25"),
     Reflection("Augmentation can map output pixels outside the picture. What do the padding modes zeros, border and "
@@ -248,3 +248,5 @@ questionnaire = Questionnaire([
                "picture at its edge. fastai defaults to reflection, because it continues the scene most naturally; "
                "whether it trains better on a given dataset is worth measuring."),
 ])
+
+progress = track_set(globals())

@@ -6,7 +6,8 @@ import math
 import torch
 from torch import nn
 
-from helpers.exercises import ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
+                               ValueExercise, track_set)
 
 # ---- q1: CAM by hand ------------------------------------------------------------------------------------------------
 
@@ -76,7 +77,6 @@ q3 = ValueExercise(
     """Grad-CAM on the body's output of an average-pool + linear model equals ReLU(CAM) divided by a number.
     What is that number when the body outputs 512 channels on a 7 x 7 grid?""",
     expected=49,
-    rtol=0, atol=1e-9,
     hints=["The logit is the weight times the *mean* over positions: how does one position's activation move it?",
            "d logit / d A[c, i, j] = w[c] / (h * w) at every position, so that is also its mean over positions."],
     solution="answer = 7 * 7   # each position counts 1/49 in the average",
@@ -189,7 +189,7 @@ q5 = ValueExercise(
     """On 300 validation pictures, a heatmap's peak falls on the animal for 62% of them. What are two binomial
     standard errors of that rate (the noise we compare margins with)? Give a fraction, e.g. 0.05.""",
     expected=2 * math.sqrt(0.62 * 0.38 / 300),
-    rtol=1e-3,
+    decimals=3,
     hints=["The standard error of a rate p measured on n items is sqrt(p (1 - p) / n)."],
     solution="answer = 2 * math.sqrt(0.62 * 0.38 / 300)   # 0.056",
     wrong_answers=[math.sqrt(0.62 * 0.38 / 300), 2 * 0.62 * 0.38 / 300, 0.62 / 300],
@@ -246,3 +246,5 @@ questionnaire = Questionnaire([
                "is the random baseline; a map that learned where the animal is must beat it by more than the noise "
                "(two binomial standard errors)."),
 ])
+
+progress = track_set(globals())

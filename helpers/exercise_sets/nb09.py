@@ -6,7 +6,7 @@ import math
 import numpy as np
 import torch
 
-from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
 from helpers.tabular import emb_sz_rule, rmspe
 
 # ---- q1: embedding widths ---------------------------------------------------------------------------------
@@ -189,3 +189,5 @@ questionnaire = Questionnaire([
                "show what lies in the other dimensions, the axes have no fixed meaning (a different seed can rotate or flip "
                "them), and closeness in the plot is only closeness in those two directions."),
 ])
+
+progress = track_set(globals())
