@@ -38,7 +38,8 @@ def _check_mirror_params(params) -> None:
                                       f"not a {type(params).__name__}.")
     missing = sorted(set(_AUGMENT.identity_params(_BATCH)) - set(params))
     assert not missing, f"your dict lacks {missing}: start from aug.identity_params(x) and change one entry."
-    out = _AUGMENT.decode(_AUGMENT.transform(_BATCH, params, lighting=False))
+    # With lighting applied, so a changed brightness or contrast counts as "something else" too.
+    out = _AUGMENT.decode(_AUGMENT.transform(_BATCH, params))
     assert torch.allclose(out, torch.flip(_BATCH, dims=[-1]), atol=1e-4), \
         "these parameters do not give the left-right mirror image of the batch (and nothing else)."
 

@@ -30,6 +30,18 @@ def _batchnorm_per_picture(x, gamma, beta, eps=1e-5):
     return (x - mean) / torch.sqrt(var + eps) * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)
 
 
+def _batchnorm_no_eps(x, gamma, beta, eps=1e-5):
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    return (x - mean) / torch.sqrt(var) * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)
+
+
+def _batchnorm_eps_outside(x, gamma, beta, eps=1e-5):
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    return (x - mean) / (torch.sqrt(var) + eps) * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)
+
+
 def _batches() -> list[tuple]:
     generator = torch.Generator().manual_seed(7)
     cases = []
@@ -38,6 +50,12 @@ def _batches() -> list[tuple]:
         gamma = torch.rand(shape[1], generator=generator) + 0.5
         beta = torch.randn(shape[1], generator=generator)
         cases.append((x, gamma, beta))
+    # A channel that barely varies (a standard deviation of 1e-3, variance 1e-6, against eps = 1e-5): only here does
+    # eps change the result by more than float noise, so only this case tells a BatchNorm without eps, or with eps
+    # outside the square root, from the real one.
+    x = torch.randn(8, 2, 3, 3, generator=generator)
+    x[:, 1] = 0.5 + 1e-3 * torch.randn(8, 3, 3, generator=generator)
+    cases.append((x, torch.ones(2), torch.zeros(2)))
     return cases
 
 
@@ -105,7 +123,8 @@ q2 = ValueExercise(
 
 q3 = FunctionExercise(
     """Write `batchnorm_train(x, gamma, beta, eps=1e-5)` for a batch `x` of shape N x C x H x W: what
-    `nn.BatchNorm2d` computes in training mode, with `gamma` and `beta` of length C.""",
+    `nn.BatchNorm2d` computes in training mode, with `gamma` and `beta` of length C. The check includes a channel
+    that barely varies, where `eps` matters: compare yours with `nn.BatchNorm2d` there.""",
     reference=_batchnorm_train,
     test_cases=_batches(),
     hints=["Statistics per channel: reduce over dimensions 0, 2 and 3 (keepdim=True helps broadcasting).",
@@ -117,7 +136,10 @@ q3 = FunctionExercise(
         var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
         return (x - mean) / torch.sqrt(var + eps) * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)
     """,
-    wrong_answers=[_batchnorm_unbiased, _batchnorm_per_picture],
+    wrong_answers=[_batchnorm_unbiased, _batchnorm_per_picture, _batchnorm_no_eps, _batchnorm_eps_outside],
+    right_answers=[lambda x, gamma, beta, eps=1e-5: F.batch_norm(x, None, None, gamma, beta, training=True, eps=eps),
+                   lambda x, gamma, beta, eps=1e-5: torch.nn.functional.batch_norm(
+                       x, torch.zeros(x.shape[1]), torch.ones(x.shape[1]), gamma, beta, True, 0.1, eps)],
 )
 
 q4 = ValueExercise(
@@ -127,6 +149,9 @@ q4 = ValueExercise(
     hints=["They start at 0 and 1.", "PyTorch's momentum is the weight of the new batch: 0.9 * old + 0.1 * new."],
     solution="answer = (0.2, 1.4)   # 0.9 * 0 + 0.1 * 2.0 and 0.9 * 1 + 0.1 * 5.0",
     wrong_answers=[(1.8, 4.6), (2.0, 5.0), (0.2, 0.5), (1.8, 5.4)],
+    # What the layer itself holds: one-element tensors, read straight off bn.running_mean and bn.running_var.
+    right_answers=[(torch.tensor([0.2]), torch.tensor([1.4])), [0.2, 1.4], torch.tensor([0.2, 1.4]),
+                   (torch.tensor(0.2), 1.4)],
 )
 
 q5 = CodeExercise(
@@ -154,9 +179,10 @@ def _check_matrix(answer) -> None:
     assert isinstance(answer, torch.Tensor), "answer with a tensor (the matrix)."
     assert answer.shape == (4, 9), (f"a 2x2 kernel on a 3x3 picture gives a 2x2 output: 4 rows, and 9 columns for the "
                                     f"flattened picture; your matrix has shape {tuple(answer.shape)}.")
-    picture = torch.arange(9.0).view(3, 3)
-    expected = F.conv2d(picture[None, None], kernel[None, None])[0, 0].flatten()
-    assert torch.allclose(answer.float() @ picture.flatten(), expected), (
+    # Pictures with no zero pixel and random ones: a weight on a pixel that is 0 in every test would go unseen.
+    pictures = torch.cat([torch.arange(1.0, 10.0)[None], torch.randn(4, 9, generator=torch.Generator().manual_seed(6))])
+    expected = F.conv2d(pictures.view(-1, 1, 3, 3), kernel[None, None]).flatten(1)
+    assert torch.allclose(pictures @ answer.float().T, expected, atol=1e-5), (
         "your matrix times the flattened picture is not the convolution: row i * 2 + j should hold the kernel's "
         "weights at the columns of the pixels under output (i, j).")
 

@@ -13,7 +13,8 @@ from helpers.tabular import emb_sz_rule, rmspe
 
 q1 = ValueExercise(
     """A table has a weekday column (7 values), an hour column (24 values) and a store column (1,115 stores).
-    Give fastai's embedding widths for the three, in that order, as a list of 3 integers.""",
+    Give fastai's embedding widths for the three, in that order, as a list of 3 integers. Count the levels as
+    Categorify makes them: each column's values plus the "#na#" level it adds at index 0.""",
     expected=[emb_sz_rule(7 + 1), emb_sz_rule(24 + 1), emb_sz_rule(1115 + 1)],
     wrong_answers=[[min(50, (c + 1) // 2) for c in (7, 24, 1115)],   # fastai v0.7's old rule
                    [7, 24, 1115],                                      # the cardinalities themselves
