@@ -36,13 +36,11 @@ def record_path() -> Path:
     return cache_dir() / RECORD_NAME
 
 
-def _warn_once(problem: BaseException | str) -> None:
+def _warn_once(message: str) -> None:
     global _warned
     if not _warned:
         _warned = True
-        warnings.warn(f"Your exercise progress cannot be saved ({problem}); checks still work, but nothing is "
-                      f"remembered. Point COURSE_DATA at a folder you can write to (now {cache_dir()}).",
-                      RuntimeWarning, stacklevel=4)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 def load() -> dict[str, dict[str, dict[str, Any]]]:
@@ -51,8 +49,12 @@ def load() -> dict[str, dict[str, dict[str, Any]]]:
         data = json.loads(record_path().read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as error:
-        _warn_once(error)
+    except ValueError as error:
+        # Kept aside, not overwritten: whatever can still be read in it stays the learner's.
+        kept = record_path().with_suffix(".damaged.json")
+        os.replace(record_path(), kept)
+        _warn_once(f"Your exercise progress record was damaged ({error}); it is kept as {kept}, and a new record "
+                   "starts now.")
         return {}
     notebooks = data.get("notebooks") if isinstance(data, dict) else None
     return notebooks if isinstance(notebooks, dict) else {}
@@ -90,7 +92,8 @@ def note(notebook: str, exercise: str, *, verdict: str | None = None, hint: int 
         entry["solutions"] += int(solution)
         _write(notebooks)
     except Exception as error:  # a full disk or a read-only cache must never break a learner's check
-        _warn_once(error)
+        _warn_once(f"Your exercise progress cannot be saved ({type(error).__name__}: {error}); checks still work, "
+                   f"but nothing is remembered. Point COURSE_DATA at a folder you can write to (now {cache_dir()}).")
 
 
 def reset() -> Path:
@@ -142,7 +145,7 @@ def notebook_lines(notebook: str, exercises: Iterable[tuple[str, Any]], entries:
         help_taken = [f"{entry[f]} {f if entry[f] != 1 else f[:-1]}" for f in ("hints", "solutions") if entry.get(f)]
         prompt = exercise.prompt.splitlines()[0]
         prompt = prompt if len(prompt) <= 60 else prompt[:57] + "..."
-        lines.append(f"  {mark} {key:<18} {prompt}" + (f"  ({', '.join(help_taken)})" if help_taken else ""))
+        lines.append(f"{mark} {key:<18} {prompt}" + (f"  ({', '.join(help_taken)})" if help_taken else ""))
     return lines
 
 
