@@ -65,9 +65,9 @@ def perturbations(value: Any) -> Iterator[tuple[str, Any]]:
             yield f"{value!r} set to zero", type(value)(0)
         return
     if isinstance(value, (torch.Tensor, np.ndarray)):
-        if value.dtype in (torch.bool, np.bool_) or value.size == 0 if isinstance(value, np.ndarray) else value.dtype == torch.bool or value.numel() == 0:
+        array = value.detach().cpu().double().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        if array.dtype.kind not in "iuf" or array.size == 0 or value.dtype == torch.bool:
             return
-        array = value.detach().cpu().double().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, dtype=float)
         for index, change in _element_changes(array):
             changed = value.clone() if isinstance(value, torch.Tensor) else value.copy()
             changed[index] = changed[index] * 2 if change == "double" else 0
@@ -203,11 +203,11 @@ def test_a_rounded_answer_passes_at_the_rounding_the_prompt_asks_for_and_no_coar
 def test_every_rounded_question_says_how_to_round_and_accepts_that_rounding(label, exercise):
     digits = exercise.tolerance.decimals
     assert f"Round to {digits} decimal" in exercise.prompt, f"{label} must say to how many decimals to round"
-    numbers = np.atleast_1d(np.asarray(torch.as_tensor(exercise.expected).double() if isinstance(exercise.expected, torch.Tensor)
-                                       else exercise.expected, dtype=object))
     rounded = _round_all(exercise.expected, digits)
     assert exercise.evaluate(rounded).passed, f"{label} rejects its answer rounded to {digits} decimals: {rounded}"
-    assert numbers.size  # the question has numbers to round
+    coarser = _round_all(exercise.expected, digits - 1)
+    if not exercise.evaluate(coarser).passed:  # one digit fewer fails, unless that rounding happens to land close
+        assert exercise.evaluate(coarser).status == "incorrect"
 
 
 def _round_all(value: Any, digits: int) -> Any:
