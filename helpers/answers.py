@@ -86,9 +86,9 @@ def _largest(array: np.ndarray) -> float:
 
 
 def floor_scale(expected: Any, numbers: np.ndarray) -> np.ndarray:
-    """The magnitude each value's floor is a fraction of: the largest of its tensor or array (one quantity), or of
-    its own item when the expected value is a list or tuple, whose items may be different quantities (a learning
-    rate next to a batch index)."""
+    """The magnitude each value's floor is a fraction of (notebook 01): the largest of its tensor or array (one
+    quantity), or of its own item when the expected value is a list or tuple, whose items may be different
+    quantities (a learning rate next to a batch index)."""
     if isinstance(expected, (list, tuple)) and numbers.ndim >= 1 and len(expected) == len(numbers):
         return np.stack([np.full(part.shape, _largest(part)) for part in numbers]) if len(numbers) else numbers
     return np.full(numbers.shape, _largest(numbers))
@@ -98,7 +98,7 @@ EXACT = Tolerance(rtol=0.0, floor=0.0)
 
 
 def contains_placeholder(answer: Any) -> bool:
-    """Whether the answer is, or holds, the blank ``____``."""
+    """Whether the answer is, or holds, the blank ``____`` (notebook 01)."""
     if answer is ____:
         return True
     if isinstance(answer, (list, tuple)):
@@ -109,11 +109,13 @@ def contains_placeholder(answer: Any) -> bool:
 
 
 def short_repr(value: Any, limit: int = 120) -> str:
+    """The value's repr on one line, cut to ``limit`` characters, for messages (notebook 01)."""
     text = " ".join(repr(value).replace("\n", " ").split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def kind_name(value: Any) -> str:
+    """What kind of object the value is, in words ("a tensor of shape (2, 3)"), for messages (notebook 01)."""
     if isinstance(value, torch.Tensor):
         return f"a tensor of shape {tuple(value.shape)}"
     if isinstance(value, np.ndarray):
@@ -122,11 +124,13 @@ def kind_name(value: Any) -> str:
 
 
 def error_text(error: BaseException) -> str:
+    """An exception as "TypeError: what it said", for messages (notebook 01)."""
     return f"{type(error).__name__}: {error}".strip().rstrip(":")
 
 
 def numeric_array(value: Any) -> np.ndarray | None:
-    """The value as a float/complex NumPy array, or None when it is not numbers (strings, objects, ragged lists)."""
+    """The value as a float/complex NumPy array, or None when it is not numbers (strings, objects, ragged lists)
+    (notebook 01)."""
     if isinstance(value, (str, bytes)) or value is None:
         return None
     if isinstance(value, torch.Tensor):
@@ -154,7 +158,8 @@ def numeric_array(value: Any) -> np.ndarray | None:
 
 
 def is_integral(value: Any) -> bool:
-    """Whether the expected value is made of integers (counts, sizes, indices): those are compared exactly."""
+    """Whether the expected value is made of integers (counts, sizes, indices): those are compared exactly
+    (notebook 01)."""
     if isinstance(value, bool):
         return False
     if isinstance(value, (int, np.integer)):
@@ -169,6 +174,7 @@ def is_integral(value: Any) -> bool:
 
 
 def format_number(x: Any) -> str:
+    """A number with six significant digits, for messages (notebook 01)."""
     if isinstance(x, complex) or np.iscomplexobj(x):
         return str(complex(x))
     return f"{float(x):.6g}"
@@ -196,7 +202,8 @@ def _scalar_problem(value: Any, expected: Any) -> str:
 
 
 def compare_numbers(answer: Any, expected: np.ndarray, tol: Tolerance, scale: np.ndarray | None = None) -> str | None:
-    """None when the answer matches the expected numbers; otherwise what is wrong, without giving the answer away."""
+    """None when the answer matches the expected numbers; otherwise what is wrong, without giving the answer away
+    (notebook 01)."""
     scale = np.full(expected.shape, _largest(expected)) if scale is None else scale
     mine = numeric_array(answer)
     if mine is None:
@@ -247,7 +254,8 @@ def _compare_items(answer: Any, expected: Any, tol: Tolerance) -> str | None:
 
 
 def compare(answer: Any, expected: Any, tol: Tolerance) -> str | None:
-    """Compare any answer with any expected value: numbers with tolerance, structures part by part, the rest with ==."""
+    """Compare any answer with any expected value (notebook 01): numbers with tolerance, structures part by part,
+    the rest with ==. None when they match, else what is wrong."""
     if isinstance(expected, (bool, np.bool_)):
         return _compare_bool(answer, expected)
     numbers = numeric_array(expected)

@@ -97,7 +97,7 @@ def note(notebook: str, exercise: str, *, verdict: str | None = None, hint: int 
 
 
 def reset() -> Path:
-    """Forget every recorded check, hint and solution (``python -m helpers progress --reset``)."""
+    """Forget every recorded check, hint and solution: ``python -m helpers progress --reset`` (notebook 00)."""
     path = record_path()
     path.unlink(missing_ok=True)
     return path
@@ -125,7 +125,7 @@ def track_set(namespace: dict[str, Any]) -> Callable[[], None]:
         exercise.record_as = (notebook, key)
 
     def progress() -> None:
-        """Show this notebook's exercises, each with a mark: [x] solved, [~] tried, [ ] not yet (README)."""
+        """Show this notebook's exercises, each with a mark: [x] solved, [~] tried, [ ] not yet (notebooks 00 to 09)."""
         from helpers import verdict_display
 
         lines = notebook_lines(notebook, [(k, e) for k, e in exercises if e.checkable], load().get(notebook, {}))
@@ -135,7 +135,7 @@ def track_set(namespace: dict[str, Any]) -> Callable[[], None]:
 
 
 def notebook_lines(notebook: str, exercises: Iterable[tuple[str, Any]], entries: Mapping[str, Any]) -> list[str]:
-    """A summary line, then one line per checkable exercise with its mark and the help it took."""
+    """A summary line, then one line per checkable exercise with its mark and the help it took (notebook 00)."""
     exercises = list(exercises)
     solved = sum(bool(entries.get(key, {}).get("solved")) for key, _ in exercises)
     lines = [f"{solved} of {len(exercises)} exercises solved. [x] solved, [~] tried, [ ] not tried yet."]
@@ -164,7 +164,8 @@ def _all_sets() -> dict[str, list[tuple[str, Any]]]:
 
 
 def summary_lines(record: Mapping[str, Any], sets: Mapping[str, list[tuple[str, Any]]]) -> list[str]:
-    """One line per notebook: solved of total, hints and solutions shown (``python -m helpers progress``)."""
+    """One line per notebook: solved of total, hints and solutions shown, for ``python -m helpers progress``
+    (notebook 00)."""
     lines = []
     for notebook, exercises in sets.items():
         entries = record.get(notebook, {})
@@ -178,7 +179,7 @@ def summary_lines(record: Mapping[str, Any], sets: Mapping[str, list[tuple[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers progress [--reset]``: print every notebook's count, or clear the record (README)."""
+    """``python -m helpers progress [--reset]``: print every notebook's count, or clear the record (notebook 00)."""
     parser = argparse.ArgumentParser(prog="python -m helpers progress",
                                      description="Show which exercises you solved in each notebook.")
     parser.add_argument("--reset", action="store_true", help="forget every recorded check, hint and solution")

@@ -44,7 +44,7 @@ def _plain(label: str, text: str, block: str | None) -> str:
 
 
 def render(kind: str, label: str, text: str = "", code: str | None = None, table: str | None = None) -> dict[str, str]:
-    """The message as {"text/plain": ..., "text/html": ...}: the same words, the HTML coloured by ``kind``.
+    """The message as {"text/plain": ..., "text/html": ...}: the same words, the HTML coloured by ``kind`` (notebook 00).
 
     ``code`` is shown below the text as highlighted Python; ``table`` as fixed-width lines, so columns stay aligned.
     """
@@ -73,7 +73,7 @@ def _in_jupyter() -> bool:
 
 
 def show(kind: str, label: str, text: str = "", code: str | None = None, table: str | None = None) -> None:
-    """Display the message: HTML and plain text in a Jupyter kernel, plain text printed anywhere else."""
+    """Display the message: HTML and plain text in a Jupyter kernel, plain text printed anywhere else (notebook 00)."""
     message = render(kind, label, text, code, table)
     if _in_jupyter():
         from IPython.display import display
