@@ -11,7 +11,6 @@ that cannot be written never breaks a check: it warns once, then stays silent.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -22,10 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from helpers import verdict_display
 from helpers.cache import cache_dir
 
-__all__ = ["RECORD_NAME", "record_path", "load", "note", "reset", "track_set", "notebook_lines", "summary_lines",
-           "main"]
+__all__ = ["RECORD_NAME", "record_path", "load", "note", "reset", "track_set", "exercises_in", "notebook_lines"]
 
 RECORD_NAME = "exercise_progress.json"
 _warned = False
@@ -103,8 +102,8 @@ def reset() -> Path:
     return path
 
 
-def _exercises_in(namespace: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """(key, exercise) for q1, q2, ... and each checkable questionnaire item, in the notebook's order."""
+def exercises_in(namespace: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(key, exercise) for q1, q2, ... and each questionnaire item, in the notebook's order (notebooks 00 to 09)."""
     # Recognised by what they do, not by class: helpers.exercise_kinds imports this module, not the other way round.
     found = [(name, value) for name, value in namespace.items()
              if re.fullmatch(r"q\d+", name) and callable(getattr(value, "evaluate", None))]
@@ -120,14 +119,12 @@ def track_set(namespace: dict[str, Any]) -> Callable[[], None]:
     Called last in ``helpers/exercise_sets/nbNN.py`` as ``progress = track_set(globals())``.
     """
     notebook = namespace["__name__"].rpartition(".")[2].removeprefix("nb")
-    exercises = _exercises_in(namespace)
+    exercises = exercises_in(namespace)
     for key, exercise in exercises:
         exercise.record_as = (notebook, key)
 
     def progress() -> None:
         """Show this notebook's exercises, each with a mark: [x] solved, [~] tried, [ ] not yet (notebooks 00 to 09)."""
-        from helpers import verdict_display
-
         lines = notebook_lines(notebook, [(k, e) for k, e in exercises if e.checkable], load().get(notebook, {}))
         verdict_display.show("note", f"Notebook {notebook}:", lines[0], table="\n".join(lines[1:]))
 
@@ -147,49 +144,3 @@ def notebook_lines(notebook: str, exercises: Iterable[tuple[str, Any]], entries:
         prompt = prompt if len(prompt) <= 60 else prompt[:57] + "..."
         lines.append(f"{mark} {key:<18} {prompt}" + (f"  ({', '.join(help_taken)})" if help_taken else ""))
     return lines
-
-
-def _all_sets() -> dict[str, list[tuple[str, Any]]]:
-    import importlib
-    import pkgutil
-
-    import helpers.exercise_sets
-
-    sets = {}
-    for module in sorted(m.name for m in pkgutil.iter_modules(helpers.exercise_sets.__path__)):
-        if re.fullmatch(r"nb\d\d", module):
-            namespace = vars(importlib.import_module(f"helpers.exercise_sets.{module}"))
-            sets[module[2:]] = [(k, e) for k, e in _exercises_in(namespace) if e.checkable]
-    return sets
-
-
-def summary_lines(record: Mapping[str, Any], sets: Mapping[str, list[tuple[str, Any]]]) -> list[str]:
-    """One line per notebook: solved of total, hints and solutions shown, for ``python -m helpers progress``
-    (notebook 00)."""
-    lines = []
-    for notebook, exercises in sets.items():
-        entries = record.get(notebook, {})
-        keys = [key for key, _ in exercises]
-        solved = sum(bool(entries.get(k, {}).get("solved")) for k in keys)
-        hints = sum(entries.get(k, {}).get("hints", 0) for k in keys)
-        solutions = sum(entries.get(k, {}).get("solutions", 0) for k in keys)
-        lines.append(f"notebook {notebook}: {solved:>2} of {len(keys):>2} solved, {hints} hints used, "
-                     f"{solutions} solutions shown")
-    return lines
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers progress [--reset]``: print every notebook's count, or clear the record (notebook 00)."""
-    parser = argparse.ArgumentParser(prog="python -m helpers progress",
-                                     description="Show which exercises you solved in each notebook.")
-    parser.add_argument("--reset", action="store_true", help="forget every recorded check, hint and solution")
-    args = parser.parse_args(argv)
-    if args.reset:
-        print(f"Progress record cleared ({reset()}).")
-        return 0
-    path = record_path()
-    record = load()
-    print(f"Exercise progress ({path}{'' if path.exists() else ', nothing recorded yet'}):")
-    for line in summary_lines(record, _all_sets()):
-        print("  " + line)
-    return 0
