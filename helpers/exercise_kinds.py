@@ -130,6 +130,8 @@ class Exercise:
 
 def rounding_sentence(decimals: int) -> str:
     """What a prompt that asks for a rounded value says, so the learner knows exactly what passes."""
+    if decimals == 0:
+        return "Round to a whole number (decimals are fine too)."
     places = "decimal place" if decimals == 1 else "decimal places"
     return f"Round to {decimals} {places} (more are fine too)."
 

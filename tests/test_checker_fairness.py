@@ -202,7 +202,8 @@ def test_a_rounded_answer_passes_at_the_rounding_the_prompt_asks_for_and_no_coar
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_every_rounded_question_says_how_to_round_and_accepts_that_rounding(label, exercise):
     digits = exercise.tolerance.decimals
-    assert f"Round to {digits} decimal" in exercise.prompt, f"{label} must say to how many decimals to round"
+    said = "Round to a whole number" if digits == 0 else f"Round to {digits} decimal"
+    assert said in exercise.prompt, f"{label} must say to how many decimals to round"
     rounded = _round_all(exercise.expected, digits)
     assert exercise.evaluate(rounded).passed, f"{label} rejects its answer rounded to {digits} decimals: {rounded}"
     coarser = _round_all(exercise.expected, digits - 1)

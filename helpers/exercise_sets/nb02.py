@@ -216,9 +216,9 @@ questionnaire = Questionnaire([
                "image. Validation should be repeatable and comparable from epoch to epoch, so it always takes the same, "
                "most representative square: the centre."),
     ValueExercise("With a presize of 460 and `min_scale=0.75` (a fraction of the AREA), how many pixels wide is the "
-                  "smallest square the random crop can take? (round to the nearest pixel)",
-                  expected=398, wrong_answers=[345, 460, 230],
-                  right_answers=[398.0, round(math.sqrt(0.75) * 460)],
+                  "smallest square the random crop can take?",
+                  expected=math.sqrt(0.75) * 460, decimals=0, wrong_answers=[345, 460, 230, 399],
+                  right_answers=[398, 398.0, round(math.sqrt(0.75) * 460), math.sqrt(0.75) * 460, 398.4],
                   hints=["Area scales with the square of the side."],
                   solution="answer = round(math.sqrt(0.75) * 460)   # 398",
                   explanation=("min_scale is a fraction of the area, and the side grows with the "
