@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from helpers import verdict_display
-from helpers.cache import cache_dir
 
 __all__ = ["RECORD_NAME", "record_path", "load", "note", "reset", "track_set", "exercises_in", "notebook_lines"]
 
@@ -32,6 +31,9 @@ _warned = False
 
 def record_path() -> Path:
     """Where the record lives: ``exercise_progress.json`` in the data cache (notebook 00)."""
+    # Imported here: helpers.cache brings torchvision, which an exercise set need not load until something is recorded.
+    from helpers.cache import cache_dir
+
     return cache_dir() / RECORD_NAME
 
 
@@ -92,7 +94,7 @@ def note(notebook: str, exercise: str, *, verdict: str | None = None, hint: int 
         _write(notebooks)
     except Exception as error:  # a full disk or a read-only cache must never break a learner's check
         _warn_once(f"Your exercise progress cannot be saved ({type(error).__name__}: {error}); checks still work, "
-                   f"but nothing is remembered. Point COURSE_DATA at a folder you can write to (now {cache_dir()}).")
+                   f"but nothing is remembered. Point COURSE_DATA at a folder you can write to (now {record_path().parent}).")
 
 
 def reset() -> Path:
