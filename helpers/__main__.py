@@ -1,5 +1,12 @@
-"""``python -m helpers doctor``: check the install (see helpers/doctor.py)."""
+"""``python -m helpers doctor``: check the install (helpers/doctor.py); ``python -m helpers progress [--reset]``:
+the exercises solved in each notebook (helpers/progress_report.py)."""
 import sys
+
+if sys.argv[1:2] == ["progress"]:
+    # Imported only here: the doctor must run even when torch, which the exercise sets need, is broken.
+    from helpers.progress_report import main as progress_main
+
+    sys.exit(progress_main(sys.argv[2:]))
 
 from helpers.doctor import main
 

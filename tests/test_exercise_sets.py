@@ -101,6 +101,24 @@ def test_course_checkers_are_tested_with_alternative_answers(name):
     assert not missing, f"give these exercises right_answers=[...] (other correct answers a learner may give): {missing}"
 
 
+@pytest.mark.parametrize("label,exercise", checkable_exercises(), ids=lambda v: v if isinstance(v, str) else "")
+def test_a_correct_answer_is_explained_in_one_or_two_sentences(label, exercise):
+    text = exercise.explanation
+    assert text, f"{label}: give explanation=... (why the answer is right, shown with \"Correct!\")"
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", text)
+    assert len(sentences) <= 2 and len(text) <= 320 and text.endswith("."), f"{label}: {len(sentences)} sentences"
+    reference = exercise.reference_answer
+    assert exercise.evaluate(reference).passed and text not in exercise.prompt
+
+
+@pytest.mark.parametrize("name", MODULE_NAMES)
+def test_each_set_names_its_exercises_for_the_progress_record(name):
+    module = load_set(name)
+    assert callable(getattr(module, "progress", None)), f"{name}.py should end with `progress = track_set(globals())`"
+    labels = [label.rpartition(".")[2] for label, ex in exercises_of(module)]
+    assert [ex.record_as for _, ex in exercises_of(module)] == [(name[2:], label) for label in labels]
+
+
 @pytest.mark.parametrize("label,exercise", all_exercises(), ids=lambda v: v if isinstance(v, str) else "")
 def test_blank_is_not_attempted(label, exercise):
     assert exercise.evaluate(____).status == "not attempted", label
@@ -248,7 +266,8 @@ def test_nb02_one_resampling_per_image_in_batch_augment(monkeypatch):
 def test_nb02_smallest_crop_side():
     from helpers.augment import BatchAugment
 
-    assert nb02.questionnaire[6].expected == round(math.sqrt(BatchAugment(size=224).min_scale) * 460)
+    assert nb02.questionnaire[6].expected == pytest.approx(math.sqrt(BatchAugment(size=224).min_scale) * 460)
+    assert nb02.questionnaire[6].evaluate(398).passed  # rounded to the whole pixel the prompt asks for
 
 
 def test_nb03_references_equal_pytorch():

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.exercises import ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
+                               ValueExercise, track_set)
 
 
 # ---- reference answers ---------------------------------------------------------------------------
@@ -114,6 +115,9 @@ q1 = FunctionExercise(
     wrong_answers=[lambda a, b: ((a - b) ** 2).mean(),          # forgets the root: that is the MSE
                    lambda a, b: (a - b).abs().mean(),           # the L1 distance
                    lambda a, b: ((a - b) ** 2).sum().sqrt()],   # the Euclidean norm: sums instead of averaging
+    explanation=("RMSE squares each difference, averages the squares over every element, and takes the root, so "
+                 "the result is back in pixel units. Skipping the root leaves the MSE, and summing instead of "
+                 "averaging makes the distance grow with the image size."),
 )
 
 q2 = ValueExercise(
@@ -124,6 +128,8 @@ q2 = ValueExercise(
            "`mean((-1, -2))` averages away the last two axes."],
     solution="answer = (100,)   # (100, 28, 28) after broadcasting, then the two pixel axes are averaged away",
     wrong_answers=[(100, 28, 28), (28, 28), ()],
+    explanation=("The (28, 28) mean is broadcast against each of the 100 images, so the difference is (100, 28, "
+                 "28); averaging over the last two axes leaves one distance per image."),
 )
 
 q3 = FunctionExercise(
@@ -142,6 +148,9 @@ q3 = FunctionExercise(
     wrong_answers=[lambda p, t: torch.where(t == 1, 1 - p, p).mean(),                          # no sigmoid
                    lambda p, t: torch.where(t == 1, p.sigmoid(), 1 - p.sigmoid()).mean(),      # the two cases swapped
                    lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()).sum()],      # sums instead of averaging
+    explanation=("The sigmoid puts every raw output between 0 and 1; then a 3 (target 1) is off by 1 - p and a 7 "
+                 "(target 0) by p, and the mean of these distances is smooth, so its gradient tells each weight "
+                 "which way to move."),
 )
 
 q4 = ValueExercise(
@@ -151,6 +160,8 @@ q4 = ValueExercise(
     hints=["Each x_i appears in only one term of the sum, so the gradient's i-th entry is the derivative of x_i**3."],
     solution="answer = [3.0, 12.0, 3.0]   # 3 * x**2",
     wrong_answers=[CUBE_AT ** 2, 2 * CUBE_AT, CUBE_AT ** 3],
+    explanation=("Each x_i appears in one term of the sum only, so the i-th entry of the gradient is the "
+                 "derivative of x_i**3, which is 3 * x_i**2: 3, 12 and 3."),
 )
 
 q5 = CodeExercise(
@@ -163,6 +174,8 @@ q5 = CodeExercise(
            "Update `p.data` (or work inside `torch.no_grad()`), so the step itself is not recorded for autograd."],
     solution="\n" + inspect.getsource(_ReferenceOptim).replace("_ReferenceOptim", "MyOptim"),  # the reference itself
     wrong_answers=[_AddsTheGradient, _ForgetsTheRate, _NeverClears],
+    explanation=("SGD moves each parameter a step of lr times its gradient against the gradient, and the "
+                 "gradients must be cleared afterwards because backward() adds to whatever .grad already holds."),
 )
 
 q6 = ValueExercise(
@@ -172,6 +185,8 @@ q6 = ValueExercise(
            "Check yourself with `sum(p.numel() for p in model.parameters())`."],
     solution="answer = 784 * 50 + 50 + 50 * 10 + 10   # 39,760",
     wrong_answers=[784 * 50 + 50 * 10, 784 * 50 + 50 + 50 * 10, 784 * 50 * 10],
+    explanation=("A Linear(n_in, n_out) holds n_in * n_out weights and n_out biases, and ReLU holds none: 784 * "
+                 "50 + 50 + 50 * 10 + 10 = 39,760."),
 )
 
 q7 = ValueExercise(
@@ -181,6 +196,8 @@ q7 = ValueExercise(
     hints=["The sigmoid crosses 0.5 exactly where its input crosses 0: so which raw outputs mean \"a 3\"?"],
     solution="answer = 0.5   # outputs above 0 say '3': [no, yes, yes, no] against [yes, yes, no, no]",
     wrong_answers=[0.25, 0.75, 1.0],
+    explanation=("The sigmoid passes 0.5 exactly where its input is 0, so a raw output above 0 means \"a 3\": the "
+                 "predictions [no, yes, yes, no] match the targets [yes, yes, no, no] twice out of four."),
 )
 
 
@@ -203,14 +220,18 @@ questionnaire = Questionnaire([
                   "them. What list does it give?",
                   expected=[2, 6, 10], wrong_answers=[[2, 4, 6, 8, 10], [4, 8], [1, 3, 5]],
                   hints=["`[expression for x in a if condition]`; x is odd when `x % 2 == 1`."],
-                  solution="answer = [2 * x for x in [1, 2, 3, 4, 5] if x % 2 == 1]"),
+                  solution="answer = [2 * x for x in [1, 2, 3, 4, 5] if x % 2 == 1]",
+                  explanation=("The condition keeps 1, 3 and 5, and the expression doubles each one "
+                               "that is kept, giving [2, 6, 10].")),
     Reflection("What is a rank-3 tensor?",
                "A tensor with three axes, such as a stack of greyscale images (images x rows x columns) or one "
                "colour image (channels x rows x columns). Its rank is the number of axes, not their sizes."),
     ValueExercise("The stacked training 3s of the book have shape `(6131, 28, 28)`. What is their rank? An int.",
                   expected=3, wrong_answers=[6131, 28, 6131 * 28 * 28],
                   hints=["The rank is the length of the shape: `len(t.shape)`, also `t.ndim`."],
-                  solution="answer = 3   # the rank is len(shape); the shape lists the size of each axis"),
+                  solution="answer = 3   # the rank is len(shape); the shape lists the size of each axis",
+                  explanation=("The rank counts the axes, not their sizes: a stack of images has "
+                               "three (image, row, column).")),
     Reflection("What do RMSE and the L1 norm measure, and how do they differ?",
                "Both measure how far apart two sets of numbers are. L1 (mean absolute error) averages the absolute "
                "differences; RMSE squares them, averages, and takes the square root, so it punishes a few large "
@@ -224,7 +245,9 @@ questionnaire = Questionnaire([
                   wrong_answers=[torch.tensor([[5, 6], [8, 9]]), torch.tensor([[2, 4], [8, 10]]),
                                  torch.tensor([[10, 12, 0], [16, 18, 0]])],
                   hints=["`torch.arange(1, 10).view(3, 3)`, then `* 2`, then slice rows 1: and columns 1:."],
-                  solution="answer = (torch.arange(1, 10).view(3, 3) * 2)[1:, 1:]"),
+                  solution="answer = (torch.arange(1, 10).view(3, 3) * 2)[1:, 1:]",
+                  explanation=("Doubling gives the rows [2, 4, 6], [8, 10, 12], [14, 16, 18]; the "
+                               "slice [1:, 1:] drops the first row and the first column.")),
     Reflection("What is broadcasting?",
                "The rule that lets an operation combine tensors of different shapes: the smaller one is treated as "
                "if it were repeated along the missing or size-1 axes, without copying any memory. Shapes are "
@@ -233,7 +256,9 @@ questionnaire = Questionnaire([
                    ["the validation set", "the training set", "whichever set gives the better number"],
                    answer="a", wrong_answers=["b", "c"],
                    hints=["A model can memorise the images it trains on. What do we really want to know?"],
-                   solution="The validation set: it shows how the model does on images it never trained on."),
+                   solution="The validation set: it shows how the model does on images it never trained on.",
+                   explanation=("A metric is there to tell how the model does on data it has not "
+                                "trained on, and only the validation set is kept out of training.")),
     Reflection("What is stochastic gradient descent (SGD)?",
                "An optimisation method: repeatedly compute the loss on a random mini-batch, take the gradient of the "
                "loss with respect to each parameter, and move each parameter a small step (the learning rate times "
@@ -262,7 +287,10 @@ questionnaire = Questionnaire([
                    ["no: PyTorch's autograd computes them", "yes: every layer needs its derivative written out",
                     "only for the loss function"],
                    answer="a", wrong_answers=["b", "c"],
-                   hints=["What did `loss.backward()` do in this notebook?"]),
+                   hints=["What did `loss.backward()` do in this notebook?"],
+                   explanation=("Autograd records each operation in the forward pass and works the "
+                                "gradients out backwards through them, so you only write how the "
+                                "loss is computed.")),
     Reflection("Why is accuracy no good as a loss?",
                "A tiny change to a weight almost never flips a prediction, so accuracy stays the same: its gradient "
                "is zero almost everywhere (and undefined where a prediction flips). SGD would get no signal at all."),
@@ -289,7 +317,10 @@ questionnaire = Questionnaire([
                                  [(1, "a"), (2, "b"), (3, "c"), (4, "e")]],
                   hints=["`list(zip(...))`."],
                   solution="answer = list(zip([1, 2, 3, 4], 'abcd'))   # indexing gives one (input, target) pair, "
-                           "which is exactly what a Dataset must return"),
+                           "which is exactly what a Dataset must return",
+                  explanation=("zip walks both sequences side by side and yields one tuple per "
+                               "position; a list of (input, target) pairs indexes just like a "
+                               "Dataset.")),
     Reflection("What does `view` do?",
                "It gives the same data a new shape without copying it, e.g. `view(-1, 28 * 28)` turns a stack of "
                "images into one row of 784 pixels per image; -1 means 'whatever size makes the total fit'."),
@@ -315,7 +346,9 @@ questionnaire = Questionnaire([
                   wrong_answers=[torch.tensor([2.0, 1.0, 0.0, 1.0, 2.0]), torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0]),
                                  torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0])],
                   hints=["max(x, 0) for each entry."],
-                  solution="answer = F.relu(torch.tensor([-2., -1., 0., 1., 2.]))"),
+                  solution="answer = F.relu(torch.tensor([-2., -1., 0., 1., 2.]))",
+                  explanation=("ReLU keeps every positive value and puts 0 for everything else, so "
+                               "the three values up to 0 become 0 and 1 and 2 stay as they are.")),
     Reflection("What is an activation function?",
                "A nonlinear function applied between linear layers (ReLU, sigmoid...). Without one, stacked linear "
                "layers collapse into a single linear layer; with one, the network can bend its decision boundary."),
@@ -324,8 +357,13 @@ questionnaire = Questionnaire([
                     "nn.ReLU has learnable parameters and F.relu does not",
                     "F.relu works only on the CPU"],
                    answer="a", wrong_answers=["b", "c"],
-                   hints=["Count the parameters: `list(nn.ReLU().parameters())`."]),
+                   hints=["Count the parameters: `list(nn.ReLU().parameters())`."],
+                   explanation=("Both compute max(x, 0) and neither has parameters; nn.ReLU wraps "
+                                "the function in a module so it can sit in nn.Sequential between "
+                                "layers.")),
     Reflection("One nonlinearity is in theory enough to approximate any function. Why use more layers?",
                "Deeper networks reach the same accuracy with far fewer parameters, train faster and generalise "
                "better in practice; a single huge hidden layer would need an impractical number of units."),
 ])
+
+progress = track_set(globals())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
-from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
 
 
 def _label_of(name: str) -> str:
@@ -38,6 +38,9 @@ q1 = FunctionExercise(
     right_answers=[lambda name: re.findall(r"^(.+)_\d+\.jpg$", name)[0],
                    lambda name: re.match(r"(.*)_\d+", name).group(1),
                    lambda name: re.sub(r"_\d+\.jpg$", "", name)],
+    explanation=("The name ends with an underscore, digits and .jpg; a greedy group followed by that ending takes "
+                 "everything before the last underscore, which is the whole breed with its underscores and "
+                 "capitals."),
 )
 
 q2 = FunctionExercise(
@@ -58,6 +61,8 @@ q2 = FunctionExercise(
     right_answers=[lambda path: (path.parts[-2], path.stem, path.suffix),
                    lambda path: [path.parent.name, path.with_suffix("").name, path.suffix],
                    lambda path: (str(path.parent.name), path.stem, "".join(path.suffixes[-1:]))],
+    explanation=("A Path knows its parts: .parent.name is the folder that holds the file, .stem the name without "
+                 "the last extension, .suffix that extension with its dot."),
 )
 
 q3 = FunctionExercise(
@@ -79,17 +84,20 @@ q3 = FunctionExercise(
     right_answers=[lambda train, valid, n: sorted(list(train) + list(valid)) == list(range(n)),
                    lambda train, valid, n: (not set(train) & set(valid) and len(set(train)) == len(train)
                                             and len(set(valid)) == len(valid) and set(train) | set(valid) == set(range(n)))],
+    explanation=("A clean split puts each index in exactly one set: together the lists have n entries and those "
+                 "entries are exactly 0 to n-1, which rules out overlaps, losses and duplicates at once."),
 )
 
 q4 = ValueExercise(
     """The real Oxford-IIIT Pet images folder holds 7,390 pictures. How many does
     `random_split(7390, valid_pct=0.2)` put in the validation set? (`answer = ` a whole number)""",
     expected=1478,
-    atol=0.0, rtol=0.0,
     hints=["The validation part is the first `int(valid_pct * n)` indices of the shuffled order."],
     solution="answer = int(0.2 * 7390)  # 1478; the other 5912 are for training",
     wrong_answers=[5912, 1479, 7390],
     right_answers=[1478.0, round(0.2 * 7390)],
+    explanation=("random_split shuffles the 7,390 indices and takes the first int(0.2 * 7390) = 1,478 of them for "
+                 "validation; the other 5,912 are for training."),
 )
 
 # ---- regular-expression practice ------------------------------------------------------------------
@@ -123,6 +131,8 @@ q5 = FunctionExercise(
     right_answers=[lambda name: int(re.findall(r"\d+", name)[-1]),
                    lambda name: int(re.match(r"^.+_(\d+)\.jpg$", name).group(1)),
                    lambda name: int(re.sub(r"\D", "", name))],
+    explanation=("Anchoring the group of digits just before .jpg picks the picture number whatever digits or "
+                 "underscores the breed contains, and int turns the matched text into a number."),
 )
 
 q6 = FunctionExercise(
@@ -143,6 +153,8 @@ q6 = FunctionExercise(
     right_answers=[lambda name: bool(re.match(r"[A-Z]", name)),
                    lambda name: re.fullmatch(r"[A-Z].*", name) is not None,
                    lambda name: bool(re.search(r"^[A-Z]", name))],
+    explanation=("In this dataset only the cat breeds start with a capital, so a match of [A-Z] at the start of "
+                 "the name (re.match only looks there) is all it takes."),
 )
 
 q7 = FunctionExercise(
@@ -163,6 +175,8 @@ q7 = FunctionExercise(
     right_answers=[lambda path: re.search(r"(\w+)/(\d)/\d+\.png$", path).groups(),
                    lambda path: tuple(re.findall(r"(\w+)/(\d)/", path)[-1]),
                    lambda path: list(re.match(r".*?([a-z]+)/(\d)/\d+\.png$", path).groups())],
+    explanation=("Anchored at the end, the pattern reads the last three parts of the path: the split folder, one "
+                 "digit as the class folder, and the file name; its two groups are the answer."),
 )
 
 questionnaire = Questionnaire([
@@ -175,7 +189,9 @@ questionnaire = Questionnaire([
         answer="a",
         hints=["Pets labels live in file names; MNIST's in folder names; many Kaggle sets ship a CSV."],
         solution="Either the files themselves carry the labels (in names or folders), or a table lists items and labels.",
-        wrong_answers=["b", "c"]),
+        wrong_answers=["b", "c"],
+        explanation=("The label of an item is either carried by the file itself (its name or folder) or "
+                     "listed next to it in a table; every loader starts by reading one of these two.")),
     Reflection(
         "The pets file names look like 'great_pyrenees_173.jpg'. Why label them with a regular expression rather than "
         "by cutting the name at its first underscore?",
@@ -189,19 +205,25 @@ questionnaire = Questionnaire([
         answer="a",
         hints=["Paths join with `/`, not `+`; the method that matches a wildcard is named after the Unix shell's."],
         solution="`path.glob('*.jpg')` yields Paths (sort them for a stable order); `rglob` also looks in subfolders.",
-        wrong_answers=["b", "d"]),
+        wrong_answers=["b", "d"],
+        explanation=("glob matches a shell wildcard against the names in one folder and yields Paths; rglob "
+                     "would also look inside subfolders.")),
     ChoiceExercise(
         "Which helper shows a grid of images from one batch, with their labels?",
         ["summary", "show_batch", "verify_images", "get_image_files"],
         answer="b",
         solution="`show_batch(dls)`: look at your data before training on it.",
-        wrong_answers=["a", "c"]),
+        wrong_answers=["a", "c"],
+        explanation=("show_batch draws one batch as the model receives it, with labels, which catches wrong "
+                     "labels or odd crops before any training.")),
     ChoiceExercise(
         "Which helper walks one item through every step of the pipeline and says where it breaks?",
         ["show_batch", "random_split", "summary", "RegexLabeller"],
         answer="c",
         solution="`summary(dls)`: file, open, RGB, item transform, tensor, collate, batch transform.",
-        wrong_answers=["a", "b"]),
+        wrong_answers=["a", "b"],
+        explanation=("summary runs one item through each step (opening, converting, transforming, collating) "
+                     "and reports the step where it fails.")),
     ChoiceExercise(
         "Should you wait to train a model until your data is thoroughly cleaned?",
         ["Yes: a model trained on dirty data is wasted time",
@@ -210,7 +232,9 @@ questionnaire = Questionnaire([
         answer="b",
         hints=["What is the fastest way to find the mislabelled or unusable images among thousands?"],
         solution="A first model is a baseline and a data-cleaning tool: its most confident mistakes point at bad labels.",
-        wrong_answers=["a", "c"]),
+        wrong_answers=["a", "c"],
+        explanation=("A quick model is a cleaning tool: the images it gets most confidently wrong are the "
+                     "first to look at for bad labels and unusable pictures.")),
     Reflection(
         "Name two things that a first, quick model tells you that staring at the data does not.",
         "How hard the task is (a baseline error rate to beat), and which items it gets most confidently wrong "
@@ -223,7 +247,9 @@ questionnaire = Questionnaire([
         answer="a",
         hints=["A plain list only takes an int or a slice as its index; what builds a new list item by item?"],
         solution="A list comprehension; `operator.itemgetter(*valid_idx)(files)` also works (it returns a tuple).",
-        wrong_answers=["b", "d"]),
+        wrong_answers=["b", "d"],
+        explanation=("A plain list takes only an int or a slice as an index, so a list comprehension builds "
+                     "the new list one chosen item at a time.")),
     Reflection(
         "What does fastai's `L` add to a Python list, and what does plain Python (or PyTorch) offer instead?",
         "L prints its length before its first items, takes a list of indices or a boolean mask as an index, and "
@@ -232,3 +258,5 @@ questionnaire = Questionnaire([
         "sorted(set(xs)) gives the unique values, collections.Counter counts them, and operator.itemgetter or "
         "attrgetter pick fields; for numbers, a tensor or NumPy array takes index lists and masks directly."),
 ])
+
+progress = track_set(globals())

@@ -6,7 +6,8 @@ import math
 import torch
 
 from helpers.augment import BatchAugment, rotation_matrices
-from helpers.exercises import ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
+                               ValueExercise, track_set)
 
 
 def _rotation_reference(degrees: float) -> torch.Tensor:
@@ -37,7 +38,8 @@ def _check_mirror_params(params) -> None:
                                       f"not a {type(params).__name__}.")
     missing = sorted(set(_AUGMENT.identity_params(_BATCH)) - set(params))
     assert not missing, f"your dict lacks {missing}: start from aug.identity_params(x) and change one entry."
-    out = _AUGMENT.decode(_AUGMENT.transform(_BATCH, params, lighting=False))
+    # With lighting applied, so a changed brightness or contrast counts as "something else" too.
+    out = _AUGMENT.decode(_AUGMENT.transform(_BATCH, params))
     assert torch.allclose(out, torch.flip(_BATCH, dims=[-1]), atol=1e-4), \
         "these parameters do not give the left-right mirror image of the batch (and nothing else)."
 
@@ -72,6 +74,8 @@ q1 = CodeExercise(
     solution="answer = (62, 0, 437, 375)   # side 375; (500 - 375) // 2 = 62 pixels cut on the left (PresizeCrop rounds down)",
     wrong_answers=[(0, 0, 375, 375), (0, 0, 500, 375), (62.5, 0, 437.5, 375), (62, 0, 438, 375), (125, 0, 500, 375)],
     right_answers=[(63, 0, 438, 375), [62, 0, 437, 375], (62.0, 0.0, 437.0, 375.0)],
+    explanation=("PresizeCrop cuts the largest centred square, whose side is the short side (375); the 125 pixels "
+                 "of margin are split 62 on the left and 63 on the right, and that square is resized to 460."),
 )
 
 q2 = FunctionExercise(
@@ -97,6 +101,9 @@ q2 = FunctionExercise(
                                                  [0.0, 0.0, 1.0]]),
                    lambda degrees: [[math.cos(math.radians(degrees)), -math.sin(math.radians(degrees)), 0],
                                     [math.sin(math.radians(degrees)), math.cos(math.radians(degrees)), 0], [0, 0, 1]]],
+    explanation=("A counter-clockwise turn on screen, with y pointing down, sends each output point to the input "
+                 "point found by rotating it the other way; that is the standard rotation matrix in this "
+                 "convention, extended to 3 x 3 so that it composes with the others."),
 )
 
 # Hint 2 of q2 as numbers, so a test can check the hint against the reference: (output point, input point) at 90 degrees.
@@ -136,6 +143,9 @@ q3 = CodeExercise(
                    [[-2.0, 0.0, -1.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]]],           # zoom factor inverted
     right_answers=[_FLIP_Q3 @ _ZOOM_Q3, [[-0.5, 0, -0.25], [0, 0.5, 0], [0, 0, 1]],
                    torch.tensor([[-0.5, 0.0, -0.25], [0.0, 0.5, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)],
+    explanation=("Each matrix maps an output point to the input point it shows, so in flip @ zoom the flip is "
+                 "applied to a point first and the zoom to the result; because the zoom is off-centre, the other "
+                 "order gives a different translation."),
 )
 
 q4 = ValueExercise(
@@ -148,6 +158,9 @@ q4 = ValueExercise(
     solution="answer = (1, 4)   # ours: one grid_sample; chain: crop-resize, rotate, zoom, warp (flip is exact)",
     wrong_answers=[(1, 5), (2, 4), (5, 5)],
     right_answers=[[1, 4], (1.0, 4.0)],
+    explanation=("BatchAugment composes every geometric change into one matrix and samples each pixel once; the "
+                 "chain resamples at the crop-resize, the rotation, the zoom and the warp, while a flip only "
+                 "moves pixels."),
 )
 
 q5 = CodeExercise(
@@ -165,6 +178,8 @@ q5 = CodeExercise(
     wrong_answers=[_identity_with(), _identity_with(rotate=180.0), [True, True]],
     right_answers=[{**_AUGMENT.identity_params(_BATCH), "flip": torch.ones(len(_BATCH), dtype=torch.bool)},
                    _identity_with(flip=True, crop_scale=1.0)],
+    explanation=("identity_params describes a transform that changes nothing; setting only flip to True mirrors "
+                 "each image and leaves every other transform, lighting included, at its neutral value."),
 )
 
 questionnaire = Questionnaire([
@@ -185,24 +200,33 @@ questionnaire = Questionnaire([
                     "once per transform (flip, rotation, zoom, warp, crop)"],
                    answer="a", wrong_answers=["b", "c"],
                    hints=["Look at how many grid_sample calls the notebook counted."],
-                   solution="Once. (fastai's own version does two when min_scale < 1: its random crop is a separate step.)"),
+                   solution="Once. (fastai's own version does two when min_scale < 1: its random crop is a separate step.)",
+                   explanation=("All the geometric transforms are composed into one matrix, so "
+                                "grid_sample reads each output pixel from the presized image once.")),
     ChoiceExercise("What does BatchAugment do to a validation batch (eval mode)?",
                    ["the same random transforms as in training", "takes the centre square and resizes it once",
                     "nothing at all: validation images keep the presize"],
                    answer="b", wrong_answers=["a", "c"],
-                   hints=["Validation must measure the model, not the luck of the draw; and the model needs its input size."]),
+                   hints=["Validation must measure the model, not the luck of the draw; and the model needs its input size."],
+                   explanation=("Validation must measure the same thing every time, so eval mode "
+                                "skips the random transforms and takes a centre square at the "
+                                "final size.")),
     Reflection("Why does the item transform cut its square at a random place for training but in the centre for validation?",
                "A random place is one more augmentation: the model sees slightly different framings of each training "
                "image. Validation should be repeatable and comparable from epoch to epoch, so it always takes the same, "
                "most representative square: the centre."),
     ValueExercise("With a presize of 460 and `min_scale=0.75` (a fraction of the AREA), how many pixels wide is the "
-                  "smallest square the random crop can take? (round to the nearest pixel)",
-                  expected=398, wrong_answers=[345, 460, 230], rtol=0, atol=0.5,
-                  right_answers=[398.0, round(math.sqrt(0.75) * 460)],
+                  "smallest square the random crop can take?",
+                  expected=math.sqrt(0.75) * 460, decimals=0, wrong_answers=[345, 460, 230, 399],
+                  right_answers=[398, 398.0, round(math.sqrt(0.75) * 460), math.sqrt(0.75) * 460, 398.4],
                   hints=["Area scales with the square of the side."],
-                  solution="answer = round(math.sqrt(0.75) * 460)   # 398"),
+                  solution="answer = round(math.sqrt(0.75) * 460)   # 398",
+                  explanation=("min_scale is a fraction of the area, and the side grows with the "
+                               "square root of the area: sqrt(0.75) * 460 is about 398 pixels.")),
     Reflection("The optional antialiasing blurs the presized image before sampling. Why is that not a second resampling?",
                "A blur is a convolution on the same pixel grid: every output pixel stays exactly where it was and is "
                "a weighted average of its neighbours. Nothing is moved or sampled between pixels, so the image is still "
                "interpolated only once, by grid_sample."),
 ])
+
+progress = track_set(globals())

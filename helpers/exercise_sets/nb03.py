@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
 
 
 def _softmax_last(x: torch.Tensor) -> torch.Tensor:
@@ -46,14 +46,15 @@ q1 = FunctionExercise(
     right_answers=[lambda x: torch.softmax(x, dim=-1),
                    lambda x: x.exp() / x.exp().sum(-1).unsqueeze(-1),
                    lambda x: torch.exp(x) / torch.sum(torch.exp(x), dim=x.dim() - 1, keepdim=True)],
+    explanation=("Exponentials are positive and dividing each by its own row's sum makes the row add up to 1; "
+                 "keepdim=True keeps the row sums as a column so the division is done row by row."),
 )
 
 q2 = ValueExercise(
     """The notebook's table shows exp and softmax for `[0.02, -2.49, 1.25]`. Now do it for `[-1.0, 0.5, 3.0]`:
-    `answer = (exps, probs)` with the exponential of each activation and its softmax (two lists or tensors of 3 numbers).
-    Two decimals are enough.""",
+    `answer = (exps, probs)` with the exponential of each activation and its softmax (two lists or tensors of 3 numbers).""",
     expected=(TABLE_ACTS.exp(), torch.softmax(TABLE_ACTS, dim=0)),
-    rtol=1e-2, atol=6e-3,
+    decimals=2,
     hints=["exp(0) is 1, exp(-1) is about 0.37, and exp(3) is about 20.",
            "Each probability is its exponential divided by the sum of all three exponentials."],
     solution="""
@@ -67,6 +68,8 @@ q2 = ValueExercise(
     right_answers=[([0.37, 1.65, 20.09], [0.02, 0.07, 0.91]),                           # two decimals, as promised
                    [TABLE_ACTS.exp().tolist(), F.softmax(TABLE_ACTS, dim=-1).tolist()],
                    (TABLE_ACTS.exp().numpy(), (TABLE_ACTS.exp() / TABLE_ACTS.exp().sum()).numpy())],
+    explanation=("exp(-1), exp(0.5) and exp(3) are about 0.37, 1.65 and 20.09; each divided by their sum (about "
+                 "22.10) gives the probabilities, which add up to 1."),
 )
 
 q3 = FunctionExercise(
@@ -87,6 +90,8 @@ q3 = FunctionExercise(
     right_answers=[lambda x: torch.softmax(x, dim=-1),
                    lambda x: (x - x.logsumexp(dim=-1, keepdim=True)).exp(),
                    lambda x: _softmax_last(x - x.amax(dim=-1, keepdim=True))],
+    explanation=("Softmax does not change when the same number is subtracted from a whole row, and subtracting "
+                 "the row's maximum makes the largest exponent 0, so nothing overflows."),
 )
 
 q4 = FunctionExercise(
@@ -107,25 +112,28 @@ q4 = FunctionExercise(
     right_answers=[lambda p, t: p.gather(1, t[:, None]).squeeze(1),
                    lambda p, t: p[range(len(t)), t],
                    lambda p, t: torch.stack([row[target] for row, target in zip(p, t)])],
+    explanation=("Indexing with two tensors pairs them up: probs[rows, targets] takes row i at column targets[i], "
+                 "which gives one value per item."),
 )
 
 q5 = ValueExercise(
     """The model gives the correct class of an image probability 0.5. What is that image's cross-entropy loss
-    (natural log)? Three decimals are enough.""",
+    (natural log)?""",
     expected=math.log(2),
-    rtol=0, atol=5e-4,
+    decimals=3,
     right_answers=[0.693, -math.log(0.5), torch.tensor(0.5).log().neg()],
     hints=["Cross-entropy for one item is minus the log of the probability of its correct class."],
     solution="answer = -math.log(0.5)   # = log(2), about 0.693",
     wrong_answers=[0.5, -math.log(2), math.log10(2)],
+    explanation=("The loss of one item is minus the log of the probability given to its correct class: -log(0.5) "
+                 "= log(2), about 0.693."),
 )
 
 q6 = ValueExercise(
     """Without autograd: the gradient of `cross_entropy(logits, targets, reduction="sum")` with respect to
-    `logits = [[1.5, -0.5, 0.2], [0.0, 2.0, -1.0]]`, `targets = [2, 1]`. Give a 2 x 3 tensor (four decimals are
-    enough).""",
+    `logits = [[1.5, -0.5, 0.2], [0.0, 2.0, -1.0]]`, `targets = [2, 1]`. Give a 2 x 3 tensor.""",
     expected=torch.softmax(GRAD_LOGITS, dim=1) - F.one_hot(GRAD_TARGETS, 3),
-    rtol=0, atol=1e-4,
+    decimals=4,
     right_answers=[(torch.softmax(GRAD_LOGITS, dim=1) - F.one_hot(GRAD_TARGETS, 3)).round(decimals=4).tolist(),
                    torch.softmax(GRAD_LOGITS.double(), dim=1) - torch.eye(3, dtype=torch.float64)[GRAD_TARGETS]],
     hints=["The notebook shows it is a difference of two 2 x 3 tensors you already know how to build.",
@@ -137,6 +145,9 @@ q6 = ValueExercise(
     """,
     wrong_answers=[torch.softmax(GRAD_LOGITS, dim=1),                                  # forgets the one-hot
                    F.one_hot(GRAD_TARGETS, 3) - torch.softmax(GRAD_LOGITS, dim=1)],    # sign flipped
+    explanation=("For softmax followed by the negative log-likelihood, the gradient with respect to each logit is "
+                 "its probability minus 1 for the target class and minus 0 for the others: softmax(logits) - "
+                 "one_hot(targets)."),
 )
 
 questionnaire = Questionnaire([
@@ -149,7 +160,10 @@ questionnaire = Questionnaire([
                     "each is between -1 and 1 and together they sum to 0",
                     "each is between 0 and 1, independently of the others, like a sigmoid per class"],
                    answer="a", wrong_answers=["b", "c"],
-                   hints=["Try `torch.softmax(torch.randn(3), dim=0)` and look at the sum."]),
+                   hints=["Try `torch.softmax(torch.randn(3), dim=0)` and look at the sum."],
+                   explanation=("Softmax exponentiates (so every value is positive) and divides by "
+                                "the sum (so the values add up to 1); each is therefore between 0 "
+                                "and 1.")),
     Reflection("Why does softmax tend to single out one class, even when the activations are only a little apart?",
                "The exponential grows fast, so a slightly larger activation becomes a much larger exponential, and after "
                "dividing by the sum it takes most of the probability. That suits a model that must pick exactly one class."),
@@ -159,7 +173,10 @@ questionnaire = Questionnaire([
                     "when there are more than two classes"],
                    answer="b", wrong_answers=["a", "c"],
                    hints=["Softmax's outputs must sum to 1. What if the right total is 2, or 0?"],
-                   solution="Use a sigmoid per class instead (each class independently), with binary cross-entropy."),
+                   solution="Use a sigmoid per class instead (each class independently), with binary cross-entropy.",
+                   explanation=("Softmax makes the classes compete for one unit of probability, "
+                                "which is wrong when an image can hold several classes or none; a "
+                                "sigmoid per class is the fit there.")),
     Reflection("The loss `torch.where(targets == 1, 1 - p, p).mean()` works for two classes. Why can it not be extended to three or more?",
                "torch.where chooses between two alternatives, because a condition is true or false, and it relies on one "
                "number p per item describing both classes (the other gets 1 - p). With more classes we need one probability "
@@ -168,7 +185,10 @@ questionnaire = Questionnaire([
                   expected=float("nan"), wrong_answers=[math.log(2), -math.log(2), float("-inf")],
                   right_answers=[math.nan, torch.log(torch.tensor(-2.0)).item(), torch.tensor(float("nan"))],
                   hints=["Is there a real number whose exponential is negative?"],
-                  solution="answer = float('nan')   # the log is only defined for positive numbers"),
+                  solution="answer = float('nan')   # the log is only defined for positive numbers",
+                  explanation=("The natural log is defined only for positive numbers, and PyTorch "
+                               "returns nan (not a number) outside that domain instead of raising "
+                               "an error.")),
     Reflection("Why is `log(-2)` not a number, and why does that never happen inside cross-entropy?",
                "exp(x) is positive for every real x, so no real number has an exponential of -2: the log of a negative "
                "number is undefined and PyTorch returns nan. Cross-entropy only takes logs of softmax outputs, which are "
@@ -177,7 +197,9 @@ questionnaire = Questionnaire([
                   expected=-0.6, wrong_answers=[-math.log(0.6), 0.6, 0.4],
                   right_answers=[F.nll_loss(torch.tensor([[0.6, 0.4]]), torch.tensor([0])).item(), -3 / 5],
                   hints=["It picks the target's column and negates it: nothing else."],
-                  solution="answer = -0.6   # it expects log-probabilities, so feed it log_softmax's output"),
+                  solution="answer = -0.6   # it expects log-probabilities, so feed it log_softmax's output",
+                  explanation=("nll_loss only picks the value at the target's column and negates "
+                               "it; the log is expected to be taken before, by log_softmax.")),
     Reflection("Why take the log of the probability of the correct class rather than use the probability itself?",
                "Probabilities live between 0 and 1, so 0.99 and 0.999 look almost the same, yet the second is ten times "
                "less likely to be wrong (0.001 against 0.01). -log p stretches that range to 0..infinity: a confident mistake (p near 0) costs a lot and "
@@ -185,5 +207,9 @@ questionnaire = Questionnaire([
     ChoiceExercise("The gradient of cross-entropy with respect to the logits is ...",
                    ["softmax(logits) - one_hot(target)", "one_hot(target) - softmax(logits)", "log_softmax(logits)"],
                    answer="a", wrong_answers=["b", "c"],
-                   hints=["Gradient descent subtracts the gradient: which sign pushes the target's logit up?"]),
+                   hints=["Gradient descent subtracts the gradient: which sign pushes the target's logit up?"],
+                   explanation=("The derivative of -log softmax with respect to each logit is that "
+                                "logit's probability minus 1 at the target and minus 0 elsewhere.")),
 ])
+
+progress = track_set(globals())

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
 
 
 def _finder_lr(k: int, start_lr: float, end_lr: float, num_it: int) -> float:
@@ -44,6 +44,8 @@ q1 = FunctionExercise(
     right_answers=[lambda k, s, e, n: math.exp(math.log(s) + k / n * (math.log(e) - math.log(s))),
                    lambda k, s, e, n: 10 ** np.interp(k / n, [0, 1], [math.log10(s), math.log10(e)]),
                    lambda k, s, e, n: s * (e / s) ** (k / n)],
+    explanation=("An exponential schedule multiplies the rate by the same factor at every batch: after k of "
+                 "num_it batches the factor is (end / start) ** (k / num_it)."),
 )
 
 q2 = FunctionExercise(
@@ -71,6 +73,8 @@ q2 = FunctionExercise(
                    lambda losses, beta=0.98: np.array([np.dot([beta ** (i - j) for j in range(i + 1)], losses[:i + 1])
                                                        / sum(beta ** (i - j) for j in range(i + 1))
                                                        for i in range(len(losses))])],
+    explanation=("A moving average that starts at 0 is pulled towards 0 in its first steps; dividing by 1 - "
+                 "beta**count undoes exactly that pull."),
 )
 
 q3 = FunctionExercise(
@@ -88,6 +92,8 @@ q3 = FunctionExercise(
     right_answers=[lambda lrs, losses: min(zip(losses, lrs))[1] / 10,
                    lambda lrs, losses: lrs[losses.index(min(losses))] * 0.1,
                    lambda lrs, losses: np.asarray(lrs)[np.argmin(losses)] / 10],
+    explanation=("The lowest loss sits at the edge of where training becomes unstable, so the rule steps back by "
+                 "a factor of 10 from the rate found there."),
 )
 
 q4 = ValueExercise(
@@ -99,6 +105,8 @@ q4 = ValueExercise(
     solution="answer = (1e-3 / 25, 200)   # 4e-05, and 0.25 * 8 * 100 = 200",
     wrong_answers=[(1e-3 / 25, 25), (1e-3, 200), (1e-3 / 1e5, 200)],
     right_answers=[[4e-5, 200], (0.00004, 200.0)],
+    explanation=("The warm-up is pct_start * 8 epochs * 100 batches = 200 batches long, and it starts at lr_max / "
+                 "div = 1e-3 / 25 = 4e-5."),
 )
 
 q5 = ValueExercise(
@@ -111,6 +119,8 @@ q5 = ValueExercise(
     solution="answer = (0.95, 0.85, 0.95)   # helpers.schedule.one_cycle(lr_max)[1] at 0, pct_start and 1",
     wrong_answers=[(0.85, 0.95, 0.85), (0.95, 0.95, 0.95), (0.9, 0.85, 0.9)],
     right_answers=[[0.95, 0.85, 0.95], (0.950, 0.850, 0.950)],
+    explanation=("Momentum moves against the rate: it starts high (0.95), falls to its lowest (0.85) where the "
+                 "rate peaks, and climbs back to 0.95 by the end."),
 )
 
 questionnaire = Questionnaire([
@@ -122,13 +132,18 @@ questionnaire = Questionnaire([
     ChoiceExercise("The finder's curve is flat up to 1e-4, falls steeply between 1e-3 and 1e-2, bottoms out at 3e-2 and "
                    "shoots up after 1e-1. Which rate is a good choice?",
                    ["3e-3", "3e-2", "3e-1", "1e-6"], answer="a", wrong_answers=["b", "c", "d"],
-                   hints=["At the bottom of the curve the rate is already too high; on the flat part nothing happens."]),
+                   hints=["At the bottom of the curve the rate is already too high; on the flat part nothing happens."],
+                   explanation=("The valley of the curve, where the loss still falls steeply, lies "
+                                "between 1e-3 and 1e-2; 3e-3 is there, well below the minimum at "
+                                "3e-2.")),
     ValueExercise("A finder run with `num_it=100` on a training loader of 40 batches: how many epochs does it start "
                   "(before any early stop)?", expected=3, wrong_answers=[2, 2.5, 100],
                   right_answers=[3.0],
                   hints=["How many passes over a 40-batch loader does it take to reach 100 batches?",
                          "A pass that is cut short still counts as one started epoch."],
-                  solution="answer = 3   # 100 // 40 + 1"),
+                  solution="answer = 3   # 100 // 40 + 1",
+                  explanation=("100 batches from a loader of 40 batches take 40 + 40 + 20: three "
+                               "epochs are started, the last one left unfinished.")),
     Reflection("Why is early stopping a poor choice when training with the one-cycle policy?",
                "Early stopping keeps the weights of the epoch with the best validation score, but with one-cycle the "
                "middle epochs run at high learning rates and never had the chance to anneal: the best results come "
@@ -139,7 +154,9 @@ questionnaire = Questionnaire([
                     "call `print(Learner.lr_find)`"],
                    answer="a", wrong_answers=["b", "c"],
                    hints=["One question mark shows the signature and docstring; what might two show?"],
-                   solution="`name??` shows the source; `name?` only the signature and docstring."),
+                   solution="`name??` shows the source; `name?` only the signature and docstring.",
+                   explanation=("Two question marks after a name show its source code in Jupyter, "
+                                "one shows its signature and docstring.")),
     Reflection("What does one-cycle training do to the learning rate and to the momentum, and why?",
                "The rate warms up from lr_max/div to lr_max over the first pct_start of training, then anneals along a "
                "cosine to nearly zero; momentum does the opposite, falling from 0.95 to 0.85 and back. Starting low "
@@ -147,3 +164,5 @@ questionnaire = Questionnaire([
                "flatter regions that generalise better, and the long low end settles into a good minimum. Momentum is "
                "lowered while the rate is high so the two do not together push the steps too far."),
 ])
+
+progress = track_set(globals())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from helpers.exercises import ChoiceExercise, CodeExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import ChoiceExercise, CodeExercise, Questionnaire, Reflection, ValueExercise, track_set
 
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -74,6 +74,8 @@ q1 = ValueExercise(
     solution="answer = [2e-4, 2e-4, 2e-3]   # helpers.schedule.lr_for_groups(slice(2e-3), 3)",
     wrong_answers=[[2e-3, 2e-3, 2e-3], [2e-5, 2e-4, 2e-3], [1e-4, 1e-4, 1e-3]],
     right_answers=[(2e-4, 2e-4, 2e-3), [0.0002, 0.0002, 0.002]],
+    explanation=("A slice with only an end value gives that value to the last group and a tenth of it to every "
+                 "other group: 2e-4, 2e-4, 2e-3."),
 )
 
 q2 = ValueExercise(
@@ -85,19 +87,23 @@ q2 = ValueExercise(
     solution="answer = [2e-5, 2e-4, 2e-3]   # base_lr 4e-3 halved to 2e-3, then slice(2e-3 / 100, 2e-3)",
     wrong_answers=[[4e-5, 4e-4, 4e-3], [2e-4, 2e-4, 2e-3], [2e-5, 1.01e-3, 2e-3]],
     right_answers=[(2e-5, 2e-4, 2e-3), [0.00002, 0.0002, 0.002]],
+    explanation=("fine_tune halves base_lr to 2e-3 before unfreezing, and the rates then run from 2e-3 / 100 to "
+                 "2e-3, evenly on a log scale: 2e-5, 2e-4, 2e-3."),
 )
 
 q3 = ValueExercise(
     """A resnet50 body outputs 2048 channels. How many parameters does `create_cnn`'s head have for 37 classes?
     (Count the weights and biases of both BatchNorm layers and both linear layers.)""",
     expected=2_125_312,
-    rtol=0, atol=0.5,
     hints=["Concat pooling doubles the channels: the first BatchNorm and linear layer see 4096 features.",
            "A BatchNorm1d(n) has 2n parameters; the linear layers have no bias.",
            "2*4096 + 4096*512 + 2*512 + 512*37."],
     solution="answer = 2 * 4096 + 4096 * 512 + 2 * 512 + 512 * 37   # 2,125,312",
     wrong_answers=[1_072_640, 2_116_096, 2_125_861],
     right_answers=[2125312.0, 2 * 4096 + 4096 * 512 + 2 * 512 + 512 * 37],
+    explanation=("Concat pooling doubles the 2048 channels to 4096 features; then BatchNorm(4096) has 8,192 "
+                 "parameters, Linear(4096, 512) 2,097,152, BatchNorm(512) 1,024 and Linear(512, 37) 18,944, with "
+                 "no biases on the linear layers."),
 )
 
 q4 = CodeExercise(
@@ -120,6 +126,8 @@ q4 = CodeExercise(
     """,
     wrong_answers=[_freeze_everything_in_body, _freeze_the_head, lambda model: None],
     right_answers=[_freeze_then_thaw_norms, _freeze_by_name],
+    explanation=("freeze() stops gradients for the pretrained filters but leaves every BatchNorm layer trainable, "
+                 "so its statistics and scales can adapt to the new data while the new head trains."),
 )
 
 questionnaire = Questionnaire([
@@ -130,9 +138,11 @@ questionnaire = Questionnaire([
                "trains every layer for the requested number of epochs, with discriminative rates: the earliest layers "
                "get a hundredth of the head's rate."),
     ValueExercise("How many epochs does `learn.fine_tune(4)` train in all, with its default arguments?",
-                  expected=5, rtol=0, atol=0, wrong_answers=[4, 8, 6], right_answers=[5.0, 1 + 4],
+                  expected=5, wrong_answers=[4, 8, 6], right_answers=[5.0, 1 + 4],
                   hints=["Count the frozen epochs (freeze_epochs defaults to 1) and the unfrozen ones."],
-                  solution="answer = 5   # 1 frozen + 4 unfrozen"),
+                  solution="answer = 5   # 1 frozen + 4 unfrozen",
+                  explanation=("fine_tune first trains freeze_epochs = 1 epoch with the body "
+                               "frozen, then the 4 epochs asked for with everything unfrozen.")),
     Reflection("What are discriminative learning rates, and why use them when fine-tuning?",
                "Different learning rates for different parts of the network: small for the early layers, larger for "
                "later layers, largest for the new head. The early layers of a pretrained body hold general features "
@@ -146,11 +156,16 @@ questionnaire = Questionnaire([
                   right_answers=[(1e-6, 1e-5, 1e-4, 1e-3), [10.0 ** k for k in range(-6, -2)]],
                   hints=["The first group gets the start, the last the end, and the steps between are equal "
                          "MULTIPLICATIONS, not equal additions."],
-                  solution="answer = [1e-6, 1e-5, 1e-4, 1e-3]   # helpers.schedule.even_mults(1e-6, 1e-3, 4)"),
+                  solution="answer = [1e-6, 1e-5, 1e-4, 1e-3]   # helpers.schedule.even_mults(1e-6, 1e-3, 4)",
+                  explanation=("Between its two ends a slice spaces the rates by equal factors: "
+                               "from 1e-6 to 1e-3 over four groups each rate is 10 times the "
+                               "previous one.")),
     ChoiceExercise("What does `lr_max=slice(3e-3)` (only an end value) give three parameter groups?",
                    ["3e-4, 3e-4 and 3e-3", "3e-3 for every group", "3e-5, 3e-4 and 3e-3", "0, 0 and 3e-3"],
                    answer="a", wrong_answers=["b", "c", "d"],
-                   hints=["It is what fine_tune uses in its frozen phase."]),
+                   hints=["It is what fine_tune uses in its frozen phase."],
+                   explanation=("A slice with only an end value gives the last group that value "
+                                "and every other group a tenth of it.")),
     Reflection("What does a pretrained body hold, and what does it not?",
                "Its weights hold the features that were useful for the task it was trained on: in the first layers "
                "generic detectors of edges, colour contrasts and simple textures, in later layers detectors of larger "
@@ -161,7 +176,9 @@ questionnaire = Questionnaire([
                     "all of them, the body's at a tenth of the rate", "none of the body's, but BatchNorm's running "
                     "statistics are reset"],
                    answer="b", wrong_answers=["a", "c", "d"],
-                   hints=["Look at which parameters still have requires_grad after learn.freeze() in the notebook."]),
+                   hints=["Look at which parameters still have requires_grad after learn.freeze() in the notebook."],
+                   explanation=("freeze() stops gradients for the body's convolution weights only; "
+                                "the BatchNorm layers of the body and the whole head still train.")),
     Reflection("Why do BatchNorm layers stay trainable while the body is frozen?",
                "BatchNorm normalises each channel with statistics of the data it sees and then rescales it with a "
                "learnt weight and bias. Those statistics and scales were fitted to the pretraining data; the new data "
@@ -169,3 +186,5 @@ questionnaire = Questionnaire([
                "statistics) adapt lets the frozen features be re-centred for the new data at almost no risk, since "
                "the convolution filters themselves stay untouched."),
 ])
+
+progress = track_set(globals())

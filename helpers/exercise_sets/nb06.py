@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
 
 # resnet101 with torchvision's 1000-way classifier; notebook 06 counts it on the meta device.
 RESNET101_PARAMS_M = 44.549160
@@ -15,13 +15,15 @@ q1 = ValueExercise(
     "(no weights needed) and answer with a number such as 12.3.",
     expected=RESNET101_PARAMS_M,
     # One decimal is what the prompt asks for, and the notebook itself writes "44.5 million".
-    rtol=0, atol=0.05,
+    decimals=1,
     right_answers=(44.5, 44.55, 44_549_160 / 1e6),
     hints=("Build it inside `with torch.device('meta'):` so no memory is allocated.",
            "sum(p.numel() for p in model.parameters()) gives the count; divide by 1e6."),
     solution="with torch.device('meta'):\n    model = torchvision.models.resnet101()\n"
              "answer = sum(p.numel() for p in model.parameters()) / 1e6   # 44.55",
     wrong_answers=(25.557032, 44_549_160, 11.689512),
+    explanation=("The counting happens on the meta device, where shapes exist but no memory is allocated: the "
+                 "parameters of resnet101 add up to about 44.5 million."),
 )
 
 
@@ -33,12 +35,14 @@ q2 = ValueExercise(
     "What is the largest finite number a float16 can hold? Work it out from the bit layout "
     "(5 exponent bits with bias 15, 10 mantissa bits), then check it with torch.finfo.",
     expected=_largest_float16(),
-    rtol=0, atol=0,
+    rtol=0, floor=0,
     hints=("The top exponent value (31) is reserved for inf and NaN, so the largest ordinary exponent is 30.",
            "With every mantissa bit set the significand is 2 - 2**-10; multiply by 2**(30 - 15)."),
     solution="answer = (2 - 2**-10) * 2**(30 - 15)   # 65504.0 == torch.finfo(torch.float16).max",
     wrong_answers=(65535.0, 65536.0, torch.finfo(torch.float32).max),
     right_answers=(65504, torch.finfo(torch.float16).max, 2.0**15 * (1 + 1023 / 1024)),
+    explanation=("The largest ordinary exponent is 30 (31 is kept for inf and nan), so the largest finite value "
+                 "is the largest significand, 2 - 2**-10, times 2**(30 - 15): 65,504."),
 )
 
 
@@ -66,6 +70,8 @@ q3 = FunctionExercise(
         lambda value: bool(torch.isfinite(torch.tensor(value).half()) and torch.tensor(value).half() != 0),
         lambda value: 0 < abs(torch.tensor([value]).to(torch.float16)[0].item()) < math.inf,
     ),
+    explanation=("Storing the value as a float16 and reading it back is the surest test: it is lost when the "
+                 "result is 0 (underflow) or inf (overflow), and the subnormals between 6e-8 and 6.1e-5 survive."),
 )
 
 
@@ -79,12 +85,14 @@ q4 = ValueExercise(
     "least float16's smallest normal number (so it keeps all 10 mantissa bits)? Answer with the number, "
     "e.g. 2.0**5.",
     expected=_smallest_rescuing_scale(),
-    rtol=0, atol=0,
+    rtol=0, floor=0,
     hints=("torch.finfo(torch.float16).smallest_normal is 2**-14, about 6.1e-5.",
            "You need S >= 6.1e-5 / 1e-8; take log2 and round up."),
     solution="answer = 2.0 ** math.ceil(math.log2(torch.finfo(torch.float16).smallest_normal / 1e-8))   # 2**13 = 8192",
     wrong_answers=(2.0**16, 2.0**12, 6103.515625),
     right_answers=(8192, 2**13, 8192.0),
+    explanation=("The smallest normal float16 is 2**-14, about 6.1e-5; lifting 1e-8 up to it needs a factor of at "
+                 "least 6,104, and the next power of two is 2**13 = 8,192."),
 )
 
 q5 = ChoiceExercise(
@@ -99,6 +107,8 @@ q5 = ChoiceExercise(
     solution="An inf or NaN gradient means the factor was too large: GradScaler skips that optimizer step "
              "(the weights do not move) and halves the factor; after 2000 clean steps it doubles it again.",
     wrong_answers=("a", "d", "c"),
+    explanation=("An inf gradient means the scale was too large: GradScaler skips that step so no weight is "
+                 "spoiled, and halves the scale for the next one."),
 )
 
 
@@ -125,6 +135,8 @@ questionnaire = Questionnaire([
                  "activation memory), the loss is computed in float32, loss scaling protects small gradients, "
                  "and the update is applied to float32 master weights.",
         wrong_answers=("a", "c", "d"),
+        explanation=("Most multiplications and additions run in 16 bits, which is faster and lighter, while "
+                     "float32 master weights collect the small updates that 16 bits would round away."),
     ),
     Reflection(
         "Why does mixed precision keep a float32 copy of the weights instead of training float16 weights?",
@@ -144,6 +156,8 @@ questionnaire = Questionnaire([
         solution="bfloat16 keeps float32's range (8 exponent bits) and gives up precision instead (7 mantissa "
                  "bits against float16's 10), so gradients around 1e-8 remain representable.",
         wrong_answers=("a", "d", "c"),
+        explanation=("Underflow comes from a small exponent range, not from the mantissa; bfloat16 has "
+                     "float32's 8 exponent bits, so tiny gradients stay representable without scaling."),
     ),
     Reflection(
         "Why might a deeper model not give a lower error on the pets, and what would you check before "
@@ -162,3 +176,5 @@ questionnaire = Questionnaire([
         "Measure it: bench/models.py prints the ratio for your machine.",
     ),
 ])
+
+progress = track_set(globals())

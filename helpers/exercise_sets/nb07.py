@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from helpers.exercises import ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
+                               ValueExercise, track_set)
 
 
 def _conv_out_size(n: int, k: int, s: int = 1, p: int = 0) -> int:
@@ -29,6 +30,18 @@ def _batchnorm_per_picture(x, gamma, beta, eps=1e-5):
     return (x - mean) / torch.sqrt(var + eps) * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)
 
 
+def _batchnorm_no_eps(x, gamma, beta, eps=1e-5):
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    return (x - mean) / torch.sqrt(var) * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)
+
+
+def _batchnorm_eps_outside(x, gamma, beta, eps=1e-5):
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    return (x - mean) / (torch.sqrt(var) + eps) * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)
+
+
 def _batches() -> list[tuple]:
     generator = torch.Generator().manual_seed(7)
     cases = []
@@ -37,6 +50,12 @@ def _batches() -> list[tuple]:
         gamma = torch.rand(shape[1], generator=generator) + 0.5
         beta = torch.randn(shape[1], generator=generator)
         cases.append((x, gamma, beta))
+    # A channel that barely varies (a standard deviation of 1e-3, variance 1e-6, against eps = 1e-5): only here does
+    # eps change the result by more than float noise, so only this case tells a BatchNorm without eps, or with eps
+    # outside the square root, from the real one.
+    x = torch.randn(8, 2, 3, 3, generator=generator)
+    x[:, 1] = 0.5 + 1e-3 * torch.randn(8, 3, 3, generator=generator)
+    cases.append((x, torch.ones(2), torch.zeros(2)))
     return cases
 
 
@@ -91,6 +110,8 @@ q1 = FunctionExercise(
     """,
     wrong_answers=[lambda n, k, s, p: (n + 2 * p - k) / s + 1, lambda n, k, s, p: (n + p - k) // s + 1,
                    lambda n, k, s, p: (n + 2 * p - k) // s, lambda n, k, s, p: n // s],
+    explanation=("On the padded side of n + 2p pixels the kernel fits at n + 2p - k + 1 positions; with stride s "
+                 "every s-th of them is kept, counting the first, so the floor of (n + 2p - k) / s, plus 1."),
 )
 
 q2 = ValueExercise(
@@ -100,12 +121,14 @@ q2 = ValueExercise(
     hints=["Each output channel has one 5 x 5 kernel per input channel.", "Add one bias per output channel."],
     solution="answer = 16 * 3 * 5 * 5 + 16   # 1216",
     wrong_answers=[1200, 416, 256, 1203],
-    rtol=0, atol=0,
+    explanation=("Each of the 16 output channels has one 5 x 5 kernel per input channel (16 * 3 * 25 = 1,200 "
+                 "weights) and one bias (16)."),
 )
 
 q3 = FunctionExercise(
     """Write `batchnorm_train(x, gamma, beta, eps=1e-5)` for a batch `x` of shape N x C x H x W: what
-    `nn.BatchNorm2d` computes in training mode, with `gamma` and `beta` of length C.""",
+    `nn.BatchNorm2d` computes in training mode, with `gamma` and `beta` of length C. The check includes a channel
+    that barely varies, where `eps` matters: compare yours with `nn.BatchNorm2d` there.""",
     reference=_batchnorm_train,
     test_cases=_batches(),
     hints=["Statistics per channel: reduce over dimensions 0, 2 and 3 (keepdim=True helps broadcasting).",
@@ -117,7 +140,13 @@ q3 = FunctionExercise(
         var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
         return (x - mean) / torch.sqrt(var + eps) * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)
     """,
-    wrong_answers=[_batchnorm_unbiased, _batchnorm_per_picture],
+    wrong_answers=[_batchnorm_unbiased, _batchnorm_per_picture, _batchnorm_no_eps, _batchnorm_eps_outside],
+    right_answers=[lambda x, gamma, beta, eps=1e-5: F.batch_norm(x, None, None, gamma, beta, training=True, eps=eps),
+                   lambda x, gamma, beta, eps=1e-5: torch.nn.functional.batch_norm(
+                       x, torch.zeros(x.shape[1]), torch.ones(x.shape[1]), gamma, beta, True, 0.1, eps)],
+    explanation=("In training, BatchNorm normalises each channel with the mean and the biased variance over the "
+                 "batch and both spatial axes, adds eps inside the square root so that a channel that barely "
+                 "varies is not blown up, then scales by gamma and shifts by beta."),
 )
 
 q4 = ValueExercise(
@@ -127,6 +156,11 @@ q4 = ValueExercise(
     hints=["They start at 0 and 1.", "PyTorch's momentum is the weight of the new batch: 0.9 * old + 0.1 * new."],
     solution="answer = (0.2, 1.4)   # 0.9 * 0 + 0.1 * 2.0 and 0.9 * 1 + 0.1 * 5.0",
     wrong_answers=[(1.8, 4.6), (2.0, 5.0), (0.2, 0.5), (1.8, 5.4)],
+    # What the layer itself holds: one-element tensors, read straight off bn.running_mean and bn.running_var.
+    right_answers=[(torch.tensor([0.2]), torch.tensor([1.4])), [0.2, 1.4], torch.tensor([0.2, 1.4]),
+                   (torch.tensor(0.2), 1.4)],
+    explanation=("The running statistics start at 0 and 1 and move a tenth of the way towards each batch: 0.9 * 0 "
+                 "+ 0.1 * 2 = 0.2 and 0.9 * 1 + 0.1 * 5 = 1.4 (the running variance uses the unbiased estimate)."),
 )
 
 q5 = CodeExercise(
@@ -146,6 +180,8 @@ q5 = CodeExercise(
     answer = dropout
     """,
     wrong_answers=[_dropout_unscaled, _dropout_keep_p, _dropout_always, "dropout"],
+    explanation=("A kept element is multiplied by 1 / (1 - p), so that on average it brings the same value as "
+                 "before the dropout; in eval mode nothing is dropped, so nothing needs rescaling."),
 )
 
 
@@ -154,9 +190,10 @@ def _check_matrix(answer) -> None:
     assert isinstance(answer, torch.Tensor), "answer with a tensor (the matrix)."
     assert answer.shape == (4, 9), (f"a 2x2 kernel on a 3x3 picture gives a 2x2 output: 4 rows, and 9 columns for the "
                                     f"flattened picture; your matrix has shape {tuple(answer.shape)}.")
-    picture = torch.arange(9.0).view(3, 3)
-    expected = F.conv2d(picture[None, None], kernel[None, None])[0, 0].flatten()
-    assert torch.allclose(answer.float() @ picture.flatten(), expected), (
+    # Pictures with no zero pixel and random ones: a weight on a pixel that is 0 in every test would go unseen.
+    pictures = torch.cat([torch.arange(1.0, 10.0)[None], torch.randn(4, 9, generator=torch.Generator().manual_seed(6))])
+    expected = F.conv2d(pictures.view(-1, 1, 3, 3), kernel[None, None]).flatten(1)
+    assert torch.allclose(pictures @ answer.float().T, expected, atol=1e-5), (
         "your matrix times the flattened picture is not the convolution: row i * 2 + j should hold the kernel's "
         "weights at the columns of the pixels under output (i, j).")
 
@@ -187,6 +224,8 @@ q6 = CodeExercise(
     answer = M
     """,
     wrong_answers=[torch.zeros(4, 9), _matrix_reference().T, _matrix_reference().flip(1)],
+    explanation=("Each output pixel is a weighted sum of the four pixels under the kernel, so each row of M holds "
+                 "the kernel's weights at the columns of those pixels and zeros elsewhere."),
 )
 
 questionnaire = Questionnaire([
@@ -195,8 +234,10 @@ questionnaire = Questionnaire([
                "one output pixel. Sliding it to every position (moving by the stride) gives one output value per "
                "position, a new picture in which the kernel's pattern shows up where it is present."),
     ValueExercise("How many parameters does `nn.Conv2d(1, 4, 3)` have?", expected=40,
-                  wrong_answers=[36, 13, 12], rtol=0, atol=0,
-                  hints=["Four 3x3 kernels, plus one bias each."], solution="answer = 4 * 9 + 4   # 40"),
+                  wrong_answers=[36, 13, 12],
+                  hints=["Four 3x3 kernels, plus one bias each."], solution="answer = 4 * 9 + 4   # 40",
+                  explanation=("Four 3 x 3 kernels for the one input channel make 36 weights, plus "
+                               "one bias per output channel: 40.")),
     Reflection("Why do ResNets use a larger kernel (7x7, stride 2) in their first layer?",
                "A 3x3 kernel on an RGB picture sees only 27 numbers, fewer than the 64 channels the layer produces, so "
                "it could only rearrange its input. A 7x7 kernel sees 147 numbers and has to summarise them into useful "
@@ -208,7 +249,10 @@ questionnaire = Questionnaire([
                     "adds channels so the layer has more features"],
                    answer="a", wrong_answers=["b", "c"],
                    hints=["Without it a 3x3 kernel's output is two pixels smaller than its input."],
-                   solution="a: padding (zeros by default) lets the kernel sit on the border pixels; stride is what skips."),
+                   solution="a: padding (zeros by default) lets the kernel sit on the border pixels; stride is what skips.",
+                   explanation=("Without padding a kernel cannot be centred on the border pixels, "
+                                "so the output shrinks; padding adds a frame (zeros by default) so "
+                                "that the output can keep the input's size.")),
     Reflection("In what sense is a convolution a matrix multiplication?",
                "Flatten the picture into a vector: every output pixel is a weighted sum of some input pixels, so the "
                "whole convolution is one matrix times that vector. The matrix is special: each row holds the same "
@@ -218,16 +262,21 @@ questionnaire = Questionnaire([
                     "the current batch's mean and variance",
                     "none: eval mode skips the layer"],
                    answer="a", wrong_answers=["b", "c"],
-                   hints=["At inference the batch might be a single picture."]),
+                   hints=["At inference the batch might be a single picture."],
+                   explanation=("A single picture has no batch statistics worth trusting, so eval "
+                                "mode uses the running averages collected during training, and the "
+                                "output no longer depends on the rest of the batch.")),
     Reflection("Why do BatchNorm layers have the learned parameters gamma and beta?",
                "Normalising forces each channel to mean 0 and standard deviation 1, which may not be what the next layer "
                "needs. Gamma (scale) and beta (shift) let the network choose any scale and offset per channel, and "
                "they are easy to learn: one number moves a whole channel."),
     ValueExercise("PyTorch's BatchNorm uses momentum 0.1. What number plays the same role in the convention where the "
                   "update is written `running = m * running + (1 - m) * batch`?",
-                  expected=0.9, wrong_answers=[0.1, 0.01], rtol=0, atol=1e-9,
+                  expected=0.9, wrong_answers=[0.1, 0.01],
                   hints=["In that convention m is the weight of the OLD value."],
-                  solution="answer = 0.9   # 1 - 0.1"),
+                  solution="answer = 0.9   # 1 - 0.1",
+                  explanation=("In the other convention m weights the old value, which in PyTorch's "
+                               "is 1 - momentum = 0.9.")),
     Reflection("What did Santurkar et al. (2018) argue about why batch normalisation helps?",
                "That it is not about reducing internal covariate shift (injecting noise that shifts the distributions "
                "did not hurt BatchNorm's benefit), but that it makes the loss landscape smoother: the loss and its "
@@ -237,14 +286,20 @@ questionnaire = Questionnaire([
                     "zeroes a fraction p of the activations",
                     "multiplies every activation by 1 - p"],
                    answer="a", wrong_answers=["b", "c"],
-                   hints=["The kept activations were already scaled during training."]),
+                   hints=["The kept activations were already scaled during training."],
+                   explanation=("Dropout only acts during training; the kept activations were "
+                                "scaled up then, so at inference the layer is the identity.")),
     ValueExercise("With `nn.Dropout(0.2)` in training mode, by what factor is every kept activation multiplied?",
-                  expected=1.25, wrong_answers=[0.8, 5.0, 1.2], rtol=0, atol=1e-6,
+                  expected=1.25, wrong_answers=[0.8, 5.0, 1.2],
                   hints=["The expected value must stay the same: (1 - p) * factor = 1."],
-                  solution="answer = 1 / (1 - 0.2)   # 1.25"),
+                  solution="answer = 1 / (1 - 0.2)   # 1.25",
+                  explanation=("With p = 0.2 a fifth of the activations are zeroed; multiplying the "
+                               "rest by 1 / 0.8 = 1.25 keeps the expected value unchanged.")),
     Reflection("Augmentation can map output pixels outside the picture. What do the padding modes zeros, border and "
                "reflection put there, and which does fastai use by default?",
                "Zeros fills with black (zero), border repeats the nearest edge pixel outward, reflection mirrors the "
                "picture at its edge. fastai defaults to reflection, because it continues the scene most naturally; "
                "whether it trains better on a given dataset is worth measuring."),
 ])
+
+progress = track_set(globals())

@@ -6,7 +6,8 @@ import math
 import torch
 from torch import nn
 
-from helpers.exercises import ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
+                               ValueExercise, track_set)
 
 # ---- q1: CAM by hand ------------------------------------------------------------------------------------------------
 
@@ -54,6 +55,8 @@ q1 = FunctionExercise(
     """,
     wrong_answers=[_cam_mean_of_channels, _cam_all_classes],
     right_answers=[_cam_loop, lambda f, w, t: (w[t][:, None, None] * f).sum(0)],
+    explanation=("The CAM of a class weights each channel of the feature map by that class's row of the final "
+                 "linear layer and adds the channels, giving one number per position."),
 )
 
 # ---- q2: the identity --------------------------------------------------------------------------------------------
@@ -68,6 +71,8 @@ q2 = ValueExercise(
     solution="answer = (1 + 2 + 3 + 6) / 4 - 0.5   # 2.5",
     wrong_answers=[12.0, 11.5, 3.0],
     right_answers=[(1 + 2 + 3 + 6) / 4 - 0.5, torch.tensor(2.5)],
+    explanation=("Averaging then applying a linear layer is the same as applying it at every position then "
+                 "averaging, so the logit is the map's mean, 3.0, plus the bias, -0.5."),
 )
 
 # ---- q3: Grad-CAM's scale ----------------------------------------------------------------------------------------
@@ -76,12 +81,13 @@ q3 = ValueExercise(
     """Grad-CAM on the body's output of an average-pool + linear model equals ReLU(CAM) divided by a number.
     What is that number when the body outputs 512 channels on a 7 x 7 grid?""",
     expected=49,
-    rtol=0, atol=1e-9,
     hints=["The logit is the weight times the *mean* over positions: how does one position's activation move it?",
            "d logit / d A[c, i, j] = w[c] / (h * w) at every position, so that is also its mean over positions."],
     solution="answer = 7 * 7   # each position counts 1/49 in the average",
     wrong_answers=[512, 7, 512 * 49],
     right_answers=[49.0, torch.tensor(49)],
+    explanation=("The logit depends on each channel through its average over the 7 x 7 = 49 positions, so each "
+                 "position's gradient is the weight divided by 49."),
 )
 
 # ---- q4: a hook that cleans up ----------------------------------------------------------------------------------
@@ -181,6 +187,9 @@ q4 = CodeExercise(
     """,
     wrong_answers=[_output_of_never_removed, _output_of_not_detached, _output_of_leaks_on_error],
     right_answers=[_output_of_with_helpers],
+    explanation=("A forward hook receives the module's output on the way through; storing it detached keeps no "
+                 "graph alive, and removing the handle in a finally block leaves no hook behind even when the "
+                 "forward pass raises."),
 )
 
 # ---- q5: is a pointing-game result noise? ------------------------------------------------------------------------
@@ -189,11 +198,13 @@ q5 = ValueExercise(
     """On 300 validation pictures, a heatmap's peak falls on the animal for 62% of them. What are two binomial
     standard errors of that rate (the noise we compare margins with)? Give a fraction, e.g. 0.05.""",
     expected=2 * math.sqrt(0.62 * 0.38 / 300),
-    rtol=1e-3,
+    decimals=3,
     hints=["The standard error of a rate p measured on n items is sqrt(p (1 - p) / n)."],
     solution="answer = 2 * math.sqrt(0.62 * 0.38 / 300)   # 0.056",
     wrong_answers=[math.sqrt(0.62 * 0.38 / 300), 2 * 0.62 * 0.38 / 300, 0.62 / 300],
     right_answers=[0.05605, 2 * (0.62 * 0.38 / 300) ** 0.5],
+    explanation=("The standard error of a rate p measured on n items is sqrt(p (1 - p) / n), about 0.028 here; "
+                 "two of them make 0.056."),
 )
 
 questionnaire = Questionnaire([
@@ -212,7 +223,10 @@ questionnaire = Questionnaire([
                    ["the body's last feature map (before pooling)", "the input picture",
                     "the pooled feature vector", "the first convolution"],
                    answer="a", wrong_answers=["b", "c", "d"],
-                   hints=["The map must still have positions (h x w), and one channel per weight of the final layer."]),
+                   hints=["The map must still have positions (h x w), and one channel per weight of the final layer."],
+                   explanation=("The final linear layer's row weighs the channels of the body's "
+                                "last feature map, so those weights applied position by position "
+                                "show where the class's evidence lies.")),
     Reflection("When is CAM exact, and why is it only an approximation with the course's two-layer head?",
                "When the head is global average pooling followed by one linear layer: averaging and a linear map "
                "commute, so the logit is the average over positions of the class's weighted channels plus the bias: "
@@ -229,7 +243,10 @@ questionnaire = Questionnaire([
                     "coarser, from more abstract features",
                     "the same size, but always identical", "impossible to compute"],
                    answer="a", wrong_answers=["b", "c", "d"],
-                   hints=["Each ResNet stage after the first halves the grid."]),
+                   hints=["Each ResNet stage after the first halves the grid."],
+                   explanation=("layer3 comes before the last downsampling, so its map has twice "
+                                "as many rows and columns, and its features are less abstract than "
+                                "those of layer4.")),
     ChoiceExercise("Why does the course catch gradients with a tensor hook set inside a forward hook, rather than "
                    "with `register_full_backward_hook`?",
                    ["torchvision's ResNets modify outputs in place (`out += identity`, in-place ReLU), which the full "
@@ -238,7 +255,11 @@ questionnaire = Questionnaire([
                     "full backward hooks give the gradient of the input only",
                     "module hooks cannot be removed"],
                    answer="a", wrong_answers=["b", "c", "d"],
-                   hints=["Look at the error the notebook shows for a BatchNorm layer inside a block."]),
+                   hints=["Look at the error the notebook shows for a BatchNorm layer inside a block."],
+                   explanation=("A backward hook on a module is refused when its outputs are "
+                                "changed in place, which ResNets do (out += identity, in-place "
+                                "ReLU); a tensor hook on the output itself still sees the "
+                                "gradient.")),
     Reflection("What does the pointing game measure, and what is its baseline?",
                "For each validation picture, whether the heatmap's strongest point falls on the animal, whose mask "
                "we know; the score is the fraction of hits. A map that pointed at a random place would hit with a "
@@ -246,3 +267,5 @@ questionnaire = Questionnaire([
                "is the random baseline; a map that learned where the animal is must beat it by more than the noise "
                "(two binomial standard errors)."),
 ])
+
+progress = track_set(globals())

@@ -6,14 +6,15 @@ import math
 import numpy as np
 import torch
 
-from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise
+from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
 from helpers.tabular import emb_sz_rule, rmspe
 
 # ---- q1: embedding widths ---------------------------------------------------------------------------------
 
 q1 = ValueExercise(
     """A table has a weekday column (7 values), an hour column (24 values) and a store column (1,115 stores).
-    Give fastai's embedding widths for the three, in that order, as a list of 3 integers.""",
+    Give fastai's embedding widths for the three, in that order, as a list of 3 integers. Count the levels as
+    Categorify makes them: each column's values plus the "#na#" level it adds at index 0.""",
     expected=[emb_sz_rule(7 + 1), emb_sz_rule(24 + 1), emb_sz_rule(1115 + 1)],
     wrong_answers=[[min(50, (c + 1) // 2) for c in (7, 24, 1115)],   # fastai v0.7's old rule
                    [7, 24, 1115],                                      # the cardinalities themselves
@@ -25,6 +26,8 @@ q1 = ValueExercise(
     from helpers.tabular import emb_sz_rule
     answer = [emb_sz_rule(7 + 1), emb_sz_rule(24 + 1), emb_sz_rule(1115 + 1)]   # [5, 10, 81]
     """,
+    explanation=("fastai's width is min(600, round(1.6 * n ** 0.56)) for n levels, and Categorify's #na# level "
+                 "makes n = 8, 25 and 1,116: widths 5, 10 and 81."),
 )
 
 # ---- q2: counting parameters ------------------------------------------------------------------------------------
@@ -47,6 +50,9 @@ q2 = ValueExercise(
     Linear 19->100 (no bias) 1900 + BatchNorm 200; Linear 100->50 5000 + BatchNorm 100; Linear 50->1 with bias 51
     answer = {_Q2_TOTAL}
     """,
+    explanation=("The embeddings hold 8*5 + 25*10 = 290, the continuous BatchNorm 8; the hidden layers have no "
+                 "bias since a BatchNorm follows them (1,900 + 200 and 5,000 + 100), and the last layer has 50 "
+                 "weights and one bias: 7,549."),
 )
 
 # ---- q3: RMSPE ------------------------------------------------------------------------------------------------------
@@ -74,6 +80,8 @@ q3 = FunctionExercise(
     def my_rmspe(preds, targs):
         return (((targs - preds) / targs) ** 2).mean().sqrt()
     """,
+    explanation=("Each row's error is divided by its own target before squaring, so a miss of 10 on a target of "
+                 "100 weighs as much as a miss of 1 on a target of 10."),
 )
 
 # ---- q4: Categorify by hand -----------------------------------------------------------------------------------------
@@ -103,6 +111,8 @@ q4 = FunctionExercise(
         index = {v: i for i, v in enumerate(vocab) if i > 0}
         return [index.get(v, 0) for v in values]
     """,
+    explanation=("The vocabulary comes from the training values alone, sorted, behind #na# at index 0; anything "
+                 "missing or unseen in training maps to 0."),
 )
 
 # ---- q5: where preprocessing learns ----------------------------------------------------------------------------------
@@ -118,6 +128,8 @@ q5 = ChoiceExercise(
            "Statistics from validation rows let information from the answers' side leak into the model's inputs."],
     solution="The same numbers must mean the same thing at training, validation and inference time, and only the "
              "training rows are available when the model is built.",
+    explanation=("The statistics become part of the model, and at inference there is only the new row: they must "
+                 "come from the training rows and be reused unchanged everywhere."),
 )
 
 # ---- q6: repeat an experiment ------------------------------------------------------------------------------------------
@@ -148,7 +160,10 @@ questionnaire = Questionnaire([
                     "multiplying the integer i by the embedding matrix",
                     "a softmax over the matrix's row i"],
                    answer="a", wrong_answers=["b", "c"],
-                   hints=["A vector with a single 1 picks out one row in a matrix product."]),
+                   hints=["A vector with a single 1 picks out one row in a matrix product."],
+                   explanation=("Multiplying a one-hot vector by a matrix adds up the rows "
+                                "weighted by the vector's entries, which keeps row i alone; an "
+                                "embedding is that product done as a lookup.")),
     Reflection("Why is the tabular model trained on log(sales), and why is it judged with RMSPE rather than RMSE?",
                "Sales span orders of magnitude, and what matters is the relative error: missing by 50 is terrible for a "
                "town selling 60 homes and negligible for Houston. RMSE would be dominated by the big cities. RMSPE divides "
@@ -159,7 +174,10 @@ questionnaire = Questionnaire([
                     "to leave room for the validation set's outliers, which are always larger",
                     "because the log makes every target smaller"],
                    answer="a", wrong_answers=["b", "c"],
-                   hints=["What input would sigmoid_range need to output exactly its top?"]),
+                   hints=["What input would sigmoid_range need to output exactly its top?"],
+                   explanation=("sigmoid_range reaches its ends only for infinite inputs, so the "
+                                "top of the range must lie a little above the largest target for "
+                                "the model to be able to predict it.")),
     Reflection("Why is the validation set the most recent period here, rather than a random 20% of the rows?",
                "The model will be used to predict the future. A random split lets it see the months around each validation "
                "month (and other cities in the same month), which is easier than the real task and flatters the score. "
@@ -168,7 +186,9 @@ questionnaire = Questionnaire([
                   "values have? (an integer)",
                   expected=47, wrong_answers=[46, 45, emb_sz_rule(47)], right_answers=[47.0],
                   hints=["Categorify adds one level at index 0."],
-                  solution="answer = 47   # the 46 cities plus #na#"),
+                  solution="answer = 47   # the 46 cities plus #na#",
+                  explanation=("Categorify gives each of the 46 training values a row and adds #na# "
+                               "at index 0 for missing and unseen values: 47 rows.")),
     Reflection("What does embedding dropout do during training, and what does it do at validation or inference time?",
                "During training it zeroes each number of the concatenated embedding vector with probability embed_p and "
                "scales the others by 1 / (1 - embed_p), so the expected value is unchanged; the model cannot rely on any "
@@ -189,3 +209,5 @@ questionnaire = Questionnaire([
                "show what lies in the other dimensions, the axes have no fixed meaning (a different seed can rotate or flip "
                "them), and closeness in the plot is only closeness in those two directions."),
 ])
+
+progress = track_set(globals())
