@@ -10,6 +10,8 @@ size, in batches, on the chosen device:
 * per-item v2 chain: decode, RandomResizedCrop, flip, rotation, affine zoom, perspective, colour jitter, to tensor
   (each step interpolates again), through a DataLoader;
 * presize + BatchAugment: decode, PresizeCrop to the presize (PIL), collate uint8, then BatchAugment on the device;
+* decoded presize + BatchAugment: the full profile's item step on a CPU (``decode="workers"``): torchvision.io decodes,
+  torch crops and resizes (``helpers.decoding``), the batch is collated channels-last, then BatchAugment;
 * cached presize + BatchAugment: the presized images are kept between epochs (PresizeCache), so from the
   second epoch on only the square slice and the batch step remain;
 * BatchAugment alone: the batch step on an already collated uint8 batch (what a GPU takes off the CPU).
@@ -34,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from helpers.augment import BatchAugment, PresizeCache, PresizeCrop, conventional_pipeline  # noqa: E402
+from helpers.decoding import collate_channels_last, decode_images, presize_images, read_encoded  # noqa: E402
 
 
 def make_jpegs(folder: Path, count: int, seed: int = 0) -> list[Path]:
@@ -81,6 +84,19 @@ class PresizeDataset(Dataset):
         return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1), 0
 
 
+class DecodedPresizeDataset(Dataset):
+    """The full profile's item step on a CPU: torchvision.io decodes, torch crops and resizes; stays uint8."""
+
+    def __init__(self, files: list[Path], presize: int):
+        self.files, self.presize = files, presize
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int):
+        return presize_images(decode_images([read_encoded(self.files[index])]), self.presize, train=True)[0], 0
+
+
 def time_epoch(loader: DataLoader, device: torch.device, augment: BatchAugment | None = None) -> float:
     """Seconds for one epoch, until the last batch is on the device and augmented."""
     start = time.perf_counter()
@@ -101,6 +117,8 @@ def bench_device(device: torch.device, files: list[Path], args) -> list[dict]:
     holder = {"length": n}
     loaders = {"per-item v2 chain": (DataLoader(ChainDataset(files, args.size), **loader_args), None),
                "presize + BatchAugment": (DataLoader(PresizeDataset(files, args.presize), **loader_args), augment),
+               "decoded presize + BatchAugment": (DataLoader(DecodedPresizeDataset(files, args.presize),
+                                                             collate_fn=collate_channels_last, **loader_args), augment),
                "cached presize + BatchAugment": (DataLoader(_LazyCache(holder), **loader_args), augment)}
     # Epochs of the three pipelines take turns, round after round, and each keeps its fastest epoch: on a
     # shared machine a burst of someone else's work then slows one round of everybody, not one pipeline.
@@ -117,6 +135,7 @@ def bench_device(device: torch.device, files: list[Path], args) -> list[dict]:
     base = n / min(seconds["per-item v2 chain"])
     rows = [("per-item v2 chain", "every epoch", base),
             ("presize + BatchAugment", "every epoch", n / min(seconds["presize + BatchAugment"])),
+            ("decoded presize + BatchAugment", "every epoch", n / min(seconds["decoded presize + BatchAugment"])),
             ("cached presize + BatchAugment", "first epoch (builds cache)", n / first)]
     if seconds["cached presize + BatchAugment"]:
         rows.append(("cached presize + BatchAugment", "later epochs", n / min(seconds["cached presize + BatchAugment"])))
