@@ -85,7 +85,7 @@ def use_kaggle() -> list[str]:
     root = kaggle_root()
     os.environ.setdefault(CACHE_ENV, str(root / "working" / "pets-course"))
     notes = [f"Kaggle: the data cache is {cache_dir()}, in the one writable folder (it outlives the session only "
-             "with Settings > Persistence > Files)."]
+             "when the notebook's Persistence option keeps files)."]
     target = cache_dir() / PETS_FOLDER
     pictures = None if is_complete(target) else find_attached_pets(root / "input")
     if pictures is not None:
@@ -145,7 +145,7 @@ def summary_line() -> str:
             f"data cache {cache_dir()}")
 
 
-def setup_here(drive: bool | None = None) -> str:
+def setup_here(drive: bool | None = None) -> None:
     """What every notebook's first cell runs after ``import helpers``: the host's data cache, then a one-line summary."""
     where = host()
     stale = stale_modules()
@@ -159,5 +159,4 @@ def setup_here(drive: bool | None = None) -> str:
     if where != "local" and get_device().type == "cpu":
         notes.append("No GPU in this session: the tiny profile runs anyway; for the full profile pick a GPU "
                      "(Colab: Runtime > Change runtime type; Kaggle: Settings > Accelerator).")
-    print(line, *notes, sep="\n")
-    return line
+    print(line, *notes, sep="\n")  # printed, not returned: the cell shows it once
