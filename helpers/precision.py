@@ -80,7 +80,38 @@ def mixed_precision_dtypes(device: torch.device | str) -> list[str]:
         return ["fp16", "bf16"] if torch.cuda.is_bf16_supported() else ["fp16"]
     if device.type == "cpu":
         return ["bf16"]  # fp16 runs on a CPU too, but through slow emulation on nearly every CPU
+    if device.type == "mps":
+        return [mode for mode in ("fp16", "bf16") if mps_precision_problem(mode) is None]
     return []
+
+
+def mps_precision_problem(mode: str) -> str | None:
+    """Why ``mode`` cannot run on Apple's mps device with this torch and macOS, or None when it can (notebook 06)."""
+    if mode == "fp32":
+        return None
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_available():
+        return "this machine has no mps device (an Apple-silicon Mac)"
+    try:
+        from torch.amp.autocast_mode import is_autocast_available
+    except ImportError:  # older torch: no way to ask, and no mps autocast either
+        return "this torch cannot autocast on mps; a newer torch can"
+    if not is_autocast_available("mps"):
+        return "this torch cannot autocast on mps; a newer torch can"
+    newer = getattr(mps, "is_macos_or_newer", None)
+    if mode == "bf16" and not (newer is not None and newer(14, 0)):
+        return "bfloat16 on mps needs macOS 14 or newer"
+    return None
+
+
+def pick_mixed_precision(device: torch.device | str) -> str:
+    """The first mixed precision ``device`` supports (fp16 on CUDA and mps, bf16 on a CPU), else fp32 with a printed reason (notebook 06)."""
+    choices = mixed_precision_dtypes(device)
+    if choices:
+        return choices[0]
+    why = mps_precision_problem("fp16") if torch.device(device).type == "mps" else "no mixed precision is known here"
+    print(f"{torch.device(device)}: training in fp32 ({why}).")
+    return "fp32"
 
 
 # --- the policy the Learner follows at each step ------------------------------------------------------
@@ -93,10 +124,13 @@ class Precision:
         if mode not in PRECISIONS:
             raise ValueError(f"unknown precision {mode!r}: use one of {sorted(PRECISIONS)} "
                              "('bf16' is the safe choice for mixed precision on a CPU).")
+        self.device, self.requested = torch.device(device), mode
+        problem = mps_precision_problem(mode) if self.device.type == "mps" else None
+        if problem is not None:
+            # A notebook written for a GPU or a CPU still runs on a Mac: in fp32, saying why.
+            print(f"precision={mode!r} on Apple's mps device: {problem}; training in fp32 instead.")
+            mode = "fp32"
         self.mode = mode
-        self.device = torch.device(device)
-        if self.device.type == "mps" and mode != "fp32":
-            raise ValueError(f"precision={mode!r} is not supported on Apple's mps device here; use precision='fp32'.")
         self.dtype = PRECISIONS[mode]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=(mode == "fp16"))
         self.skipped_steps = 0

@@ -84,9 +84,10 @@ def test_ignored_outputs_end_with_an_assertion(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_course_conventions(path):
     nb = load(path)
-    cells = code_cells(nb)
+    # The set-up cell (tools/setup_cell.py, tested in test_setup_cell.py) comes first; the lesson starts after it.
+    cells = [c for c in code_cells(nb) if "course-setup" not in c.get("metadata", {}).get("tags", [])]
     first = source(cells[0])
-    assert "get_profile" in first, f"{path.name}: the first code cell should choose the profile with helpers.get_profile()"
+    assert "get_profile" in first, f"{path.name}: the first code cell after the set-up cell should choose the profile with helpers.get_profile()"
     markdown = "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
     assert markdown.lstrip().startswith("# "), f"{path.name}: start with a title heading"
     assert "## Questionnaire" in markdown, f"{path.name}: end with its part of the chapter's questionnaire"
