@@ -1,4 +1,4 @@
-"""``python -m helpers doctor``: check the install (see helpers/doctor.py)."""
+"""``python -m helpers doctor``: check the install; ``python -m helpers clean``: clear leftovers (see helpers/doctor.py)."""
 import sys
 
 from helpers.doctor import main
