@@ -595,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(args, argv)
     except OutputNotWritableError as error:  # --out, or the data cache: one line, not a traceback
         if int(os.environ.get("RANK", "0")) == 0:
-            refuse(error, build_parser())
+            refuse(error, "python -m helpers.train")
         return 2
     except BaseException as error:
         interrupt = _interrupt_behind(error)
