@@ -92,6 +92,9 @@ def report() -> list[tuple[str, str]]:
     return rows
 
 
+CLEAN_COMMAND = "python -m helpers clean"
+
+
 def _size(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:,.1f} MB" if n_bytes < 2**30 else f"{n_bytes / 2**30:,.2f} GB"
 
@@ -111,15 +114,13 @@ def cache_rows() -> list[tuple[str, str]]:
             rows.append(("leftovers", f"{len(left)} folder(s) of interrupted builds or downloads, "
                                       f"{_size(sum(disk_usage(p) for p in left))}: {', '.join(p.name for p in left)}. "
                                       f"Remove them with `{CLEAN_COMMAND}` when no notebook or training run is "
-                                      "fetching data (otherwise the next call for the same data removes them once they are an hour old)"))
+                                      "fetching data (otherwise the next call for the same data removes them "
+                                      "once they are an hour old)"))
         else:
             rows.append(("leftovers", "none"))
         return rows
     except Exception as e:
         return [("data cache", f"unknown ({type(e).__name__}: {e})")]
-
-
-CLEAN_COMMAND = "python -m helpers clean"
 
 
 def clean() -> int:

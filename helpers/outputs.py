@@ -84,7 +84,7 @@ def writable_or_exit(folder: Path | str, parser: argparse.ArgumentParser | str, 
 
 
 def refuse(error: BaseException, parser: argparse.ArgumentParser | str) -> NoReturn:
-    """Print ``prog: error: message`` as one line on stderr and exit with status 2 (argparse's usage error)."""
+    """Print ``prog: error: message`` as one line on stderr and exit with status 2, as argparse does (notebook 05)."""
     prog = parser.prog if isinstance(parser, argparse.ArgumentParser) else parser
     print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
     raise SystemExit(2)
@@ -131,7 +131,7 @@ def written_whole(path: Path | str) -> Iterator[Path]:
 
 
 def sweep_temporary_files(path: Path) -> list[Path]:
-    """Remove the temporary siblings of ``path`` that killed writers left (untouched for ``LEFTOVER_GUARD_S``)."""
+    """Remove the temporary siblings of ``path`` that killed writers left, untouched for ``LEFTOVER_GUARD_S`` (notebook 05)."""
     prefix, suffix = _temporary_name_parts(Path(path))
     return sweep_leftovers(Path(path).parent, f"{prefix}*{suffix}")
 
@@ -139,7 +139,7 @@ def sweep_temporary_files(path: Path) -> list[Path]:
 # --- leftovers of killed runs ------------------------------------------------------------------------
 
 def last_touched(path: Path, since: float | None = None) -> float:
-    """The newest modification time of ``path`` and everything under it (stops early once newer than ``since``)."""
+    """The newest modification time of ``path`` and everything under it, or the first newer than ``since`` (notebook 01)."""
     newest = path.lstat().st_mtime
     if path.is_dir() and not path.is_symlink():
         for root, folders, files in os.walk(path):
@@ -154,7 +154,7 @@ def last_touched(path: Path, since: float | None = None) -> float:
 
 
 def remove_path(path: Path) -> None:
-    """Delete a file or a folder tree; what is already gone is fine."""
+    """Delete a file or a folder tree; what is already gone is fine (notebook 01)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:

@@ -8,8 +8,8 @@
 
 It builds the pets DataLoaders and a ``create_cnn`` model the way notebooks 05 and 06 do, trains them with the
 Learner (which prints its usual epoch table), and writes two files into ``--out``: ``metrics.json`` (what was run
-and what came out) and ``model.pth`` (the final ``state_dict``). ``--out`` is checked first, so a folder that cannot be written is
-refused in seconds rather than after the training. Each file is written under a temporary name and renamed
+and what came out) and ``model.pth`` (the final ``state_dict``). ``--out`` is checked first: a folder that cannot
+be written is refused in seconds, not after the training. Each file is written under a temporary name and renamed
 when complete, so an interrupted run (Ctrl-C, or a kill) never leaves a half-written result under a final name.
 
 With several processes (``torchrun``) the model is wrapped in ``DistributedDataParallel``; each process trains on
