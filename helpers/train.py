@@ -543,6 +543,10 @@ def _check_out(out: Path, info: DistInfo) -> None:
         except OutputNotWritableError as error:
             problem = str(error)
     problem = broadcast_value(problem, info)
+    if problem is not None and info.enabled:
+        # Every rank stops now. torchrun sends SIGTERM to the others once one has ended, which must neither cut
+        # rank 0 off before it has said why nor give the others a traceback: let each end on its own.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if problem is not None:
         raise OutputNotWritableError(problem)
 
