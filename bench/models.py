@@ -34,6 +34,7 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from helpers.outputs import writable_or_exit, written_whole
 from helpers.precision import Precision, cpu_supports_native_bf16, device_name, mixed_precision_dtypes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -239,7 +240,7 @@ def plot(df: pd.DataFrame, title: str, path: Path) -> None:
         ax.set_title(ylabel)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")  # the format said: the path may be a temporary name
     plt.close(fig)
 
 
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="resnet18 only, 32 px, batch 4, 1 round: a smoke test")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="folder for the CSV and PNG")
     args = parser.parse_args(argv)
+    writable_or_exit(args.out, parser)  # before the sweep, not after it
 
     device = torch.device(args.device)
     if args.threads:
@@ -310,10 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in ratios(df).items():
         print(f"{name}: {value:.2f}x")
 
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = f"models_{device.type}{'_quick' if args.quick else ''}{'' if args.tf32 == 'default' else '_tf32' + args.tf32}"
-    df.to_csv(args.out / f"{stem}.csv", index=False)
-    plot(df, f"{machine}: {size} px, batch {batch_size}, torch {torch.__version__}", args.out / f"{stem}.png")
+    with written_whole(args.out / f"{stem}.csv") as temporary:
+        df.to_csv(temporary, index=False)
+    with written_whole(args.out / f"{stem}.png") as temporary:
+        plot(df, f"{machine}: {size} px, batch {batch_size}, torch {torch.__version__}", temporary)
     print(f"wrote {args.out / (stem + '.csv')} and {args.out / (stem + '.png')}")
     return 0
 

@@ -25,6 +25,8 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from helpers.outputs import OutputNotWritableError, ensure_writable, refuse, written_whole  # noqa: E402
 # The Makefile's CPU_KERNELS: the same float sums on every x86-64 machine (no effect elsewhere).
 CPU_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
@@ -53,7 +55,8 @@ def run_notebook(path: Path, save: bool, timeout: int = 900) -> float:
     client.execute()
     seconds = time.perf_counter() - start
     if save:
-        nbformat.write(nb, path)
+        with written_whole(path) as temporary:  # a kill while saving leaves the notebook as it was, never cut short
+            nbformat.write(nb, str(temporary))
     return seconds
 
 
@@ -69,6 +72,13 @@ def main() -> int:
     if args.execute and args.threads not in (None, 1):
         parser.error("stored outputs come from one torch thread (make test compares them so): "
                      "drop --threads to store outputs, or drop --execute to time a run on more threads")
+    paths = notebook_paths(args.targets)
+    if args.execute:  # the fresh outputs go back into the notebooks: make sure they can, before any runs
+        for folder in sorted({path.parent for path in paths if path.exists()}):
+            try:
+                ensure_writable(folder, "notebook folder", "make it writable, or run without --execute")
+            except OutputNotWritableError as error:
+                refuse(error, parser)
     if args.execute or not (args.keep_env or args.threads == 0):
         os.environ.update(CPU_KERNELS)
     if not args.keep_env:
@@ -85,7 +95,7 @@ def main() -> int:
     threads = os.environ.get("OMP_NUM_THREADS", f"every core ({os.cpu_count()})")
     print(f"torch threads per kernel: {threads}")
     print(f"{'notebook':<40} {'seconds':>8}")
-    for path in notebook_paths(args.targets):
+    for path in paths:
         seconds = run_notebook(path, save=args.execute)
         total += seconds
         print(f"{path.name:<40} {seconds:8.1f}", flush=True)

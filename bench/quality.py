@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from helpers.augment import compare_quality, random_geometry, render_three  # noqa: E402
 from helpers.data import SAMPLE_PHOTOS, sample_photo  # noqa: E402
+from helpers.outputs import writable_or_exit, written_whole  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -48,7 +49,7 @@ def side_by_side(photo_name: str, path: Path, seed: int, size: int, presize: int
         ax.set_ylabel("y (pixels)")
     figure.suptitle(f"One random augmentation of '{photo_name}', {size} px")
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    figure.savefig(path, dpi=80, format="png")  # the format said: the path may be a temporary name
     plt.close(figure)
 
 
@@ -60,13 +61,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for quality.csv and quality.png")
     args = parser.parse_args(argv)
+    writable_or_exit(args.out, parser)  # before the draws, not after them
 
     start = time.perf_counter()
     photos = {name: sample_photo(name) for name in SAMPLE_PHOTOS}
     scores = compare_quality(photos, n_draws=args.draws, size=args.size, presize=args.presize, seed=args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    scores.to_csv(args.out / "quality.csv", index=False)
-    side_by_side("chelsea", args.out / "quality.png", args.seed, args.size, args.presize)
+    with written_whole(args.out / "quality.csv") as temporary:
+        scores.to_csv(temporary, index=False)
+    with written_whole(args.out / "quality.png") as temporary:
+        side_by_side("chelsea", temporary, args.seed, args.size, args.presize)
 
     columns = [c for c in scores.columns if c.startswith(("psnr", "ssim"))]
     print(f"{len(scores)} draws ({len(photos)} photos x {args.draws}), {args.presize} -> {args.size} px, "

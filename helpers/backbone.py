@@ -30,6 +30,7 @@ from helpers.creatures import CUES, N_VALUES, draw_scene
 from helpers.models import create_cnn
 from helpers.offline_weights import (CHECKSUM_FILE, WEIGHTS_FILE, file_sha256, load_backbone_state,  # noqa: F401
                                      save_backbone)
+from helpers.outputs import writable_or_exit
 
 IMAGE_SIZE = 64      # the tiny profile's model input, so the features are learnt at the scale they are used
 POOL_PRESIZE = 96    # source pictures are stored presized, and cropped/augmented per batch like the pets
@@ -130,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=WEIGHTS_FILE)
     args = parser.parse_args(argv)
+    if args.out.is_dir():
+        parser.error(f"--out names the weights file to write (e.g. resnet10_creatures.pth), but {args.out} is a folder.")
+    writable_or_exit(args.out.parent, parser)  # now, not after minutes of pretraining
     body, _ = pretrain(args.steps, args.batch_size, args.lr, args.seed, args.pool_size)
     digest = save_backbone(body, args.out, args.out.with_suffix(".sha256"))
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB), sha256 {digest}")

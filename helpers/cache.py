@@ -4,19 +4,24 @@ A folder in the cache counts as finished only when it holds the completion marke
 written as the very last step. Everything is built under a temporary name and renamed when complete, so an
 interrupted download or generation never leaves something that looks finished; and a folder without the
 marker is never silently taken for a dataset.
+
+A process killed outright (a kernel restart) leaves its temporary folder behind. Every later call for that
+dataset, also one that finds it finished, removes such folders once nothing has written to them for an hour
+(``helpers.outputs.LEFTOVER_GUARD_S``), so a build still running in another process keeps its own;
+``python -m helpers doctor`` lists any that remain, and ``python -m helpers clean`` removes them.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
-import time
 import urllib.error
 from collections.abc import Callable
 from pathlib import Path
 
 from torchvision.datasets.utils import check_integrity, download_url, extract_archive
+
+from helpers.outputs import ensure_writable, remove_path, sweep_leftovers
 
 CACHE_ENV = "COURSE_DATA"
 COMPLETE_MARKER = ".complete"
@@ -48,23 +53,49 @@ def mark_complete(folder: Path | str, note: str = "") -> Path:
     return marker
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink(missing_ok=True)
+# The temporary names a build and a download use next to their final folder: ".NAME.partial-XXXX", ".NAME.download-XXXX".
+STAGING_KINDS = ("partial", "download")
+_WRITE_REMEDY = (f"set {CACHE_ENV} to a folder you can write to (the data cache; default ~/.cache/pets-course), "
+                 "or pass a dest you can write to")
 
 
-def _sweep_leftovers(folder: Path, prefix: str, older_than_s: float = 3600) -> None:
-    """Delete temporary folders that a killed process could not clean up (young ones may still be in use)."""
-    if not folder.is_dir():
-        return
-    for leftover in folder.glob(prefix + "*"):
-        try:
-            if time.time() - leftover.stat().st_mtime > older_than_s:
-                _remove(leftover)
-        except OSError:
-            pass  # another process removed it first
+def _staging_pattern(final: Path, kind: str = "*") -> str:
+    return f".{final.name}.{kind}-*"
+
+
+def leftovers(root: Path | str | None = None) -> list[Path]:
+    """Temporary folders that interrupted builds and downloads left in the cache (``root``: default the cache) (notebook 01)."""
+    root = Path(root) if root is not None else cache_dir()
+    try:
+        return sorted(p for kind in STAGING_KINDS for p in root.glob(f".*.{kind}-*"))
+    except OSError:
+        return []
+
+
+def remove_leftovers(root: Path | str | None = None) -> list[Path]:
+    """Delete every leftover of ``leftovers(root)``, whatever its age: run it when nothing is building data (notebook 01)."""
+    found = leftovers(root)
+    for leftover in found:
+        remove_path(leftover)
+    return found
+
+
+def disk_usage(path: Path | str) -> int:
+    """Bytes taken by the files under ``path`` (notebook 01)."""
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass  # removed while we counted
+    return total
+
+
+def _sweep_beside(final: Path) -> None:
+    """Remove the old temporary folders of killed builds and downloads of ``final`` (a live one stays)."""
+    for kind in STAGING_KINDS:
+        sweep_leftovers(final.parent, _staging_pattern(final, kind))
 
 
 def _claim(final: Path, rebuild: bool) -> bool:
@@ -74,7 +105,7 @@ def _claim(final: Path, rebuild: bool) -> bool:
     if final.is_dir() and not any(final.iterdir()):
         final.rmdir()  # an empty folder (e.g. made by hand as dest): fill it
     elif final.exists() and rebuild:
-        _remove(final)  # our own cache folder from an older version or a killed run: build it again
+        remove_path(final)  # our own cache folder from an older version or a killed run: build it again
     elif final.exists():
         raise UnfinishedFolderError(
             f"{final} exists but is not a finished dataset (it has no {COMPLETE_MARKER} marker, so it may be a "
@@ -91,9 +122,10 @@ def build_once(final: Path | str, write: Callable[[Path], None], rebuild: bool =
     """
     final = Path(final)
     if _claim(final, rebuild):
+        _sweep_beside(final)  # a killed earlier build left its folder: nothing else would ever look again
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_leftovers(final.parent, f".{final.name}.partial-")
+    ensure_writable(final.parent, "data folder", _WRITE_REMEDY)  # before the work, not after it
+    _sweep_beside(final)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:
         write(staging)
@@ -104,7 +136,7 @@ def build_once(final: Path | str, write: Callable[[Path], None], rebuild: bool =
             if not is_complete(final):  # another process finishing first is fine; anything else is not
                 raise
     finally:
-        _remove(staging)
+        remove_path(staging)
     return final
 
 
@@ -153,9 +185,10 @@ def untar_data(url: str, dest: Path | str | None = None, md5: str | None = None,
     dest = Path(dest) if dest is not None else cache_dir()
     final = dest / archive_stem(url)
     if _claim(final, rebuild=False):
+        _sweep_beside(final)
         return final
-    dest.mkdir(parents=True, exist_ok=True)
-    _sweep_leftovers(dest, f".{final.name}.download-")
+    ensure_writable(dest, "data folder", _WRITE_REMEDY)
+    _sweep_beside(final)
     archive_name = url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
     part = Path(tempfile.mkdtemp(prefix=f".{final.name}.download-", dir=dest))
     try:
@@ -197,7 +230,7 @@ def untar_data(url: str, dest: Path | str | None = None, md5: str | None = None,
                 raise
         return final
     finally:
-        _remove(part)
+        remove_path(part)
 
 
 def file_hashes(root: Path | str) -> str:

@@ -1,7 +1,9 @@
 """``python -m helpers doctor``: is this install able to run the course? (README, "Set-up").
 
-It prints versions, the device, threads, the dataset cache and the profile, and exits non-zero with
-a message that says what to do when something the notebooks need is broken.
+It prints versions, the device, threads, the dataset cache (its size, and any folders that interrupted
+builds left, with the command that removes them) and the profile, and exits non-zero with a message that
+says what to do when something the notebooks need is broken. ``python -m helpers clean`` removes those
+leftovers.
 """
 from __future__ import annotations
 
@@ -84,23 +86,65 @@ def report() -> list[tuple[str, str]]:
     rows.append(("torch threads", f"{torch.get_num_threads()} (cpu count {os.cpu_count()})"))
     # make test holds this to AVX2 (the Makefile's CPU_KERNELS): AVX-512 kernels round sums differently.
     rows.append(("cpu kernels", torch.backends.cpu.get_cpu_capability()))
-    try:
-        from helpers.data import cache_dir
-        root = cache_dir()
-        present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
-        rows.append(("data cache", f"{root} ({', '.join(present) if present else 'empty'})"))
-    except Exception as e:
-        rows.append(("data cache", f"unknown ({type(e).__name__}: {e})"))
+    rows.extend(cache_rows())
     profile = get_profile()
     rows.append(("profile", f"{profile.name} (set COURSE_PROFILE=tiny|full)"))
     return rows
 
 
+CLEAN_COMMAND = "python -m helpers clean"
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:,.1f} MB" if n_bytes < 2**30 else f"{n_bytes / 2**30:,.2f} GB"
+
+
+def cache_rows() -> list[tuple[str, str]]:
+    """The data cache: where, what and how big; and the folders interrupted builds left, with the command that removes them."""
+    from helpers.cache import cache_dir, disk_usage, leftovers
+
+    try:
+        root = cache_dir()
+        present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if root.is_dir() else []
+        rows = [("data cache", f"{root} ({', '.join(present) if present else 'empty'}), "
+                               f"{_size(disk_usage(root)) if root.is_dir() else '0 MB'} in all")]
+        left = leftovers(root)
+        if left:
+            rows.append(("leftovers", f"{len(left)} folder(s) of interrupted builds or downloads, "
+                                      f"{_size(sum(disk_usage(p) for p in left))}: {', '.join(p.name for p in left)}. "
+                                      f"Remove them with `{CLEAN_COMMAND}` when no notebook or training run is "
+                                      "fetching data (otherwise the next call for the same data removes them "
+                                      "once they are an hour old)"))
+        else:
+            rows.append(("leftovers", "none"))
+        return rows
+    except Exception as e:
+        return [("data cache", f"unknown ({type(e).__name__}: {e})")]
+
+
+def clean() -> int:
+    """``python -m helpers clean``: delete the data cache's leftovers of interrupted builds and downloads (README)."""
+    from helpers.cache import cache_dir, disk_usage, remove_leftovers
+    from helpers.cache import leftovers as find_leftovers
+
+    found = find_leftovers()
+    sizes = sum(disk_usage(p) for p in found)
+    removed = remove_leftovers()
+    for path in removed:
+        print(f"removed {path}")
+    print(f"clean: {len(removed)} leftover folder(s) removed from {cache_dir()}, {_size(sizes)} freed.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the report, or each problem and what to do about it; exit status 0 only when all is well (README)."""
     parser = argparse.ArgumentParser(prog="python -m helpers", description="Check the course install.")
-    parser.add_argument("command", choices=["doctor"], help="doctor: print versions and check the install")
-    parser.parse_args(argv)
+    parser.add_argument("command", choices=["doctor", "clean"],
+                        help="doctor: print versions and check the install; clean: delete what interrupted "
+                             "downloads and dataset builds left in the data cache")
+    if parser.parse_args(argv).command == "clean":
+        return clean()
     problems = check_install()
     if problems:
         print("The install is broken:")

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from helpers.outputs import written_whole
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 WEIGHTS_FILE = ASSETS / "resnet10_creatures.pth"
 CHECKSUM_FILE = ASSETS / "resnet10_creatures.sha256"
@@ -29,12 +31,13 @@ def save_backbone(body: nn.Module, path: Path = WEIGHTS_FILE, checksum_path: Pat
     # must give the same bytes whatever the file is called.
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(buffer.getvalue())
-    temporary.replace(path)
+    # Each file whole or not at all; a kill between the two leaves a pair whose checksums disagree, which
+    # load_backbone_state refuses, rather than a cut-short file that passes for the weights.
+    with written_whole(path) as temporary:
+        temporary.write_bytes(buffer.getvalue())
     digest = file_sha256(path)
-    checksum_path.write_text(f"{digest}  {path.name}\n")
+    with written_whole(checksum_path) as temporary:
+        temporary.write_text(f"{digest}  {path.name}\n")
     return digest
 
 

@@ -8,8 +8,9 @@
 
 It builds the pets DataLoaders and a ``create_cnn`` model the way notebooks 05 and 06 do, trains them with the
 Learner (which prints its usual epoch table), and writes two files into ``--out``: ``metrics.json`` (what was run
-and what came out) and ``model.pth`` (the final ``state_dict``). Each is written under a temporary name and renamed
-when complete, so an interrupted run (Ctrl-C) leaves the folder as it was.
+and what came out) and ``model.pth`` (the final ``state_dict``). ``--out`` is checked first: a folder that cannot
+be written is refused in seconds, not after the training. Each file is written under a temporary name and renamed
+when complete, so an interrupted run (Ctrl-C, or a kill) never leaves a half-written result under a final name.
 
 With several processes (``torchrun``) the model is wrapped in ``DistributedDataParallel``; each process trains on
 its own part of every batch (a ``DistributedSampler``), and the choices that matter are spelled out in
@@ -32,7 +33,6 @@ import platform
 import shlex
 import signal
 import sys
-import tempfile
 import textwrap
 import time
 import warnings
@@ -48,6 +48,8 @@ from helpers.callbacks import Callback, CancelTrainException
 from helpers.device import set_seed
 from helpers.distributed import (DistInfo, DistributedTraining, broadcast_value, distributed_loaders,
                                   setup_distributed, state_sha256)
+from helpers.outputs import (OutputNotWritableError, ensure_option_folder, refuse, sweep_temporary_files,
+                             temporary_sibling)
 from helpers.profiles import PROFILES, Profile, get_profile
 
 METRICS_FILE = "metrics.json"
@@ -280,22 +282,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 # --- writing files that are never half-written ----------------------------------------------------
 
 @contextlib.contextmanager
-def _temporary_sibling(path: Path) -> Iterator[Path]:
-    """A fresh temporary name next to ``path`` that is removed unless renamed (also on Ctrl-C)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private (0600); the result should read like any file
-    try:
-        yield temporary
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
 def interrupts_deferred() -> Iterator[None]:
     """Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, so a group of renames happens entirely or not at all."""
     if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks; the window is two renames long
@@ -428,6 +414,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict:
         quiet_rank.enter_context(warnings.catch_warnings())
         warnings.simplefilter("ignore")
     try:
+        _check_out(Path(args.out), info)  # in seconds, before the data and the training it would otherwise lose
         if args.batch_size % info.world_size:
             raise ValueError(f"--batch-size {args.batch_size} is the global batch and must split evenly between "
                              f"the {info.world_size} processes: use a multiple of {info.world_size}.")
@@ -552,15 +539,38 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict:
             dist.destroy_process_group()
 
 
+def _check_out(out: Path, info: DistInfo) -> None:
+    """Rank 0 makes sure ``--out`` can be written; if not, every rank raises the same error together."""
+    problem = None
+    if info.is_main:
+        try:
+            ensure_option_folder(out, "--out")
+        except OutputNotWritableError as error:
+            problem = str(error)
+    problem = broadcast_value(problem, info)
+    if problem is not None and info.enabled:
+        # Every rank stops now. torchrun sends SIGTERM to the others once one has ended, which must neither cut
+        # rank 0 off before it has said why nor give the others a traceback: let each end on its own.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if problem is not None:
+        raise OutputNotWritableError(problem)
+
+
 def write_results(out: Path, metrics: dict, model: nn.Module) -> None:
-    """metrics.json and model.pth, each complete under a temporary name first, then both renamed together."""
+    """metrics.json and model.pth, each complete under a temporary name first, then both renamed together.
+
+    metrics.json marks a finished pair: it is removed before model.pth is replaced and comes back last, so even
+    a SIGKILL between the renames, which no handler can defer, never leaves metrics beside other weights.
+    """
     out.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS_FILE, METRICS_FILE):
+        sweep_temporary_files(out / name)  # what a run killed during its own write left
     weights = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
     weights_bytes = weights.getvalue()
     metrics = {**metrics, "weights_sha256_file": hashlib.sha256(weights_bytes).hexdigest()}
     text = (json.dumps(metrics, indent=2) + "\n").encode()
-    with _temporary_sibling(out / WEIGHTS_FILE) as weights_tmp, _temporary_sibling(out / METRICS_FILE) as metrics_tmp:
+    with temporary_sibling(out / WEIGHTS_FILE) as weights_tmp, temporary_sibling(out / METRICS_FILE) as metrics_tmp:
         for temporary, data in ((weights_tmp, weights_bytes), (metrics_tmp, text)):
             with open(temporary, "wb") as f:
                 f.write(data)
@@ -568,6 +578,7 @@ def write_results(out: Path, metrics: dict, model: nn.Module) -> None:
                 os.fsync(f.fileno())
         # A Ctrl-C here waits until both renames are done: never new metrics beside old weights.
         with interrupts_deferred():
+            (out / METRICS_FILE).unlink(missing_ok=True)
             os.replace(weights_tmp, out / WEIGHTS_FILE)
             os.replace(metrics_tmp, out / METRICS_FILE)
 
@@ -591,6 +602,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         run(args, argv)
+    except OutputNotWritableError as error:  # --out, or the data cache: one line, not a traceback
+        if int(os.environ.get("RANK", "0")) == 0:
+            refuse(error, "python -m helpers.train")
+        return 2
     except BaseException as error:
         interrupt = _interrupt_behind(error)
         if interrupt is None:

@@ -1,0 +1,184 @@
+"""Writing outputs: check the folder before the work, write each file whole, sweep what killed writers left (notebook 01).
+
+Three rules every command and cache build follows:
+
+* ``ensure_writable(folder)`` first: a long run that could only fail at its final write fails in the first
+  second instead, with one sentence naming the folder and what to do (``writable_or_exit`` on a command line).
+* Every file is written under a temporary name beside its final one (``temporary_sibling``, ``written_whole``) and
+  renamed when complete, so nothing half-written ever carries a finished file's name.
+* A process killed outright (SIGKILL: a kernel restart, a closed laptop lid) cannot remove its temporary files;
+  ``sweep_leftovers`` removes them later, once nothing has touched them for ``LEFTOVER_GUARD_S`` seconds, so a
+  build still running in another process keeps its own.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, NoReturn
+
+# An hour without a write: far longer than any pause inside a live build or download, so only the dead are swept.
+LEFTOVER_GUARD_S = 3600.0
+
+
+class OutputNotWritableError(OSError):
+    """A folder that outputs were to go to cannot be created or written; the message says which and what to do (notebook 01)."""
+
+
+def _reason(folder: Path, error: OSError) -> str:
+    """Why ``folder`` cannot be written, in words that point at the part of the path to change."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if error.errno == errno.EROFS:
+        return f"{existing} is on a read-only file system"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return f"you have no permission to write in {existing}"
+    if error.errno == errno.ENOENT and existing != folder:  # e.g. under /proc, which makes its own entries only
+        return f"{existing} does not let new folders be made in it"
+    return error.strerror or type(error).__name__
+
+
+def ensure_writable(folder: Path | str, what: str = "output folder",
+                    remedy: str = "choose a folder you can write to") -> Path:
+    """Create ``folder`` if needed and prove a file can be written in it, or raise ``OutputNotWritableError`` (notebook 01).
+
+    ``what`` names the folder in the message (e.g. "--out"), ``remedy`` says what to do instead. Call it before
+    the work, so that no run is lost to an output path that could have been checked at the start.
+    """
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # A real file created and removed: permissions, read-only mounts and odd file systems all answer here,
+        # where os.access would say yes to root in a read-only folder.
+        handle, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise OutputNotWritableError(f"cannot write the {what} {folder}: {_reason(folder, error)}; {remedy}.") from None
+    return folder
+
+
+def ensure_option_folder(folder: Path | str, option: str = "--out") -> Path:
+    """``ensure_writable`` for a folder given on a command line: the message names the option to change (notebook 05)."""
+    return ensure_writable(folder, what=f"{option} folder", remedy=f"pass {option} a folder you can write to")
+
+
+def writable_or_exit(folder: Path | str, parser: argparse.ArgumentParser | str, option: str = "--out") -> Path:
+    """For a command line: ``ensure_option_folder(folder)``, or one line on stderr and exit status 2, like argparse (notebook 05).
+
+    The one line a benchmark or command needs before its work: ``writable_or_exit(args.out, parser)``.
+    """
+    try:
+        return ensure_option_folder(folder, option)
+    except OutputNotWritableError as error:
+        refuse(error, parser)
+
+
+def refuse(error: BaseException, parser: argparse.ArgumentParser | str) -> NoReturn:
+    """Print ``prog: error: message`` as one line on stderr and exit with status 2, as argparse does (notebook 05)."""
+    prog = parser.prog if isinstance(parser, argparse.ArgumentParser) else parser
+    print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+# --- files written whole -----------------------------------------------------------------------------
+
+def _temporary_name_parts(path: Path) -> tuple[str, str]:
+    return f".{path.name}.", ".tmp"
+
+
+@contextlib.contextmanager
+def temporary_sibling(path: Path) -> Iterator[Path]:
+    """A fresh temporary name next to ``path`` that is removed unless renamed (also on Ctrl-C) (notebook 05)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix, suffix = _temporary_name_parts(path)
+    handle, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private (0600); the result should read like any file
+    try:
+        yield temporary
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def written_whole(path: Path | str) -> Iterator[Path]:
+    """Write to the yielded temporary path; it becomes ``path`` only if the block finishes (notebook 05).
+
+    ``with written_whole(out / "table.csv") as tmp: df.to_csv(tmp)``. The temporary name ends in ``.tmp``,
+    so give writers that guess a format from the name (matplotlib's savefig) the format explicitly.
+    Temporary files of earlier writers killed outright are swept first.
+    """
+    path = Path(path)
+    sweep_temporary_files(path)
+    with temporary_sibling(path) as temporary:
+        yield temporary
+        with open(temporary, "rb+") as written:
+            os.fsync(written.fileno())  # on disk before it takes the final name, even if the power goes
+        os.replace(temporary, path)
+
+
+def sweep_temporary_files(path: Path) -> list[Path]:
+    """Remove the temporary siblings of ``path`` that killed writers left, untouched for ``LEFTOVER_GUARD_S`` (notebook 05)."""
+    prefix, suffix = _temporary_name_parts(Path(path))
+    return sweep_leftovers(Path(path).parent, f"{prefix}*{suffix}")
+
+
+# --- leftovers of killed runs ------------------------------------------------------------------------
+
+def last_touched(path: Path, since: float | None = None) -> float:
+    """The newest modification time of ``path`` and everything under it, or the first newer than ``since`` (notebook 01)."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for root, folders, files in os.walk(path):
+            for name in folders + files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+                except OSError:
+                    continue  # removed while we looked
+                if since is not None and newest > since:
+                    return newest
+    return newest
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file or a folder tree; what is already gone is fine (notebook 01)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def sweep_leftovers(folder: Path | str, pattern: str, older_than_s: float = LEFTOVER_GUARD_S) -> list[Path]:
+    """Remove the entries of ``folder`` matching ``pattern`` that nothing has written to for ``older_than_s``; returns them.
+
+    A live builder keeps writing into its temporary folder, so its newest file stays young and it is kept;
+    failures (a read-only cache, another process removing it first) are left for a later call.
+    """
+    folder, removed = Path(folder), []
+    try:
+        candidates = list(folder.glob(pattern))
+    except OSError:
+        return removed
+    cutoff = time.time() - older_than_s
+    for leftover in candidates:
+        try:
+            if last_touched(leftover, since=cutoff) <= cutoff:
+                remove_path(leftover)
+                if not leftover.exists():
+                    removed.append(leftover)
+        except OSError:
+            pass  # gone already, or not ours to remove
+    return removed
