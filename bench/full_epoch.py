@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the stand-ins live with the tests that use them
 
 REAL_TRAIN_IMAGES = 5912  # 80% of the real set's 7,390 pictures, as the course splits it
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-train-batches", type=int, default=None, help="cap each epoch (a quick check)")
     parser.add_argument("--out", type=Path, default=Path("full_epoch_runs"), help="one folder per configuration")
     args = parser.parse_args(argv)
+    from helpers.outputs import writable_or_exit
+
+    writable_or_exit(args.out, parser)
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:

@@ -40,6 +40,7 @@ from helpers.callbacks import Callback, CancelValidException  # noqa: E402
 from helpers.data import pets_dataloaders, pets_tiny  # noqa: E402
 from helpers.learner import Learner  # noqa: E402
 from helpers.models import create_cnn, resnet_split  # noqa: E402
+from helpers.outputs import writable_or_exit, written_whole  # noqa: E402
 
 PATHS = ("pil", "workers", "device", "resident")
 
@@ -161,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     if any(p not in PATHS for p in paths):
         parser.error(f"--paths takes {', '.join(PATHS)}; got {args.paths!r}.")
+    if args.json:
+        writable_or_exit(args.json.parent, parser, "--json")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda was asked for, but CUDA is not available here (use --device cpu for a check).")
@@ -198,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             share = f"{speed / ceiling[phase]:.0%}" if ceiling[phase] else "-"
             print(f"{row['path']:<9} {phase:<9} {speed:9.0f} {ratio:>7} {share:>10}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "psnr_against_pil": quality, "rows": rows}, indent=1))
+        with written_whole(args.json) as temporary:
+            temporary.write_text(json.dumps({"machine": machine, "psnr_against_pil": quality, "rows": rows}, indent=1))
     return 0
 
 

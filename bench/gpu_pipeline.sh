@@ -10,7 +10,7 @@
 # Each part has its own time limit, so one that hangs leaves the others their time; everything goes to the log.
 set -u
 out=${1:-bench/results/gpu_pipeline}
-mkdir -p "$out"
+"${PYTHON:-python3}" -c 'import sys; sys.path.insert(0, "."); from helpers.outputs import writable_or_exit; writable_or_exit(sys.argv[1], "bench/gpu_pipeline.sh", "results")' "$out" || exit 2
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=agg
 py=${PYTHON:-python3}
 log="$out/gpu_pipeline_log.txt"

@@ -21,6 +21,8 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from helpers.outputs import writable_or_exit, written_whole  # noqa: E402
 
 
 def failures(nb: nbformat.NotebookNode) -> list[dict]:
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args(argv)
+    if args.json:
+        writable_or_exit(args.json.parent, parser, "--json")
     paths = [Path(t) for t in args.targets] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     os.environ.setdefault("COURSE_PROFILE", "tiny")
     # The kernels must import this checkout's helpers whatever is installed.
@@ -76,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         for failure in row["failures"]:
             print(f"    cell {failure['cell']}: {failure['error']}: {failure['message']}  [{failure['source']}]")
         if args.json:  # after every notebook: a run stopped by a time limit keeps what it measured
-            args.json.write_text(json.dumps(report, indent=1))
+            with written_whole(args.json) as temporary:
+                temporary.write_text(json.dumps(report, indent=1))
     return 0 if all(not r["failures"] and not r["crashed"] for r in report) else 1
 
 
