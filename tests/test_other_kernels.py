@@ -19,10 +19,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SENSITIVE = ("04_lr_finder.ipynb", "06_deeper_models_mixed_precision.ipynb", "08_heatmaps.ipynb")
 OTHER_KERNELS = {"ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "2"}
+# pytest-xdist keeps every core busy, so two more threads share them with other work: threads that wait for each
+# other must sleep, not spin (spinning, a training step took 6 times as long here). It changes no result.
+THREAD_WAITING = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def other_kernels_env() -> dict[str, str]:
-    return {**os.environ, **OTHER_KERNELS, "COURSE_PROFILE": "tiny", "COURSE_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": ""}
+    return {**os.environ, **OTHER_KERNELS, **THREAD_WAITING, "COURSE_PROFILE": "tiny", "COURSE_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def test_the_other_kernels_reach_torch():
