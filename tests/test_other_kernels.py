@@ -38,12 +38,13 @@ def test_the_other_kernels_reach_torch():
 
 
 @pytest.mark.slow
-def test_sensitive_notebooks_match_their_stored_outputs_on_other_kernels():
-    command = [sys.executable, "-m", "pytest", *(str(ROOT / "notebooks" / name) for name in SENSITIVE),
-               "--nbval", "--nbval-current-env", "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"),
-               "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "--timeout", "900"]
-    done = subprocess.run(command, cwd=ROOT, env=other_kernels_env(), capture_output=True, text=True, timeout=1800)
+@pytest.mark.parametrize("name", SENSITIVE)
+def test_sensitive_notebook_matches_its_stored_outputs_on_other_kernels(name):
+    command = [sys.executable, "-m", "pytest", str(ROOT / "notebooks" / name), "--nbval", "--nbval-current-env",
+               "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"), "-p", "no:cacheprovider",
+               "-p", "no:xdist", "-q", "--timeout", "600"]
+    done = subprocess.run(command, cwd=ROOT, env=other_kernels_env(), capture_output=True, text=True, timeout=850)
     assert done.returncode == 0, (
-        f"with {OTHER_KERNELS} the stored outputs no longer match: print what the lesson needs at the precision it "
-        f"needs, or ignore the cell's output and assert the claim with a tolerance (CONTRIBUTING.md)\n"
-        + done.stdout[-6000:] + done.stderr[-2000:])
+        f"{name} with {OTHER_KERNELS}: its stored outputs no longer match. Print what the lesson needs at the "
+        "precision it needs, or tag the cell nbval-ignore-output and assert the claim with a tolerance "
+        "(CONTRIBUTING.md, \"Stored outputs\")\n" + done.stdout[-6000:] + done.stderr[-2000:])
