@@ -4,8 +4,9 @@
 worker. Here the notebooks whose outputs depend most on the order of float sums (04's finder curve, 06's float16
 gradient errors, 08's trained model) run again, in a fresh pytest with nbval, on torch's portable kernels
 (``ATEN_CPU_CAPABILITY=default``: no AVX2 or AVX-512 code in torch's own operators) and two threads, and are
-compared with the same stored outputs. Any digit that holds only on one CPU fails here, on whatever machine runs
-the suite (CONTRIBUTING.md, "Stored outputs").
+compared with the same stored outputs. A compared digit that hangs on torch's kernels or on the thread count fails
+here, on whatever machine runs the suite. (MKL and oneDNN, behind matrix products and convolutions, keep choosing
+their own code; CONTRIBUTING.md, "Stored outputs", says how a notebook stays clear of their digits too.)
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ THREAD_WAITING = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def other_kernels_env() -> dict[str, str]:
-    return {**os.environ, **OTHER_KERNELS, **THREAD_WAITING, "COURSE_PROFILE": "tiny", "COURSE_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": ""}
+    return {**os.environ, **OTHER_KERNELS, **THREAD_WAITING,
+            "COURSE_PROFILE": "tiny", "COURSE_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def test_the_other_kernels_reach_torch():
