@@ -7,7 +7,8 @@ file while the others sit idle:
 
 1. the browser test (it runs the widget notebooks in JupyterLab), then the full profile's runs of every notebook
    (slowest first, for ``make full``, which hands them out one at a time with ``--dist load --maxschedchunk 1``);
-2. the notebooks, slowest first, by the execution times stored in their own cells by ``make notebooks``;
+2. the notebooks, slowest first, by the execution times stored in their own cells by ``make notebooks``, and among
+   them tests/test_other_kernels.py, which runs three of them again, ranked by their stored times together;
 3. test files holding a test marked ``slow``;
 4. everything else, in its usual order.
 
@@ -59,6 +60,9 @@ def pytest_collection_modifyitems(config, items):
             return (0, 1.0, -FULL_PROFILE_SECONDS.get(notebook.name[:2], 60) if notebook else 0.0)
         if item.path.suffix == ".ipynb":
             return (1, -stored_seconds(item.path), 0.0)
+        if item.path.name == "test_other_kernels.py":
+            notebooks = item.path.parent.parent / "notebooks"
+            return (1, -sum(stored_seconds(notebooks / name) for name in item.module.SENSITIVE), 0.0)
         return (2, 0.0, 0.0) if item.path in files_with_slow_tests else (3, 0.0, 0.0)
 
     items.sort(key=rank)

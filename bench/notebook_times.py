@@ -5,11 +5,9 @@
     python bench/notebook_times.py --execute notebooks/03_cross_entropy.ipynb
     python bench/notebook_times.py --threads 0      # time them as a learner runs them: every core, outputs not saved
 
-Stored outputs must come from the tiny profile on the CPU with one torch thread (as `make test` compares them),
-so this script forces COURSE_PROFILE=tiny, OMP_NUM_THREADS=1 and hides any GPU unless --keep-env is given. It
-also holds torch and oneDNN to their AVX2 kernels, as `make test` does (the Makefile's CPU_KERNELS says why):
-with --execute always, since stored outputs written with AVX-512 kernels would not match elsewhere, and never
-with --threads 0, which times what a learner waits for, on the machine's own kernels.
+Stored outputs come from the tiny profile on the CPU with one torch thread, so this script forces
+COURSE_PROFILE=tiny, OMP_NUM_THREADS=1 and hides any GPU unless --keep-env is given. It runs on the machine's own
+CPU kernels: what nbval compares holds on any CPU and thread count (CONTRIBUTING.md, "Stored outputs").
 ``--threads N`` sets the torch threads either way; ``--threads 0`` lets torch use every core, as in JupyterLab:
 the time a learner waits, not the stored outputs'.
 """
@@ -27,8 +25,6 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from helpers.outputs import OutputNotWritableError, ensure_writable, refuse, written_whole  # noqa: E402
-# The Makefile's CPU_KERNELS: the same float sums on every x86-64 machine (no effect elsewhere).
-CPU_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 def notebook_paths(targets: list[str]) -> list[Path]:
@@ -79,8 +75,6 @@ def main() -> int:
                 ensure_writable(folder, "notebook folder", "make it writable, or run without --execute")
             except OutputNotWritableError as error:
                 refuse(error, parser)
-    if args.execute or not (args.keep_env or args.threads == 0):
-        os.environ.update(CPU_KERNELS)
     if not args.keep_env:
         os.environ["COURSE_PROFILE"] = "tiny"
         os.environ["CUDA_VISIBLE_DEVICES"] = ""

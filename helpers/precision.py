@@ -25,9 +25,6 @@ import torch
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX-512 / AMX, and Arm's "bf16" feature
-# oneDNN, which runs the CPU's convolutions, uses no more than ONEDNN_MAX_CPU_ISA allows (make test sets AVX2 so that
-# stored outputs repeat on every x86-64 machine). These levels leave out the bfloat16 instructions: bf16 is emulated.
-ONEDNN_ISAS_WITHOUT_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"})
 
 
 # --- the hardware: one reading of /proc/cpuinfo ------------------------------------------------------
@@ -53,13 +50,7 @@ def read_cpuinfo(path: str = "/proc/cpuinfo") -> dict:
 
 
 def cpu_supports_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True when the CPU lists bfloat16 instructions, without which bf16 autocast is slower than fp32 (notebook 06).
-
-    False also where ``ONEDNN_MAX_CPU_ISA`` (or its older name ``DNNL_MAX_CPU_ISA``) holds oneDNN below them.
-    """
-    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
-    if cap in ONEDNN_ISAS_WITHOUT_BF16:
-        return False
+    """True when the CPU lists bfloat16 instructions, without which bf16 autocast is slower than fp32 (notebook 06)."""
     return any(flag in read_cpuinfo(cpuinfo)["flags"] for flag in BF16_CPU_FLAGS)
 
 

@@ -12,11 +12,6 @@ from torch.utils.data import DataLoader, TensorDataset
 # are broken), not something to re-execute and compare.
 collect_ignore_glob = ["browser/*.ipynb"]
 
-# The settings in the Makefile's CPU_KERNELS: make test holds torch and oneDNN to AVX2 so that nbval's comparisons
-# repeat on every x86-64 machine. Kernels whose outputs nothing compares (the browser test, the full profile's smoke
-# run) drop them and run on what a learner's machine picks, which on an AVX-512 CPU is several times faster.
-CPU_KERNEL_SETTINGS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
-
 
 def toy_dls(n_train: int = 96, n_valid: int = 48, batch_size: int = 16, seed: int = 0, after_batch=None):
     """Three Gaussian blobs in 10 dimensions, learnable in a few epochs; a stand-in for helpers.data.DataLoaders."""

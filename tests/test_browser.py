@@ -29,7 +29,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CPU_KERNEL_SETTINGS
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO / "notebooks"
@@ -120,9 +119,7 @@ def start_jupyterlab(root: Path, home: Path, timeout_s: float = 90) -> Lab:
     # Training capped at one batch per pass (COURSE_MAX_BATCHES): this test is about what a learner sees and
     # clicks, and nbval already checks what the notebooks' training achieves; capped, the notebooks skip
     # those assertions (Profile.checks_results) and Run All takes seconds instead of minutes.
-    # Nothing here compares numbers, so the kernels run on the machine's own CPU kernels (conftest.py).
-    env = {**{k: v for k, v in os.environ.items() if k not in CPU_KERNEL_SETTINGS},
-           "COURSE_PROFILE": "tiny", "COURSE_MAX_BATCHES": "1",
+    env = {**os.environ, "COURSE_PROFILE": "tiny", "COURSE_MAX_BATCHES": "1",
            "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "IPYTHONDIR": str(home / "ipython")}
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
