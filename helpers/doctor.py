@@ -84,7 +84,7 @@ def report() -> list[tuple[str, str]]:
     device = get_device()
     rows.append(("device", str(device) + (f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else "")))
     rows.append(("torch threads", f"{torch.get_num_threads()} (cpu count {os.cpu_count()})"))
-    # make test holds this to AVX2 (the Makefile's CPU_KERNELS): AVX-512 kernels round sums differently.
+    # Which vector kernels torch picked on this CPU: their sums round differently, one reason notebooks print few digits.
     rows.append(("cpu kernels", torch.backends.cpu.get_cpu_capability()))
     rows.extend(cache_rows())
     profile = get_profile()
