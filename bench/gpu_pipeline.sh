@@ -2,6 +2,7 @@
 # The GPU measurements of the input pipeline and of the course's claims, in one call of about five minutes.
 #
 #     bash bench/gpu_pipeline.sh results_folder        # default: bench/results/gpu_pipeline
+#     bash bench/gpu_pipeline.sh results_folder notebooks/01_pets_data.ipynb   # the claims of some notebooks only
 #
 # 1. bench/gpu_pipeline.py on two cores with two workers (its --cores, as taskset does), as on a free Colab runtime,
 #    then on every core: images/s of the full profile's resnet34 epochs for the PIL path, the torchvision.io path in the
@@ -10,6 +11,7 @@
 # Each part has its own time limit, so one that hangs leaves the others their time; everything goes to the log.
 set -u
 out=${1:-bench/results/gpu_pipeline}
+shift $(( $# > 0 ? 1 : 0 ))
 "${PYTHON:-python3}" -c 'import sys; sys.path.insert(0, "."); from helpers.outputs import writable_or_exit; writable_or_exit(sys.argv[1], "bench/gpu_pipeline.sh", "results")' "$out" || exit 2
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=agg
 py=${PYTHON:-python3}
@@ -29,7 +31,7 @@ part() {  # part SECONDS command...: run with a time limit, log everything, say 
 }
 images=$(mktemp -d)
 part 150 "$py" bench/gpu_pipeline.py --cores 2 --workers 2 --images "$images" --psnr --json "$out/pipeline_2cores.json"
-part 90 "$py" bench/gpu_pipeline.py --images "$images" --json "$out/pipeline_allcores.json"
+part 90 "$py" bench/gpu_pipeline.py --paths pil,device,resident --images "$images" --json "$out/pipeline_allcores.json"
 rm -rf "$images"
-COURSE_DEVICE=cuda part 260 "$py" bench/notebook_claims.py --json "$out/notebook_claims_cuda.json"
+COURSE_DEVICE=cuda part 260 "$py" bench/notebook_claims.py --json "$out/notebook_claims_cuda.json" "$@"
 cat "$log"
