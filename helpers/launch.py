@@ -14,8 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # The Makefile's TINY_ENV and NBVAL (tests/test_launch.py keeps the two in step).
-TINY_ENV = {"COURSE_PROFILE": "tiny", "COURSE_DEVICE": "cpu", "OMP_NUM_THREADS": "1",
-            "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+TINY_ENV = {"COURSE_PROFILE": "tiny", "COURSE_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
 NBVAL = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg"]
 PYTEST_OPTIONS = ["-p", "no:cacheprovider", "-rs", "--timeout", "900", "--dist", "loadscope", "--no-loadscope-reorder"]
 
