@@ -143,8 +143,10 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], num_it: int,
     trimmed_lrs, trimmed_losses = trim_curve(lrs, losses, num_it)
     colours = ["tab:orange", "tab:green", "tab:red", "tab:purple"]
     for func, colour in zip(suggest_funcs, colours * 2):
-        lr, index = func(trimmed_lrs, trimmed_losses)
-        ax.plot(trimmed_lrs[index], trimmed_losses[index], "o", color=colour, label=f"{func.__name__}: {lr:.2e}")
+        lr, _ = func(trimmed_lrs, trimmed_losses)
+        # Draw each dot at the rate its label names: `minimum` suggests a tenth of the rate at its lowest point.
+        at = float(np.interp(np.log(lr), np.log(trimmed_lrs), trimmed_losses))
+        ax.plot(lr, at, "o", color=colour, label=f"{func.__name__}: {lr:.2e}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("smoothed training loss")

@@ -166,3 +166,19 @@ def test_lr_find_with_a_hand_written_optimiser_restores_the_weights():
     assert [lrs[-1] for lrs in learn.recorder.lrs] == pytest.approx(
         [1e-7 * (10 / 1e-7) ** (k / 12) for k in range(len(learn.recorder.lrs))], rel=1e-12)
     assert all(torch.equal(a, b) for a, b in zip(before, learn.model.state_dict().values()))
+
+
+def test_plot_draws_each_dot_at_the_rate_its_label_names():
+    lrs = np.logspace(-7, 1, 100)
+    losses = 2.0 - np.tanh(np.log10(lrs) + 3) + np.where(lrs > 1e-1, (np.log10(lrs) + 1) ** 2 * 3, 0.0)
+    fig, ax = plt.subplots()
+    plot_lr_find(lrs, losses, 100, suggest_funcs=(minimum, steep, valley), ax=ax)
+    dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    trimmed_lrs, trimmed_losses = trim_curve(lrs, losses, 100)
+    for line, rule in zip(dots, (minimum, steep, valley)):
+        lr, _ = rule(trimmed_lrs, trimmed_losses)
+        assert line.get_xdata()[0] == pytest.approx(lr, rel=1e-12)
+        assert line.get_label() == f"{rule.__name__}: {lr:.2e}"
+    lowest = trimmed_lrs[np.argmin(trimmed_losses)]
+    assert dots[0].get_xdata()[0] == pytest.approx(lowest / 10)  # not at the lowest point itself
+    plt.close(fig)

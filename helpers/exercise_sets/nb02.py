@@ -63,6 +63,102 @@ def _check_centre_box(box) -> None:
         "your square is not in the middle: for validation as much is cut off on one side as on the other."
 
 
+# ---- in the lesson: each one before the notebook shows its own version ----------------------------------
+
+def _psnr(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    return 10 * torch.log10(1 / ((image - reference) ** 2).mean())
+
+
+def _crop_matrix(crop_scale: float, crop_centre: tuple) -> torch.Tensor:
+    side = math.sqrt(crop_scale)
+    return torch.tensor([[side, 0, crop_centre[0] * (1 - side)], [0, side, crop_centre[1] * (1 - side)], [0, 0, 1.0]])
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+_A = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(3))
+_B = (_A + 0.05 * torch.randn(3, 8, 8, generator=torch.Generator().manual_seed(4))).clamp(0, 1)
+_C = torch.full((3, 4, 4), 0.5)
+
+psnr_by_hand = FunctionExercise(
+    """Write `psnr_by_hand(image, reference)` for two images with pixels in [0, 1]: the mean of the squared
+    differences over every pixel and channel (the MSE), then `10 * log10(1 / MSE)`, in dB.""",
+    reference=_psnr,
+    test_cases=[(_B, _A), (_C, _C + 0.1), (_A, _A.flip(-1))],
+    hints=["`((image - reference) ** 2).mean()` is the MSE.", "`torch.log10` takes a tensor; the peak value is 1."],
+    solution="""
+    def psnr_by_hand(image, reference):
+        mse = ((image - reference) ** 2).mean()
+        return 10 * torch.log10(1 / mse)
+    """,
+    wrong_answers=[lambda a, b: 10 * torch.log10(1 / (a - b).abs().mean()),      # mean absolute error
+                   lambda a, b: 20 * torch.log10(1 / ((a - b) ** 2).mean()),      # 20 with a squared error
+                   lambda a, b: 10 * torch.log(1 / ((a - b) ** 2).mean())],       # natural log
+    right_answers=[lambda a, b: -10 * torch.log10(torch.nn.functional.mse_loss(a, b)),
+                   lambda a, b: 20 * torch.log10(1 / ((a - b) ** 2).mean().sqrt()),
+                   lambda a, b: 10 * math.log10(1 / float(((a - b) ** 2).mean()))],
+    explanation=("PSNR compares the mean squared error with the largest possible pixel value (1 here) on a log "
+                 "scale: every halving of the typical error adds about 6 dB."),
+)
+
+crop_matrix = FunctionExercise(
+    """Write `crop_matrix(crop_scale, crop_centre)`: the 3x3 matrix (a float tensor) that sends an OUTPUT point
+    (x, y, 1), in normalised units from -1 to 1, to the input point it shows, for a square crop covering
+    `crop_scale` of the input's area, placed so that `crop_centre = (cx, cy)` (each in [-1, 1]) slides it from one
+    edge (-1) to the other (+1). The crop's side is `sqrt(crop_scale)` of the input's.""",
+    reference=_crop_matrix,
+    test_cases=[(0.8, (-0.5, 0.3)), (0.25, (1.0, -1.0)), (1.0, (0.4, 0.4)), (0.5, (0.0, 0.0))],
+    hints=["Scaling by the side `s` maps the output square [-1, 1] onto a square of half-width `s` around 0.",
+           "The centre may move by at most `1 - s` in each direction before the crop leaves the picture: the "
+           "translation is `cx * (1 - s)` (and `cy * (1 - s)`)."],
+    solution="""
+    def crop_matrix(crop_scale, crop_centre):
+        s = math.sqrt(crop_scale)
+        return torch.tensor([[s, 0, crop_centre[0] * (1 - s)],
+                             [0, s, crop_centre[1] * (1 - s)],
+                             [0, 0, 1.0]])
+    """,
+    wrong_answers=[lambda a, c: torch.tensor([[a, 0, c[0] * (1 - a)], [0, a, c[1] * (1 - a)], [0, 0, 1.0]]),  # area as side
+                   lambda a, c: torch.tensor([[math.sqrt(a), 0, c[0]], [0, math.sqrt(a), c[1]], [0, 0, 1.0]]),  # leaves the picture
+                   lambda a, c: torch.tensor([[1 / math.sqrt(a), 0, c[0] * (1 - math.sqrt(a))],
+                                              [0, 1 / math.sqrt(a), c[1] * (1 - math.sqrt(a))], [0, 0, 1.0]])],  # inverse scale
+    right_answers=[lambda a, c: torch.tensor([[a ** 0.5, 0.0, c[0] - c[0] * a ** 0.5],
+                                              [0.0, a ** 0.5, c[1] - c[1] * a ** 0.5], [0.0, 0.0, 1.0]]),
+                   lambda a, c: [[math.sqrt(a), 0, c[0] * (1 - math.sqrt(a))], [0, math.sqrt(a), c[1] * (1 - math.sqrt(a))],
+                                 [0, 0, 1]]],
+    explanation=("The output square [-1, 1] is shrunk to the crop's side s and shifted by c(1 - s), the most it can "
+                 "move while staying inside the picture: c = -1 puts it against one edge, +1 against the other."),
+)
+
+normalise = FunctionExercise(
+    """Write `normalise(x)` for a batch `x` of images (batch x 3 x height x width, pixels in [0, 1]): subtract each
+    channel's ImageNet mean `(0.485, 0.456, 0.406)` and divide by its standard deviation `(0.229, 0.224, 0.225)`.""",
+    reference=_normalise,
+    test_cases=[torch.rand(2, 3, 5, 4, generator=torch.Generator().manual_seed(5)), torch.ones(1, 3, 2, 2)],
+    hints=["A tensor of shape (3,) lines up with the LAST dimension (width), not the channels.",
+           "`.view(1, 3, 1, 1)` makes the statistics broadcast over batch, height and width."],
+    solution="""
+    def normalise(x):
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        return (x - mean) / std
+    """,
+    wrong_answers=[lambda x: (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+                   lambda x: x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
+                   lambda x: (x - 0.449) / 0.226],                                    # one average for all channels
+    right_answers=[lambda x: (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None],
+                   lambda x: __import__("torchvision").transforms.v2.functional.normalize(x, list(IMAGENET_MEAN),
+                                                                                        list(IMAGENET_STD))],
+    explanation=("Each channel gets its own mean and standard deviation, so the statistics must be shaped to broadcast "
+                 "over the channel dimension (1, 3, 1, 1), not the width."),
+)
+
 q1 = CodeExercise(
     """A 500 x 375 photo goes through `PresizeCrop(460, train=False)`. Which box `(left, top, right, bottom)`
     of the photo ends up resized to 460 x 460? `answer = (left, top, right, bottom)` in whole pixels (when the

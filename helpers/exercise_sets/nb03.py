@@ -28,6 +28,90 @@ TABLE_ACTS = torch.tensor([-1.0, 0.5, 3.0])
 GRAD_LOGITS = torch.tensor([[1.5, -0.5, 0.2], [0.0, 2.0, -1.0]])
 GRAD_TARGETS = torch.tensor([2, 1])
 
+# ---- in the lesson: each one before the notebook shows its own version ----------------------------------
+
+def _softmax_rows(x: torch.Tensor) -> torch.Tensor:
+    exps = x.exp()
+    return exps / exps.sum(dim=1, keepdim=True)
+
+
+def _nll_by_hand(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return -inputs[torch.arange(len(targets)), targets].mean()
+
+
+def _log_softmax_rows(x: torch.Tensor) -> torch.Tensor:
+    shifted = x - x.max(dim=1, keepdim=True).values
+    return shifted - shifted.exp().sum(dim=1, keepdim=True).log()
+
+
+softmax_rows = FunctionExercise(
+    """Write `softmax_by_hand(x)` for a batch `x` of activations (images x classes): exponentiate every activation,
+    then divide by the sum of the exponentials of its own row (`dim=1`), so that every row sums to 1.""",
+    reference=_softmax_rows,
+    test_cases=[ROWS, torch.tensor([[0.02, -2.49, 1.25]]), torch.zeros(2, 4)],
+    hints=["`torch.exp(x)` is positive everywhere; `.sum(dim=1, keepdim=True)` gives one total per row, as a column.",
+           "Without `keepdim=True` the totals form a row vector, and the division would not pair each row with its own total."],
+    solution="""
+    def softmax_by_hand(x):
+        return torch.exp(x) / torch.exp(x).sum(dim=1, keepdim=True)
+    """,
+    wrong_answers=[lambda x: x.exp() / x.exp().sum(),                    # one total for the whole batch
+                   lambda x: x.exp() / x.exp().sum(dim=0, keepdim=True),  # totals per column
+                   lambda x: x.sigmoid()],                                # a sigmoid per column: rows do not sum to 1
+    right_answers=[lambda x: torch.softmax(x, dim=1),
+                   lambda x: x.exp() / x.exp().sum(-1)[:, None],
+                   lambda x: (x - x.logsumexp(dim=1, keepdim=True)).exp()],
+    explanation=("The exponentials are positive, and dividing each by its own row's total makes every row add up to "
+                 "1; keepdim=True keeps the totals as a column so the division pairs each row with its own total."),
+)
+
+nll_by_hand = FunctionExercise(
+    """Write `nll_by_hand(inputs, targets)`: what `F.nll_loss` computes by default. For every row `i` of `inputs`
+    (images x classes), take the value in column `targets[i]`, negate it, and average over the rows. No log.""",
+    reference=_nll_by_hand,
+    test_cases=[(torch.softmax(ROWS, dim=1), torch.tensor([0, 1, 0])),
+                (torch.log_softmax(GRAD_LOGITS, dim=1), GRAD_TARGETS),
+                (torch.tensor([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]), torch.tensor([2, 0]))],
+    hints=["Index with two things at once: `inputs[range(n), targets]` pairs row 0 with targets[0], row 1 with targets[1], ...",
+           "Then a minus sign and `.mean()`."],
+    solution="""
+    def nll_by_hand(inputs, targets):
+        return -inputs[range(len(targets)), targets].mean()
+    """,
+    wrong_answers=[lambda x, t: -x[range(len(t)), t].log().mean(),  # takes a log: nll_loss does not
+                   lambda x, t: x[range(len(t)), t].mean(),         # forgets the minus sign
+                   lambda x, t: -x[:, t].mean()],                   # every row with every target
+    right_answers=[lambda x, t: F.nll_loss(x, t),
+                   lambda x, t: -x.gather(1, t[:, None]).mean(),
+                   lambda x, t: -torch.stack([row[k] for row, k in zip(x, t)]).mean()],
+    explanation=("nll_loss only picks each row's target column, negates it and averages; the log has to be taken "
+                 "before, which is why it is fed log_softmax's output."),
+)
+
+log_softmax_rows = FunctionExercise(
+    """Write `log_softmax_by_hand(x)` for a batch (`dim=1`) that stays finite for rows like `[1000., 0., -1000.]`:
+    subtract each row's maximum, then subtract the log of the sum of the exponentials of the shifted row.
+    Use `.exp()`, `.sum()`, `.log()` and `.max()` (not `torch.log_softmax` or `torch.logsumexp`).""",
+    reference=_log_softmax_rows,
+    test_cases=[torch.tensor([[1000.0, 0.0, -1000.0]]), torch.tensor([[0.0, -120.0], [800.0, 805.0]]), ROWS],
+    hints=["log(softmax(x)) = x - log(sum(exp(x))), and subtracting the row's maximum m first changes nothing "
+           "(log(sum(exp(x))) = m + log(sum(exp(x - m)))).",
+           "`shifted = x - x.max(dim=1, keepdim=True).values`, then `shifted - shifted.exp().sum(dim=1, keepdim=True).log()`."],
+    solution="""
+    def log_softmax_by_hand(x):
+        shifted = x - x.max(dim=1, keepdim=True).values           # the largest exponent is 0: nothing overflows
+        return shifted - shifted.exp().sum(dim=1, keepdim=True).log()
+    """,
+    wrong_answers=[lambda x: _softmax_rows(x).log(),                                   # nan at 1000, -inf at -120
+                   lambda x: x - x.exp().sum(dim=1, keepdim=True).log(),               # unshifted: overflows
+                   lambda x: (x - x.max()) - (x - x.max()).exp().sum(dim=1, keepdim=True).log()],  # one max per batch
+    right_answers=[lambda x: torch.log_softmax(x, dim=1),
+                   lambda x: x - x.logsumexp(dim=1, keepdim=True),
+                   lambda x: x - x.amax(1, keepdim=True) - (x - x.amax(1, keepdim=True)).exp().sum(1, keepdim=True).log()],
+    explanation=("log(exp(x_i) / sum exp(x_j)) is x_i minus the log of the sum; shifting the row by its maximum "
+                 "keeps every exponential at most 1, so nothing overflows and no probability rounds to 0 before the log."),
+)
+
 q1 = FunctionExercise(
     """Write `my_softmax(x)`: the softmax over the LAST dimension of a tensor, using only `.exp()` and `.sum()`.
     It should work for one row of activations and for a batch of rows.""",

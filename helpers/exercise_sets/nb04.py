@@ -27,6 +27,41 @@ def _tenth_of_minimum(lrs: list[float], losses: list[float]) -> float:
 CURVE_LRS = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 CURVE_LOSSES = [2.30, 2.25, 1.90, 1.20, 1.50, 9.00]
 
+def _one_cycle_rate(pos: float, lr_max: float) -> float:
+    start, end = lr_max / 25, lr_max / 1e5
+    if pos < 0.25:
+        frac, a, b = pos / 0.25, start, lr_max
+    else:
+        frac, a, b = (pos - 0.25) / 0.75, lr_max, end
+    return a + (1 - math.cos(math.pi * frac)) * (b - a) / 2
+
+
+one_cycle_rate = FunctionExercise(
+    """Write `one_cycle_rate(pos, lr_max)`: the one-cycle rate at `pos`, the fraction of the whole fit done (0 to 1).
+    For the first quarter (`pos < 0.25`) it rises from `lr_max / 25` to `lr_max`, then falls to `lr_max / 1e5`,
+    each phase along half a cosine: from `a` to `b` at fraction `f` of the phase, `a + (1 - cos(pi * f)) * (b - a) / 2`.""",
+    reference=_one_cycle_rate,
+    test_cases=[(0.0, 1e-3), (0.1, 1e-3), (0.25, 2e-2), (0.5, 1e-3), (0.9, 4e-3), (0.999, 1e-3)],
+    hints=["Split at 0.25: the phase's own fraction is pos / 0.25 in the warm-up and (pos - 0.25) / 0.75 after.",
+           "At f = 0 the cosine formula gives a, at f = 1 it gives b: check your two phases meet at lr_max."],
+    solution="""
+    def one_cycle_rate(pos, lr_max):
+        if pos < 0.25:
+            f, a, b = pos / 0.25, lr_max / 25, lr_max
+        else:
+            f, a, b = (pos - 0.25) / 0.75, lr_max, lr_max / 1e5
+        return a + (1 - math.cos(math.pi * f)) * (b - a) / 2
+    """,
+    wrong_answers=[lambda pos, lr: _one_cycle_rate(pos, lr) if pos < 0.25 else lr + (lr / 1e5 - lr) * (pos - 0.25) / 0.75,  # linear anneal
+                   lambda pos, lr: _one_cycle_rate(min(pos * 4 / 3, 1.0), lr) if pos < 0.25 else _one_cycle_rate(pos, lr),  # wrong warm-up length
+                   lambda pos, lr: lr if pos < 0.25 else _one_cycle_rate(pos, lr)],  # no warm-up
+    right_answers=[lambda pos, lr: __import__("helpers.schedule", fromlist=["x"]).combined_cos(0.25, lr / 25, lr, lr / 1e5)(pos),
+                   lambda pos, lr: (lr / 25 + (lr - lr / 25) * (1 - math.cos(math.pi * pos / 0.25)) / 2 if pos < 0.25 else
+                                    lr / 1e5 + (lr - lr / 1e5) * (1 + math.cos(math.pi * (pos - 0.25) / 0.75)) / 2)],
+    explanation=("Both phases are half a cosine between their two ends, so the rate leaves and reaches each end with "
+                 "zero slope: a gentle warm-up from lr_max / 25 to lr_max over the first quarter, then a long anneal."),
+)
+
 q1 = FunctionExercise(
     """Write `finder_lr(k, start_lr, end_lr, num_it)`: the rate the finder uses at batch `k` (counting from 0),
     growing exponentially so that it would reach `end_lr` at batch `num_it`.""",
@@ -128,7 +163,9 @@ questionnaire = Questionnaire([
                "Either take a rate about ten times smaller than the one where the smoothed loss was lowest (at the "
                "minimum itself the rate is already so high that training is about to become unstable), or take the "
                "last rate where the loss was still clearly falling, the steepest part of the descent. fastai's default, "
-               "`valley`, picks a point a little past the start of the longest descent, which lands in the same region."),
+               "`valley`, picks a point a little past the start of the longest descent; it need not land near the other two "
+               "(on notebook 04's pets curve it sits more than ten times below them, as the notebook prints), so look at "
+               "the curve rather than trust one rule."),
     ChoiceExercise("The finder's curve is flat up to 1e-4, falls steeply between 1e-3 and 1e-2, bottoms out at 3e-2 and "
                    "shoots up after 1e-1. Which rate is a good choice?",
                    ["3e-3", "3e-2", "3e-1", "1e-6"], answer="a", wrong_answers=["b", "c", "d"],
