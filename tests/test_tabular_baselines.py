@@ -74,3 +74,17 @@ def test_embedding_table_swaps_codes_for_the_learnt_rows():
     np.testing.assert_allclose(table[:, 1], [0.5, -1.0])            # the continuous column
     np.testing.assert_allclose(table[1, 2:], embeds[0].weight[3].detach().numpy(), rtol=1e-6)
     np.testing.assert_array_equal(tabular.tree_table(ds), [[1, 2, 0.5], [3, 0, -1.0]])
+
+
+def test_the_facade_has_every_name_notebook_09_uses_and_each_module_reads_in_one_sitting():
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cells = json.loads((root / "notebooks" / "09_tabular.ipynb").read_text())["cells"]
+    used = {m for c in cells if c["cell_type"] == "code" for m in re.findall(r"\btabular\.(\w+)", "".join(c["source"]))}
+    assert {"TabularProcessor", "TabularModel", "city_bootstrap", "same_month_last_year"} <= used
+    assert not [name for name in used if not hasattr(tabular, name)]
+    for module in sorted((root / "helpers").glob("tabular*.py")):
+        assert len(module.read_text().splitlines()) <= 400, f"{module.name} is over 400 lines"
