@@ -4,10 +4,111 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import torch
 
 from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
-from helpers.tabular import emb_sz_rule, rmspe
+from helpers.tabular import TabularModel, city_mean_preds, emb_sz_rule, rmspe
+
+# ==== in the lesson ===============================================================================================
+
+# ---- widths: the rule of thumb on this table's columns -------------------------------------------------------
+
+widths = ValueExercise(
+    """The training rows hold 46 cities and 12 months. Categorify adds its "#na#" level to each column. Give the
+    embedding widths fastai's rule `min(600, round(1.6 * n ** 0.56))` makes for `city` and `Month`, in that order,
+    as a list of 2 integers (n counts the levels, #na# included).""",
+    expected=[emb_sz_rule(47), emb_sz_rule(13)],
+    wrong_answers=[[emb_sz_rule(46), emb_sz_rule(12)],      # forgets #na#
+                   [47, 13], [min(50, 47 // 2), min(50, 13 // 2)]],
+    right_answers=[(14, 7), np.array([14, 7]), [14.0, 7.0]],
+    hints=["n is 46 + 1 for the cities and 12 + 1 for the months.",
+           "round(1.6 * 47 ** 0.56) and round(1.6 * 13 ** 0.56)."],
+    solution="answer = [round(1.6 * 47 ** 0.56), round(1.6 * 13 ** 0.56)]   # [14, 7]",
+    explanation=("With #na# the columns have 47 and 13 levels, and 1.6 * n ** 0.56 rounds to 14 and 7: wide enough "
+                 "for cities to differ in several ways, far narrower than a 47-wide one-hot vector."),
+)
+
+# ---- forward: the learner writes TabularModel's forward pass -------------------------------------------------------
+
+
+def _forward_cases() -> list[tuple]:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        cases = []
+        for emb_szs, n_cont, y_range in (([(5, 3), (4, 2)], 2, (0.0, 5.0)), ([(6, 4)], 3, None)):
+            model = TabularModel(emb_szs, n_cont, 1, [8, 4], y_range=y_range).eval()
+            model.bn_cont.running_mean.fill_(2.0)   # so that skipping the BatchNorm of the numbers shows
+            model.bn_cont.running_var.fill_(9.0)
+            x_cat = torch.stack([torch.randint(0, n, (5,)) for n, _ in emb_szs], dim=1)
+            cases.append((model, x_cat, torch.randn(5, n_cont) * 3 + 2))
+    return cases
+
+
+def _forward(model, x_cat, x_cont):
+    return model(x_cat, x_cont)
+
+
+def _no_bn_cont(model, x_cat, x_cont):
+    embedded = torch.cat([e(x_cat[:, i]) for i, e in enumerate(model.embeds)], dim=1)
+    return model.layers(torch.cat([model.emb_drop(embedded), x_cont], dim=1))
+
+
+def _numbers_first(model, x_cat, x_cont):
+    embedded = torch.cat([e(x_cat[:, i]) for i, e in enumerate(model.embeds)], dim=1)
+    return model.layers(torch.cat([model.bn_cont(x_cont), model.emb_drop(embedded)], dim=1))
+
+
+forward = FunctionExercise(
+    """Write `tabular_forward(model, x_cat, x_cont)`, the forward pass of a `TabularModel` (use its parts, not
+    `model(...)`): look up column i of `x_cat` in `model.embeds[i]` for every i and concatenate the results along
+    dim 1, pass that through `model.emb_drop`; pass `x_cont` through `model.bn_cont`; concatenate the two (the
+    embeddings first) and run `model.layers` on it.""",
+    reference=_forward, test_cases=_forward_cases(),
+    wrong_answers=[_no_bn_cont, _numbers_first],
+    right_answers=[lambda m, c, x: m.layers(torch.cat([m.emb_drop(torch.cat([e(col) for e, col in zip(m.embeds, c.T)],
+                                                                            dim=1)), m.bn_cont(x)], dim=1))],
+    hints=["`torch.cat([emb(x_cat[:, i]) for i, emb in enumerate(model.embeds)], dim=1)` gives the embeddings side by side.",
+           "The numbers go through `model.bn_cont` before they join; the embeddings come first in the concatenation."],
+    solution="""
+    def tabular_forward(model, x_cat, x_cont):
+        embedded = torch.cat([emb(x_cat[:, i]) for i, emb in enumerate(model.embeds)], dim=1)
+        joined = torch.cat([model.emb_drop(embedded), model.bn_cont(x_cont)], dim=1)
+        return model.layers(joined)
+    """,
+    explanation=("Each categorical column picks a row of its own embedding; the rows sit side by side, get "
+                 "embedding dropout, and are joined by the batch-normalised numbers; the Linear blocks (and the "
+                 "sigmoid range) do the rest."),
+)
+
+# ---- city_mean: the per-city baseline ---------------------------------------------------------------------------------
+
+_TRAIN = pd.DataFrame({"city": ["a", "a", "b", "c", "c", "c"], "sales": [10.0, 30.0, 5.0, 1.0, 2.0, 9.0]})
+city_mean = FunctionExercise(
+    """Write `city_mean_forecast(train_df, rows)`: for each row of the frame `rows`, the mean `sales` of its `city`
+    in `train_df`; a city that `train_df` never saw gets the mean of all of `train_df`'s sales. Return a NumPy array
+    with one value per row of `rows`.""",
+    reference=city_mean_preds,
+    test_cases=[(_TRAIN, pd.DataFrame({"city": ["c", "a", "b", "a"]})),
+                (_TRAIN, pd.DataFrame({"city": ["z", "b"]})),
+                (_TRAIN.iloc[:3], pd.DataFrame({"city": ["a", "c"]}))],
+    wrong_answers=[lambda tr, rows: np.full(len(rows), tr.sales.mean()),                            # one mean for all
+                   lambda tr, rows: rows.city.map(tr.groupby("city").sales.median()).fillna(tr.sales.mean()).to_numpy(),
+                   lambda tr, rows: rows.city.map(tr.groupby("city").sales.mean()).fillna(0).to_numpy()],  # unseen: 0
+    right_answers=[lambda tr, rows: [tr.sales[tr.city == c].mean() if (tr.city == c).any() else tr.sales.mean()
+                                     for c in rows.city]],
+    hints=["`train_df.groupby('city').sales.mean()` is a Series indexed by city.",
+           "`rows.city.map(that_series)` gives NaN for an unseen city: `.fillna(train_df.sales.mean())`, then `.to_numpy()`."],
+    solution="""
+    def city_mean_forecast(train_df, rows):
+        means = train_df.groupby("city").sales.mean()
+        return rows.city.map(means).fillna(train_df.sales.mean()).to_numpy()
+    """,
+    explanation=("Each city keeps its own level, which the training mean throws away; with a percentage metric "
+                 "that level is most of the error, so this is the first baseline a model must beat."),
+)
+
+# ==== after the lesson ============================================================================================
 
 # ---- q1: embedding widths ---------------------------------------------------------------------------------
 
@@ -135,13 +236,12 @@ q5 = ChoiceExercise(
 # ---- q6: repeat an experiment ------------------------------------------------------------------------------------------
 
 q6 = Reflection(
-    "Repeat the embedding-dropout comparison with `seed=1` (`tabular_learner(embed_p=p, seed=1)`). Does the verdict "
-    "(helps / hurts / no detectable difference) stay the same? What would you need before claiming embedding "
-    "dropout helps on this table?",
-    "Compare the verdict lines, not the RMSPEs alone. The printed noise only covers which validation rows we "
-    "happen to have; a second seed shows the other source of noise, the training run itself (initial weights, "
-    "batch order, dropout masks). A claim needs a margin larger than both: several seeds per setting, the mean "
-    "difference compared with its spread, and ideally a second validation period. With a 7,000-row table and a few "
+    "Add a third seed (`seed=2`) to the embedding-dropout comparison, and then a third setting, `embed_p=0.3`. Does "
+    "the verdict printed by `compare_seeds` change? What would you need before claiming embedding dropout helps "
+    "on this table?",
+    "Compare the verdict lines, not the RMSPEs alone. The noise printed from seeds covers the training run itself (initial weights, "
+    "batch order, dropout masks), not the choice of validation period. A claim needs several seeds per setting, "
+    "a mean difference larger than its spread, and ideally a second validation period. With a 7,000-row table and a few "
     "epochs there is little overfitting for dropout to prevent, so a small or unstable effect is what to expect.",
 )
 
