@@ -8,7 +8,8 @@
 #    then on every core: images/s of the full profile's resnet34 epochs for the PIL path, the torchvision.io path in the
 #    workers, the nvJPEG path on the device, and a batch kept on the GPU (the ceiling); PSNR against PIL first.
 # 2. bench/notebook_claims.py: every notebook in the tiny profile on CUDA; which asserted claims hold, and times.
-# Each part has its own time limit, so one that hangs leaves the others their time; everything goes to the log.
+# Each part has its own time limit (LIMIT_2CORES, LIMIT_ALLCORES, LIMIT_NOTEBOOKS seconds), so one that hangs leaves
+# the others their time; EPOCHS, PSNR= (empty: skip it) and ALL_CORE_PATHS shorten a rerun. Everything goes to the log.
 set -u
 out=${1:-bench/results/gpu_pipeline}
 shift $(( $# > 0 ? 1 : 0 ))
@@ -30,8 +31,8 @@ part() {  # part SECONDS command...: run with a time limit, log everything, say 
   echo "=== exit $? after $((SECONDS - start)) s ===" >>"$log"
 }
 images=$(mktemp -d)
-part 150 "$py" bench/gpu_pipeline.py --cores 2 --workers 2 --images "$images" --psnr --json "$out/pipeline_2cores.json"
-part 90 "$py" bench/gpu_pipeline.py --paths pil,device,resident --images "$images" --json "$out/pipeline_allcores.json"
+part ${LIMIT_2CORES:-150} "$py" bench/gpu_pipeline.py --cores 2 --workers 2 --epochs ${EPOCHS:-2} --images "$images" ${PSNR---psnr} --json "$out/pipeline_2cores.json"
+part ${LIMIT_ALLCORES:-90} "$py" bench/gpu_pipeline.py --paths ${ALL_CORE_PATHS:-pil,device,resident} --epochs ${EPOCHS:-2} --images "$images" --json "$out/pipeline_allcores.json"
 rm -rf "$images"
-COURSE_DEVICE=cuda part 260 "$py" bench/notebook_claims.py --json "$out/notebook_claims_cuda.json" "$@"
+COURSE_DEVICE=cuda part ${LIMIT_NOTEBOOKS:-260} "$py" bench/notebook_claims.py --json "$out/notebook_claims_cuda.json" "$@"
 cat "$log"
