@@ -21,7 +21,6 @@ Random weights: the speed of a step does not depend on what the weights are.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -137,8 +136,6 @@ def measure(path: str, images: Path, args, device: torch.device) -> dict:
     learn.fit(1 + args.epochs, 1e-4, cbs=[timer])
     unfrozen = timer.epochs[1:]
     train_images = len(dls.train.dataset)
-    del learn, dls, timer  # their DataLoaders' persistent workers end here, not all at once at exit
-    gc.collect()
     best = {phase: max(n / s for n, s in runs) for phase, runs in (("frozen", frozen), ("unfrozen", unfrozen))}
     return {"path": path, **{f"{k}_images_per_second": round(v, 1) for k, v in best.items()},
             "train_images": train_images}

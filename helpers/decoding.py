@@ -16,11 +16,8 @@ worker with ``open_rgb``, as every other path does, and join the batch already d
 """
 from __future__ import annotations
 
-import contextlib
 import io
-import queue
 import random
-import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -133,66 +130,18 @@ class DeviceDecodedLoader:
 
     It iterates like the loader it wraps, yielding ``(uint8 B x 3 x P x P, targets)`` on the device, so the
     Learner, ``show_batch`` and the batch augmentation see what they see with any other loader. Anything else
-    (``dataset``, ``batch_size``, ``sampler``) is the wrapped loader's.
-
-    The decoding runs a batch or two ahead, in a thread of its own (on a GPU, on a CUDA stream of its own):
-    handing nvJPEG its work costs the host milliseconds a batch, which would otherwise stall the training step
-    behind it. The heavy calls release Python's GIL, so the two threads do run side by side.
+    (``dataset``, ``batch_size``, ``sampler``) is the wrapped loader's. The decoding runs in the training process,
+    between steps: handing nvJPEG a batch costs the host milliseconds, which a host with few cores feels
+    (docs/full-profile-and-gpus.md has the measurements).
     """
 
     def __init__(self, loader: torch.utils.data.DataLoader, presize: int, train: bool, device: torch.device | str):
         self.loader, self.presize, self.train, self.device = loader, int(presize), bool(train), torch.device(device)
 
-    def _decode(self, payloads: list[Tensor], targets: Tensor) -> tuple[Tensor, Tensor]:
-        images = decode_images(payloads, self.device)
-        return presize_images(images, self.presize, self.train), targets.to(self.device, non_blocking=True)
-
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        ready: queue.Queue = queue.Queue(maxsize=2)
-        stop = threading.Event()
-        cuda = self.device.type == "cuda"
-        stream = torch.cuda.Stream(self.device) if cuda else None
-
-        def produce() -> None:
-            try:
-                with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
-                    for payloads, targets in self.loader:
-                        batch = self._decode(payloads, targets)
-                        done = torch.cuda.Event() if cuda else None
-                        if cuda:
-                            done.record(stream)
-                        while not stop.is_set():
-                            try:
-                                ready.put((batch, done), timeout=0.1)
-                                break
-                            except queue.Full:
-                                continue
-                        if stop.is_set():
-                            return
-                ready.put(None)
-            except BaseException as error:  # handed to the consumer, raised there
-                ready.put(error)
-
-        worker = threading.Thread(target=produce, name="DeviceDecodedLoader", daemon=True)
-        worker.start()
-        try:
-            while (item := ready.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                (images, targets), done = item
-                if cuda:
-                    current = torch.cuda.current_stream(self.device)
-                    current.wait_event(done)
-                    for tensor in (images, targets):  # used on this stream now: the allocator must know
-                        tensor.record_stream(current)
-                yield images, targets
-        finally:  # also when the consumer stops early (a capped epoch, next(iter(...)))
-            stop.set()
-            while worker.is_alive():
-                try:
-                    ready.get(timeout=0.1)
-                except queue.Empty:
-                    pass
+        for payloads, targets in self.loader:
+            images = decode_images(payloads, self.device)
+            yield presize_images(images, self.presize, self.train), targets.to(self.device, non_blocking=True)
 
     def __len__(self) -> int:
         return len(self.loader)
