@@ -578,8 +578,10 @@ questionnaire = Questionnaire([
                                 "the function in a module so it can sit in nn.Sequential between "
                                 "layers.")),
     Reflection("One nonlinearity is in theory enough to approximate any function. Why use more layers?",
-               "Deeper networks reach the same accuracy with far fewer parameters, train faster and generalise "
-               "better in practice; a single huge hidden layer would need an impractical number of units."),
+               "The book's answer: deeper networks reach the same accuracy with far fewer parameters, train faster "
+               "and generalise better in practice; a single huge hidden layer would need an impractical number of "
+               "units. (Notebook 00's 200 validation digits cannot show this: its small ResNet and simple_net are "
+               "within the noise.)"),
 ])
 
 progress = track_set(globals())
