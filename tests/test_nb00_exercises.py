@@ -27,7 +27,7 @@ def incorrect(exercise, answer) -> str:
     return result.message
 
 
-# ---- q1: rmse ---------------------------------------------------------------------------------------
+# ---- q8 (in the lesson): rmse ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("rmse", [
     lambda a, b: F.mse_loss(a, b).sqrt(),
@@ -36,8 +36,8 @@ def incorrect(exercise, answer) -> str:
     lambda a, b: torch.linalg.vector_norm(a - b) / math.sqrt(a.numel()),
     lambda a, b: float(np.sqrt(np.mean((a.numpy() - b.numpy()) ** 2))),  # a plain float is fine too
 ], ids=["mse_loss", "sum/numel", "pow", "norm", "numpy"])
-def test_q1_accepts_other_rmse(rmse):
-    correct(ex.q1, rmse)
+def test_q8_accepts_other_rmse(rmse):
+    correct(ex.q8, rmse)
 
 
 # ---- q2: shape --------------------------------------------------------------------------------------
@@ -47,7 +47,7 @@ def test_q2_accepts_shape_spellings(shape):
     correct(ex.q2, shape)
 
 
-# ---- q3: mnist_loss ---------------------------------------------------------------------------------
+# ---- q9 (in the lesson): mnist_loss ---------------------------------------------------------------------------------
 
 def _explicit(p, t):
     s = torch.sigmoid(p)
@@ -70,8 +70,8 @@ def _float_targets(p, t):
 
 
 @pytest.mark.parametrize("loss", [_explicit, _by_hand_sigmoid, _flipped_condition, _float_targets])
-def test_q3_accepts_other_losses(loss):
-    correct(ex.q3, loss)
+def test_q9_accepts_other_losses(loss):
+    correct(ex.q9, loss)
 
 
 # ---- q4: gradient -----------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def test_q4_accepts_gradient_spellings(answer):
     correct(ex.q4, answer)
 
 
-# ---- q5: the optimiser ------------------------------------------------------------------------------
+# ---- q11 (in the lesson): the optimiser ------------------------------------------------------------------------------
 
 class WithNoGrad:
     def __init__(self, params, lr):
@@ -137,22 +137,22 @@ def sgd_factory(params, lr):
 
 @pytest.mark.parametrize("optimiser", [WithNoGrad, WithAdd, SubclassOfTorch, sgd_factory],
                          ids=["no_grad", "add_", "torch-subclass", "factory-function"])
-def test_q5_accepts_other_optimisers(optimiser):
-    correct(ex.q5, optimiser)
+def test_q11_accepts_other_optimisers(optimiser):
+    correct(ex.q11, optimiser)
 
 
-def test_q5_says_what_is_wrong():
-    assert "cleared" in incorrect(ex.q5, ex._NeverClears)
-    assert "sign" in incorrect(ex.q5, ex._AddsTheGradient)
+def test_q11_says_what_is_wrong():
+    assert "cleared" in incorrect(ex.q11, ex._NeverClears)
+    assert "sign" in incorrect(ex.q11, ex._AddsTheGradient)
 
 
-def test_q5_an_instance_instead_of_the_class_is_explained():
+def test_q11_an_instance_instead_of_the_class_is_explained():
     model = nn.Linear(2, 1)
-    message = incorrect(ex.q5, ex._ReferenceOptim(model.parameters(), 0.1))
+    message = incorrect(ex.q11, ex._ReferenceOptim(model.parameters(), 0.1))
     assert "class itself" in message
 
 
-def test_q5_missing_method_is_explained():
+def test_q11_missing_method_is_explained():
     class OnlyStep:
         def __init__(self, params, lr):
             self.params, self.lr = list(params), lr
@@ -160,7 +160,7 @@ def test_q5_missing_method_is_explained():
         def step(self):
             pass
 
-    assert "zero_grad" in incorrect(ex.q5, OnlyStep)
+    assert "zero_grad" in incorrect(ex.q11, OnlyStep)
 
 
 # ---- q6, q7 -----------------------------------------------------------------------------------------
@@ -195,3 +195,90 @@ def test_questionnaire_checked_items_accept_other_spellings():
     x = torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0])
     for answer in (F.relu(x), x.clamp(min=0), [0, 0, 0, 1, 2], torch.maximum(x, torch.tensor(0.0))):
         correct(quiz[34], answer)
+
+
+# ---- q1: all ten digits by pixel similarity ---------------------------------------------------------
+
+def _nearest_by_loop(images, means):
+    return torch.tensor([min(range(len(means)), key=lambda k: (image - means[k]).abs().mean().item())
+                         for image in images])
+
+
+def _nearest_by_cdist(images, means):
+    return torch.cdist(images.flatten(1), means.flatten(1), p=1).argmin(1)
+
+
+@pytest.mark.parametrize("nearest", [_nearest_by_loop, _nearest_by_cdist])
+def test_q1_accepts_other_nearest_means(nearest):
+    correct(ex.q1, nearest)
+
+
+# ---- q3: the softmax loss for ten digits --------------------------------------------------------------
+
+def _by_exp(z, t):
+    probs = z.exp() / z.exp().sum(1, keepdim=True)
+    return -probs.log()[range(len(t)), t].mean()
+
+
+def _by_gather(z, t):
+    return -F.log_softmax(z, dim=-1).gather(1, t[:, None]).mean()
+
+
+@pytest.mark.parametrize("loss", [F.cross_entropy, _by_exp, _by_gather])
+def test_q3_accepts_other_softmax_losses(loss):
+    correct(ex.q3, loss)
+
+
+# ---- q5: momentum ------------------------------------------------------------------------------------
+
+def momentum_factory(params, lr, mom=0.9):
+    return torch.optim.SGD(params, lr=lr, momentum=mom)
+
+
+class MomentumWithNoGrad:
+    def __init__(self, params, lr, mom=0.9):
+        self.params, self.lr, self.mom = list(params), lr, mom
+        self.v = [None] * len(self.params)
+
+    def step(self):
+        with torch.no_grad():
+            for i, p in enumerate(self.params):
+                self.v[i] = p.grad.clone() if self.v[i] is None else self.mom * self.v[i] + p.grad
+                p -= self.lr * self.v[i]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad.zero_()
+
+
+@pytest.mark.parametrize("optimiser", [momentum_factory, MomentumWithNoGrad])
+def test_q5_accepts_other_momentum_optimisers(optimiser):
+    correct(ex.q5, optimiser)
+
+
+def test_q5_rejects_the_plain_optimiser_of_the_lesson():
+    assert "third argument" in incorrect(ex.q5, ex._ReferenceOptim)
+
+
+# ---- q10: one epoch by hand ---------------------------------------------------------------------------
+
+def _epoch_with_no_grad(model, lr, params, batches):
+    for xb, yb in batches:
+        ex._mnist_loss(model(xb), yb).backward()
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad
+                p.grad.zero_()
+
+
+def _epoch_with_sgd(model, lr, params, batches):
+    opt = torch.optim.SGD(params, lr=lr)
+    for xb, yb in batches:
+        ex._mnist_loss(model(xb), yb).backward()
+        opt.step()
+        opt.zero_grad()
+
+
+@pytest.mark.parametrize("epoch", [_epoch_with_no_grad, _epoch_with_sgd])
+def test_q10_accepts_other_epochs(epoch):
+    correct(ex.q10, epoch)

@@ -29,8 +29,13 @@ def notebook_definitions() -> dict:
     for cell in json.loads(NOTEBOOK.read_text())["cells"]:
         if cell["cell_type"] != "code":
             continue
-        tree = ast.parse("".join(cell["source"]))
+        try:
+            tree = ast.parse("".join(cell["source"]))
+        except SyntaxError:  # the set-up cell's IPython magics: nothing of interest there
+            continue
         for node in tree.body:
+            if "____" in ast.get_source_segment("".join(cell["source"]), node):
+                continue  # an in-lesson exercise's blank, not the notebook's reference
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in WANTED and node.name not in found:
                 exec(compile(ast.Module(body=[node], type_ignores=[]), str(NOTEBOOK), "exec"), namespace)
                 found.add(node.name)

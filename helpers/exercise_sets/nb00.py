@@ -36,6 +36,79 @@ class _ReferenceOptim:
             p.grad = None
 
 
+def _nearest_mean(images: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    return (images[:, None] - means[None]).abs().mean((-1, -2)).argmin(1)
+
+
+def _softmax_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    log_probs = logits - logits.logsumexp(1, keepdim=True)
+    return -log_probs[torch.arange(len(targets)), targets].mean()
+
+
+class _ReferenceMomentum:
+    def __init__(self, params, lr, mom=0.9):
+        self.params, self.lr, self.mom = list(params), lr, mom
+        self.velocity = [torch.zeros_like(p) for p in self.params]
+
+    def step(self):
+        for p, v in zip(self.params, self.velocity):
+            v.mul_(self.mom).add_(p.grad)
+            p.data -= self.lr * v
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+
+class _MomentumIgnored(_ReferenceOptim):   # BasicOptim with a mom argument it never uses
+    def __init__(self, params, lr, mom=0.9):
+        super().__init__(params, lr)
+
+
+class _DampedMomentum(_ReferenceMomentum):   # an average of the gradients, not PyTorch's sum
+    def step(self):
+        for p, v in zip(self.params, self.velocity):
+            v.mul_(self.mom).add_(p.grad, alpha=1 - self.mom)
+            p.data -= self.lr * v
+
+
+class _VelocityNeverKept(_ReferenceMomentum):   # starts from zero at every step: plain SGD again
+    def step(self):
+        for p in self.params:
+            p.data -= self.lr * p.grad
+
+
+def _reference_epoch(model, lr, params, batches):
+    for xb, yb in batches:
+        _mnist_loss(model(xb), yb).backward()
+        for p in params:
+            p.data -= lr * p.grad
+            p.grad = None
+
+
+def _epoch_never_clears(model, lr, params, batches):
+    for xb, yb in batches:
+        _mnist_loss(model(xb), yb).backward()
+        for p in params:
+            p.data -= lr * p.grad
+
+
+def _epoch_one_step(model, lr, params, batches):   # adds up the batches' gradients, steps once at the end
+    for xb, yb in batches:
+        _mnist_loss(model(xb), yb).backward()
+    for p in params:
+        p.data -= lr * p.grad
+        p.grad = None
+
+
+def _epoch_climbs(model, lr, params, batches):
+    for xb, yb in batches:
+        _mnist_loss(model(xb), yb).backward()
+        for p in params:
+            p.data += lr * p.grad
+            p.grad = None
+
+
 # three typical slips in a hand-written optimiser
 class _AddsTheGradient(_ReferenceOptim):
     def step(self):
@@ -63,6 +136,13 @@ RAW_TARGETS = torch.tensor([1, 0, 1, 0, 1])
 CUBE_AT = torch.tensor([1.0, 2.0, -1.0])
 THRESHOLD_OUTPUTS = torch.tensor([-0.2, 0.3, 1.5, -2.0])
 THRESHOLD_TARGETS = torch.tensor([1, 1, 0, 0])   # 1 means "a 3"
+TEN_MEANS = torch.rand(10, 28, 28, generator=_g)
+TEN_IMAGES = (TEN_MEANS[torch.tensor([3, 7, 0, 9, 2, 2])] + 0.6 * torch.randn(6, 28, 28, generator=_g)).clamp(0, 1)
+# L1 and RMSE disagree here: mean 0 differs a little everywhere, mean 1 a lot in ten pixels
+SPREAD_OR_SPOTS = torch.stack([torch.full((28, 28), 0.05), torch.zeros(28, 28).index_fill_(1, torch.arange(10), 0)])
+SPREAD_OR_SPOTS[1, 0, :10] = 1.0
+SOFTMAX_LOGITS = torch.randn(6, 10, generator=_g) * 2
+SOFTMAX_TARGETS = torch.tensor([3, 7, 0, 9, 2, 2])
 
 
 def _small_problem(seed: int) -> tuple[nn.Linear, torch.Tensor, torch.Tensor]:
@@ -98,11 +178,83 @@ def _check_optimiser(answer: Any) -> None:
                 raise AssertionError(f"after step {step + 1} (lr={lr}) your weights differ from torch.optim.SGD's: {hint}")
 
 
+def _check_momentum(answer: Any) -> None:
+    """Train the same tiny regression with the answer and with torch.optim.SGD(momentum=mom); the weights must agree."""
+    assert callable(answer), "give the class itself (MomentumOptim), not an instance of it: the check creates its own."
+    for seed, lr, mom in ((0, 0.05, 0.9), (1, 0.02, 0.5)):
+        mine, x, y = _small_problem(seed)
+        theirs, _, _ = _small_problem(seed)
+        try:
+            opt = answer(mine.parameters(), lr, mom)
+        except TypeError as error:
+            raise AssertionError(f"MomentumOptim(params, lr, mom) failed ({error}): it must take the momentum as "
+                                 "its third argument.") from None
+        reference = torch.optim.SGD(theirs.parameters(), lr=lr, momentum=mom)
+        for step in range(6):
+            for model, optimiser in ((mine, opt), (theirs, reference)):
+                F.mse_loss(model(x), y).backward()
+                optimiser.step()
+                optimiser.zero_grad()
+            if not torch.allclose(mine.weight, theirs.weight, rtol=1e-4, atol=1e-6):
+                raise AssertionError(f"after step {step + 1} (lr={lr}, mom={mom}) your weights differ from "
+                                     "torch.optim.SGD(momentum=mom)'s: keep one velocity per parameter from step to "
+                                     "step, v = mom * v + grad, then p -= lr * v.")
+
+
+def _epoch_problem(seed: int) -> tuple[nn.Linear, list[tuple[torch.Tensor, torch.Tensor]]]:
+    gen = torch.Generator().manual_seed(seed)
+    model = nn.Linear(6, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(1, 6, generator=gen) * 0.5)
+        model.bias.zero_()
+    batches = [(torch.randn(8, 6, generator=gen), torch.randint(0, 2, (8, 1), generator=gen).float())
+               for _ in range(3)]
+    return model, batches
+
+
+def _check_epoch(answer: Any) -> None:
+    """Run one epoch of three batches with the answer and with the reference; the parameters must agree."""
+    assert callable(answer), "give the function itself (train_epoch_by_hand), without calling it."
+    for seed, lr in ((0, 1.0), (1, 0.3)):
+        mine, batches = _epoch_problem(seed)
+        ref, _ = _epoch_problem(seed)
+        answer(mine, lr, list(mine.parameters()), batches)
+        _reference_epoch(ref, lr, list(ref.parameters()), batches)
+        if not torch.allclose(mine.weight, ref.weight, rtol=1e-4, atol=1e-6):
+            raise AssertionError(f"after one epoch (lr={lr}) your weights differ from the reference: for every batch, "
+                                 "mnist_loss(model(xb), yb).backward(), then each p.data -= lr * p.grad and clear "
+                                 "p.grad before the next batch.")
+
+
 # ---- the exercises ----------------------------------------------------------------------------------
 
 q1 = FunctionExercise(
+    """All ten digits with no learning: write `nearest_mean(images, means)`. `images` has shape `(n, 28, 28)` and
+    `means` shape `(k, 28, 28)`, one mean picture per class (k = 10 for all the digits). Return, for each image,
+    the index of the mean it is closest to by the L1 distance (mean absolute difference): a tensor of `n` ints.
+    Use broadcasting, no Python loop.""",
+    reference=_nearest_mean,
+    test_cases=[(TEN_IMAGES, TEN_MEANS), (TEN_IMAGES[:3], TEN_MEANS[:2]), (TEN_MEANS[[4, 1, 7]], TEN_MEANS),
+                (torch.zeros(2, 28, 28), SPREAD_OR_SPOTS)],
+    hints=["`images[:, None] - means[None]` broadcasts to `(n, k, 28, 28)`: every image against every mean.",
+           "Average away the last two axes, then `argmin` over the axis of the means."],
+    solution="""
+    def nearest_mean(images, means):
+        distances = (images[:, None] - means[None]).abs().mean((-1, -2))   # (n, k)
+        return distances.argmin(1)
+    """,
+    wrong_answers=[lambda i, m: (i[:, None] - m[None]).abs().mean((-1, -2)).argmax(1),          # the farthest mean
+                   lambda i, m: ((i[:, None] - m[None]) ** 2).mean((-1, -2)).sqrt().argmin(1),  # RMSE, not L1
+                   lambda i, m: (i[:, None] - m[None]).abs().mean((-1, -2)).argmin(0)],         # the wrong axis
+    explanation=("Adding an axis to each side makes every image meet every mean in one subtraction; averaging the "
+                 "absolute differences over the pixels gives an (n, k) table of distances, and argmin over the k "
+                 "means picks the closest class for each image."),
+)
+
+
+q8 = FunctionExercise(
     """Write `rmse(a, b)`: the root mean squared error between two tensors of the same shape
-    (one number for the whole tensor). It is what the pixel-similarity baseline used as its second distance.""",
+    (one number for the whole tensor). The baseline's second distance, before the notebook shows its own.""",
     reference=_rmse,
     test_cases=[(PAIR_A, PAIR_B), (torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 0.0, 7.0])),
                 (torch.zeros(2, 2), torch.ones(2, 2))],
@@ -133,6 +285,31 @@ q2 = ValueExercise(
 )
 
 q3 = FunctionExercise(
+    """Ten digits need ten outputs per image and a loss for them. Write `softmax_loss(logits, targets)`: `logits`
+    has shape `(n, 10)` (raw outputs), `targets` holds n class numbers 0-9. Turn each row into probabilities with a
+    softmax (exp, divided by the row's sum), take the log of the probability of the right class, and return minus
+    its mean. Compare with `F.cross_entropy` once yours works.""",
+    reference=_softmax_loss,
+    test_cases=[(SOFTMAX_LOGITS, SOFTMAX_TARGETS), (torch.zeros(2, 10), torch.tensor([0, 9])),
+                (SOFTMAX_LOGITS[:3] * 3, torch.tensor([9, 0, 4]))],
+    hints=["`logits.softmax(1)` (or exp then divide by the sum over axis 1) gives each row's probabilities.",
+           "Pick each row's right class with `probs[torch.arange(n), targets]`, then `-log(...).mean()`."],
+    solution="""
+    def softmax_loss(logits, targets):
+        log_probs = logits.log_softmax(1)   # log(softmax), computed without overflow
+        return -log_probs[torch.arange(len(targets)), targets].mean()
+    """,
+    wrong_answers=[lambda z, t: -z.softmax(1)[torch.arange(len(t)), t].mean(),                 # no log
+                   lambda z, t: -z.log_softmax(1)[torch.arange(len(t)), t].sum(),              # sums, not the mean
+                   lambda z, t: -z.log_softmax(0)[torch.arange(len(t)), t].mean(),             # softmax down the batch
+                   lambda z, t: -torch.log(z.sigmoid())[torch.arange(len(t)), t].mean()],      # sigmoid per output
+    explanation=("The softmax makes the ten outputs of an image positive and summing to 1, so raising one class "
+                 "lowers the others; the log of the right class's probability punishes a confident mistake without "
+                 "bound, and its negative mean is the cross-entropy that F.cross_entropy computes from raw logits."),
+)
+
+
+q9 = FunctionExercise(
     """Write `mnist_loss(predictions, targets)` for raw model outputs (any real numbers): squash them with a
     sigmoid, then average how far each one is from its target (1 for a 3, 0 for a 7).""",
     reference=_mnist_loss,
@@ -164,10 +341,10 @@ q4 = ValueExercise(
                  "derivative of x_i**3, which is 3 * x_i**2: 3, 12 and 3."),
 )
 
-q5 = CodeExercise(
+q11 = CodeExercise(
     """Write a class `MyOptim(params, lr)` with `step()` (move every parameter against its gradient, scaled by lr)
     and `zero_grad()` (clear the gradients). The check trains a small model with it and with `torch.optim.SGD`;
-    the weights must agree after every step. Pass the class itself: `ex.q5.check(MyOptim)`.""",
+    the weights must agree after every step. Pass the class itself: `ex.q11.check(MyOptim)`.""",
     checker=_check_optimiser,
     reference=_ReferenceOptim,
     hints=["Keep `list(params)`: a generator such as `model.parameters()` can be walked only once.",
@@ -177,6 +354,45 @@ q5 = CodeExercise(
     explanation=("SGD moves each parameter a step of lr times its gradient against the gradient, and the "
                  "gradients must be cleared afterwards because backward() adds to whatever .grad already holds."),
 )
+
+q5 = CodeExercise(
+    """Extend the optimiser: write a class `MomentumOptim(params, lr, mom=0.9)` with `step()` and `zero_grad()`.
+    Each parameter keeps a velocity `v` (zeros at first); each step does `v = mom * v + p.grad`, then
+    `p -= lr * v` (PyTorch's convention). The check trains a small model with it and with
+    `torch.optim.SGD(momentum=mom)`; the weights must agree. Pass the class itself: `ex.q5.check(MomentumOptim)`.""",
+    checker=_check_momentum,
+    reference=_ReferenceMomentum,
+    hints=["Make the velocities in `__init__`: `[torch.zeros_like(p) for p in self.params]`, and keep them.",
+           "In `step`, update each velocity in place (or replace it in the list), then move the parameter by lr * v."],
+    solution="\n" + inspect.getsource(_ReferenceMomentum).replace("_ReferenceMomentum", "MomentumOptim"),
+    wrong_answers=[_MomentumIgnored, _DampedMomentum, _VelocityNeverKept, _ReferenceOptim],
+    explanation=("The velocity is a running sum of past gradients that decays by mom each step, so a direction "
+                 "the gradients keep agreeing on builds speed while zig-zags cancel out; with mom = 0 it is plain SGD."),
+)
+
+q10 = CodeExercise(
+    """One epoch of training, by hand: write `train_epoch_by_hand(model, lr, params, batches)`. For every
+    `(xb, yb)` in `batches`: compute `mnist_loss(model(xb), yb)`, call `backward()`, then move each parameter in
+    `params` by `lr` times its gradient against the gradient, and clear its gradient before the next batch.
+    Pass the function itself: `ex.q10.check(train_epoch_by_hand)`.""",
+    checker=_check_epoch,
+    reference=_reference_epoch,
+    hints=["Two loops: over the batches, and inside it over the parameters.",
+           "Update `p.data` (so autograd does not record the step), then `p.grad = None` or `p.grad.zero_()`."],
+    solution="""
+    def train_epoch_by_hand(model, lr, params, batches):
+        for xb, yb in batches:
+            mnist_loss(model(xb), yb).backward()
+            for p in params:
+                p.data -= lr * p.grad
+                p.grad = None
+    """,
+    wrong_answers=[_epoch_never_clears, _epoch_one_step, _epoch_climbs],
+    explanation=("Each batch gives its own gradient and its own step, so an epoch of three batches moves the "
+                 "weights three times; clearing .grad after each step keeps one batch's gradient from adding to "
+                 "the next."),
+)
+
 
 q6 = ValueExercise(
     """How many parameters does `nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10))` have? An int.""",
@@ -362,8 +578,10 @@ questionnaire = Questionnaire([
                                 "the function in a module so it can sit in nn.Sequential between "
                                 "layers.")),
     Reflection("One nonlinearity is in theory enough to approximate any function. Why use more layers?",
-               "Deeper networks reach the same accuracy with far fewer parameters, train faster and generalise "
-               "better in practice; a single huge hidden layer would need an impractical number of units."),
+               "The book's answer: deeper networks reach the same accuracy with far fewer parameters, train faster "
+               "and generalise better in practice; a single huge hidden layer would need an impractical number of "
+               "units. (Notebook 00's 200 validation digits cannot show this: its small ResNet and simple_net are "
+               "within the noise.)"),
 ])
 
 progress = track_set(globals())

@@ -4,7 +4,13 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
+
 from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
+from helpers.labelling import random_split
 
 
 def _label_of(name: str) -> str:
@@ -18,6 +24,119 @@ def _describe_path(path: PurePosixPath) -> tuple[str, str, str]:
 def _is_clean_split(train: list[int], valid: list[int], n: int) -> bool:
     together = list(train) + list(valid)
     return len(together) == n and set(together) == set(range(n))
+
+
+def _vocab_of(labels: list[str]) -> list[str]:
+    return sorted(set(labels))
+
+
+def _split_indices(n: int, valid_pct: float, seed: int) -> tuple[list[int], list[int]]:
+    return random_split(n, valid_pct, seed)
+
+
+def _to_tensor(image: Image.Image) -> torch.Tensor:
+    return pil_to_tensor(image.convert("RGB"))
+
+
+def _pictures() -> list[Image.Image]:
+    """Small pictures in the modes a folder of photos holds: RGB, greyscale, with a transparent layer, palette."""
+    gen = np.random.default_rng(0)
+    rgb = Image.fromarray(gen.integers(0, 256, (5, 4, 3), dtype=np.uint8), "RGB")
+    return [rgb, rgb.convert("L"), rgb.convert("RGBA"), rgb.convert("P"),
+            Image.fromarray(gen.integers(0, 256, (2, 7, 3), dtype=np.uint8), "RGB")]
+
+
+def _split_from_the_end(n, valid_pct, seed):
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    cut = int(valid_pct * n)
+    return order[:n - cut], order[n - cut:]
+
+
+def _split_rounded(n, valid_pct, seed):
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    cut = round(valid_pct * n)
+    return order[cut:], order[:cut]
+
+
+def _split_unshuffled(n, valid_pct, seed):
+    cut = int(valid_pct * n)
+    return list(range(cut, n)), list(range(cut))
+
+
+
+def _split_with_numpy_lists(n, valid_pct, seed):   # other spellings of the same cut
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    cut = int(n * valid_pct)
+    return [int(i) for i in order[cut:]], [int(i) for i in order[:cut]]
+
+
+def _split_seeding_torch(n, valid_pct, seed):   # the global generator, seeded the same way, gives the same order
+    state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    order = torch.randperm(n).tolist()
+    torch.set_rng_state(state)
+    cut = int(valid_pct * n)
+    return order[cut:], order[:cut]
+
+
+q8 = FunctionExercise(
+    """Write `vocab_of(labels)`: the vocabulary of a list of labels, every distinct label once, sorted the way
+    Python sorts strings (so capitals come first). A label's position in it will be its class number.""",
+    reference=_vocab_of,
+    test_cases=[["pug", "Bengal", "pug", "beagle", "Abyssinian", "Bengal"], ["b", "a", "B", "A"], ["only"]],
+    hints=["A `set` keeps each label once; `sorted` puts them in order and gives a list."],
+    solution="""
+    def vocab_of(labels):
+        return sorted(set(labels))
+    """,
+    wrong_answers=[lambda labels: list(dict.fromkeys(labels)),              # in order of first appearance
+                   lambda labels: sorted(labels),                           # duplicates kept
+                   lambda labels: sorted(set(labels), key=str.lower)],      # ignores case: cats and dogs mixed
+    right_answers=[lambda labels: sorted({*labels}), lambda labels: list(np.unique(labels))],
+    explanation=("A set drops the repeats and sorted fixes one order for everyone, so the same label always gets "
+                 "the same class number; Python sorts capitals before lower case, which puts the cat breeds first."),
+)
+
+q9 = FunctionExercise(
+    """Write `split_indices(n, valid_pct, seed)`, returning `(train, valid)`, two lists of indices: shuffle
+    `range(n)` with `torch.randperm(n, generator=torch.Generator().manual_seed(seed))`, keep the first
+    `int(valid_pct * n)` of that order for validation and the rest for training.""",
+    reference=_split_indices,
+    test_cases=[(10, 0.2, 42), (9, 0.2, 0), (25, 0.4, 7)],
+    hints=["`.tolist()` turns the shuffled tensor into a list; then cut it at `int(valid_pct * n)`.",
+           "Validation is the slice before the cut, training the slice after it."],
+    solution="""
+    def split_indices(n, valid_pct, seed):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+        cut = int(valid_pct * n)
+        return order[cut:], order[:cut]
+    """,
+    wrong_answers=[_split_from_the_end, _split_rounded, _split_unshuffled],
+    right_answers=[_split_with_numpy_lists, _split_seeding_torch],
+    explanation=("Shuffling with a seeded generator of its own gives the same random split on every run and "
+                 "leaves the global random state alone; cutting the shuffled order puts no breed in one set only."),
+)
+
+q10 = FunctionExercise(
+    """Write `to_tensor(image)`: a PIL image of any mode (RGB, greyscale, with a transparent layer, a palette) as a
+    tensor of bytes with three channels first, shape `(3, height, width)`, values 0 to 255. Steps 2 and 4 of the
+    recipe: convert to RGB, then to a tensor (`pil_to_tensor` is imported).""",
+    reference=_to_tensor,
+    test_cases=_pictures(),
+    hints=["`image.convert('RGB')` gives every picture three channels.",
+           "`pil_to_tensor` puts the channels first; `np.array(image)` would put them last."],
+    solution="""
+    def to_tensor(image):
+        return pil_to_tensor(image.convert("RGB"))
+    """,
+    wrong_answers=[lambda image: pil_to_tensor(image),                                        # no RGB conversion
+                   lambda image: torch.from_numpy(np.array(image.convert("RGB"))),           # channels last
+                   lambda image: pil_to_tensor(image.convert("RGB")).float() / 255],          # floats, not bytes
+    right_answers=[lambda image: torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)],
+    explanation=("A model expects the same three channels from every file, so greyscale, transparent and "
+                 "palette pictures are converted to RGB first; PyTorch wants the channels first and keeps bytes "
+                 "until the batch transform turns them into floats."),
+)
 
 
 q1 = FunctionExercise(
