@@ -19,6 +19,9 @@ from helpers.labelling import PETS_PATTERN, RegexLabeller, get_image_files, make
 from helpers.labelling import why_unreadable as _why_unreadable
 
 
+_REPORTED: set[Path] = set()  # unreadable files already reported in this process
+
+
 class ImageDataset(Dataset):
     """Image files and their labels as ``(uint8 tensor 3xHxW, class index)`` pairs; unreadable files are skipped (notebook 01)."""
 
@@ -38,8 +41,10 @@ class ImageDataset(Dataset):
         self.files = [Path(files[i]) for i in kept]
         self.labels = [labels[i] for i in kept]
         self._index = {label: i for i, label in enumerate(self.vocab)}
-        if self.skipped:
-            names = ", ".join(p.name for p, _ in self.skipped[:5])
+        news = [p for p, _ in self.skipped if p.resolve() not in _REPORTED]  # each broken file said once a session
+        if news:
+            _REPORTED.update(p.resolve() for p in news)
+            names = ", ".join(p.name for p in news[:5])
             print(f"Skipped {len(self.skipped)} unreadable file(s) of {len(files)}: {names} "
                   "(find them with verify_images(files); delete or replace them).")
 
