@@ -1,9 +1,12 @@
 """Exercises and questionnaire of notebook 05, transfer learning: ``from helpers.exercise_sets import nb05 as ex``."""
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
-from helpers.exercises import ChoiceExercise, CodeExercise, Questionnaire, Reflection, ValueExercise, track_set
+from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise,
+                               track_set)
 
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -64,6 +67,87 @@ def _check_freeze_body(freeze_body) -> None:
     assert all(p.requires_grad for p in head.parameters()), "some head parameters are frozen: the head must train."
 
 
+# ---- In the lesson, each before the notebook's own version -------------------------------------------------------
+
+def _concat_pool(x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)], dim=1)
+
+
+_gen = torch.Generator().manual_seed(5)
+_POOL_CASES = (torch.randn(2, 3, 4, 4, generator=_gen), torch.randn(1, 5, 2, 3, generator=_gen) - 2,
+               torch.rand(3, 2, 1, 1, generator=_gen))
+
+pool = FunctionExercise(
+    """Write `concat_pool(x)`: for feature maps `x` of shape (n, c, h, w) it returns the maximum of each map, then
+    its average, side by side along the channels, as a tensor of shape (n, 2c, 1, 1) (maximum first, as fastai).""",
+    reference=_concat_pool,
+    test_cases=_POOL_CASES,
+    shape_matters=True,
+    hints=["`F.adaptive_max_pool2d(x, 1)` and `F.adaptive_avg_pool2d(x, 1)` each give (n, c, 1, 1).",
+           "`torch.cat([...], dim=1)` joins them along the channels."],
+    solution="def concat_pool(x):\n    return torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)], dim=1)",
+    wrong_answers=[lambda x: torch.cat([F.adaptive_avg_pool2d(x, 1), F.adaptive_max_pool2d(x, 1)], dim=1),
+                   lambda x: torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)], dim=1).flatten(1),
+                   lambda x: torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_max_pool2d(x, 1)], dim=1)],
+    right_answers=[lambda x: torch.cat([x.amax(dim=(2, 3), keepdim=True), x.mean(dim=(2, 3), keepdim=True)], dim=1),
+                   lambda x: torch.cat([x.flatten(2).max(-1).values, x.flatten(2).mean(-1)], 1)[..., None, None]],
+    explanation=("The maximum says whether a feature occurs anywhere in the picture, the average how much of it "
+                 "there is; the head gets both, twice the body's channels."),
+)
+
+
+def _group_rates(lr, n_groups: int) -> list[float]:
+    from helpers.schedule import lr_for_groups
+    return list(lr_for_groups(lr, n_groups))
+
+
+def _linear_spread(lr, n_groups):
+    if isinstance(lr, slice) and lr.start is not None:
+        step = (lr.stop - lr.start) / (n_groups - 1)
+        return [lr.start + i * step for i in range(n_groups)]
+    return _group_rates(lr, n_groups)
+
+
+def _tenth_for_all(lr, n_groups):
+    if isinstance(lr, slice) and lr.start is None:
+        return [lr.stop / 10] * n_groups
+    return _group_rates(lr, n_groups)
+
+
+def _geometric(lr, n_groups):
+    if isinstance(lr, slice) and lr.start is not None:
+        return [lr.start * (lr.stop / lr.start) ** (i / (n_groups - 1)) for i in range(n_groups)]
+    if isinstance(lr, slice):
+        return [lr.stop / 10] * (n_groups - 1) + [lr.stop]
+    return [lr] * n_groups
+
+
+rates = FunctionExercise(
+    """Write `group_rates(lr, n_groups)`: the peak rate of each parameter group, first to last, as a list. `lr` is a
+    float (every group gets it), `slice(a, b)` (from `a` to `b` in equal multiplicative steps) or `slice(b)` (the
+    last group `b`, every other group `b / 10`).""",
+    reference=_group_rates,
+    test_cases=((slice(1e-6, 1e-4), 3), (slice(1e-5, 1e-3), 3), (slice(2e-3), 3), (3e-3, 3), (slice(1e-6, 1e-3), 4),
+                (slice(4e-3), 2)),
+    hints=["Equal multiplicative steps: each group's rate is the previous one times (b / a) ** (1 / (n_groups - 1)).",
+           "Check `lr.start is None` to tell `slice(b)` from `slice(a, b)`; a float is not a slice at all."],
+    solution="""
+    def group_rates(lr, n_groups):
+        if not isinstance(lr, slice):
+            return [lr] * n_groups
+        if lr.start is None:
+            return [lr.stop / 10] * (n_groups - 1) + [lr.stop]
+        return [lr.start * (lr.stop / lr.start) ** (i / (n_groups - 1)) for i in range(n_groups)]
+    """,
+    wrong_answers=[_linear_spread, _tenth_for_all, lambda lr, n: [getattr(lr, "stop", lr)] * n],
+    right_answers=[_geometric],
+    explanation=("A slice with both ends spreads the rates evenly on a log scale, so each group moves a fixed "
+                 "factor faster than the one before; a slice with one end gives the head its rate and the body a tenth."),
+)
+
+
+# ---- Closing exercises -------------------------------------------------------------------------------------
+
 q1 = ValueExercise(
     """`learn.fine_tune(3)` with the default `base_lr=2e-3` first trains the head with the body frozen, using
     `slice(base_lr)` across our three parameter groups. What are the three peak learning rates of that phase?
@@ -106,7 +190,8 @@ q3 = ValueExercise(
                  "no biases on the linear layers."),
 )
 
-q4 = CodeExercise(
+# In the lesson, before the notebook freezes the body by hand.
+freeze = CodeExercise(
     """Write `freeze_body(model)` for a `create_cnn` model (`model[0]` is the body, `model[1]` the head): it must
     leave the head trainable, freeze every parameter of the body EXCEPT those of its BatchNorm layers (what
     `learn.freeze()` does). Then `answer = freeze_body`.""",
@@ -129,6 +214,21 @@ q4 = CodeExercise(
     explanation=("freeze() stops gradients for the pretrained filters but leaves every BatchNorm layer trainable, "
                  "so its statistics and scales can adapt to the new data while the new head trains."),
 )
+
+q4 = ValueExercise(
+    """`learn.fine_tune(2, base_lr=2e-3)`: what learning rate does the head (the last group) get at the very FIRST
+    batch of the unfrozen phase? That phase is a one-cycle schedule whose warm-up takes 30% of it and starts at
+    a fifth of each group's peak (`div=5`). (The notebook plotted the rates of its own `fine_tune`.)""",
+    expected=2e-4,
+    hints=["fine_tune halves base_lr before it unfreezes: the head's peak is 1e-3.",
+           "One-cycle starts at the peak divided by `div`."],
+    solution="answer = 2e-3 / 2 / 5   # halved for the unfrozen phase, then the warm-up starts at peak / 5",
+    wrong_answers=[4e-4, 8e-5, 1e-3, 2e-3 / 25],
+    right_answers=[0.0002, 2e-3 / 10],
+    explanation=("The unfrozen phase peaks at base_lr / 2 for the head, and its one-cycle warm-up starts at a "
+                 "fifth of that: 2e-4, then climbs for 30% of the phase."),
+)
+
 
 questionnaire = Questionnaire([
     Reflection("What are the two steps `fine_tune` takes?",

@@ -4,26 +4,27 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from helpers.exercises import ChoiceExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
+from helpers.exercises import ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
 
-# resnet101 with torchvision's 1000-way classifier; notebook 06 counts it on the meta device.
-RESNET101_PARAMS_M = 44.549160
+# resnet152 with torchvision's 1000-way classifier; the notebook counts resnet18 to resnet101 the same way.
+RESNET152_PARAMS_M = 60.192808
 
 q1 = ValueExercise(
-    "How many parameters does torchvision's resnet101 have, in millions? Count them on the meta device "
+    "How many parameters does torchvision's resnet152 have, in millions? Count them on the meta device "
     "(no weights needed) and answer with a number such as 12.3.",
-    expected=RESNET101_PARAMS_M,
-    # One decimal is what the prompt asks for, and the notebook itself writes "44.5 million".
+    expected=RESNET152_PARAMS_M,
     decimals=1,
-    right_answers=(44.5, 44.55, 44_549_160 / 1e6),
+    right_answers=(60.2, 60.19, 60_192_808 / 1e6),
     hints=("Build it inside `with torch.device('meta'):` so no memory is allocated.",
            "sum(p.numel() for p in model.parameters()) gives the count; divide by 1e6."),
-    solution="with torch.device('meta'):\n    model = torchvision.models.resnet101()\n"
-             "answer = sum(p.numel() for p in model.parameters()) / 1e6   # 44.55",
-    wrong_answers=(25.557032, 44_549_160, 11.689512),
-    explanation=("The counting happens on the meta device, where shapes exist but no memory is allocated: the "
-                 "parameters of resnet101 add up to about 44.5 million."),
+    solution="with torch.device('meta'):\n    model = torchvision.models.resnet152()\n"
+             "answer = sum(p.numel() for p in model.parameters()) / 1e6   # 60.19",
+    wrong_answers=(44.549160, 60_192_808, 25.557032),
+    explanation=("resnet152 stacks 36 bottleneck blocks in its third stage (resnet101 has 23): about 60.2 million "
+                 "parameters, 1.35x resnet101's."),
 )
 
 
@@ -31,7 +32,8 @@ def _largest_float16() -> float:
     return (2 - 2.0**-10) * 2.0**15
 
 
-q2 = ValueExercise(
+# In the lesson, before the notebook works it out.
+largest = ValueExercise(
     "What is the largest finite number a float16 can hold? Work it out from the bit layout "
     "(5 exponent bits with bias 15, 10 mantissa bits), then check it with torch.finfo.",
     expected=_largest_float16(),
@@ -43,6 +45,179 @@ q2 = ValueExercise(
     right_answers=(65504, torch.finfo(torch.float16).max, 2.0**15 * (1 + 1023 / 1024)),
     explanation=("The largest ordinary exponent is 30 (31 is kept for inf and nan), so the largest finite value "
                  "is the largest significand, 2 - 2**-10, times 2**(30 - 15): 65,504."),
+)
+
+
+def _gap_above(value: float = 1000.0) -> float:
+    return torch.finfo(torch.float16).eps * 2.0 ** math.floor(math.log2(value))
+
+
+q2 = ValueExercise(
+    "The notebook's eps is the gap between 1 and the next float16. What is the gap between 1000 and the next "
+    "float16 above it? Work it out from the bit layout (10 mantissa bits), then check it in PyTorch.",
+    expected=_gap_above(),
+    rtol=0, floor=0,
+    hints=("1000 lies between 2**9 = 512 and 2**10 = 1024, so its exponent is 9.",
+           "One step of the last mantissa bit is 2**-10 times 2**9; torch.nextafter on float16 tensors checks it."),
+    solution="answer = 2.0**-10 * 2.0**9   # 0.5: torch.nextafter(torch.tensor(1000., dtype=torch.float16), "
+             "torch.tensor(2000., dtype=torch.float16)) is 1000.5",
+    wrong_answers=(2.0**-10, 1000 * 2.0**-10, 1.0, 0.25),
+    right_answers=(0.5, 2**-1),
+    explanation=("A float's gap grows with its exponent: between 512 and 1024 every float16 is 2**9 times eps "
+                 "apart, 0.5, so float16 cannot even count in steps smaller than a half there."),
+)
+
+def _lost_fraction(gradients: torch.Tensor) -> float:
+    nonzero = gradients[gradients != 0]
+    return (nonzero.half() == 0).double().mean().item()
+
+
+_g = torch.Generator().manual_seed(3)
+_LOST_CASES = (torch.tensor([1e-3, 1e-9, 0.0, -1e-9, 5e-8, 0.0]),
+               torch.randn(200, generator=_g) * 1e-7,
+               torch.cat([torch.zeros(50), torch.randn(50, generator=_g) * 1e-6]))
+
+# In the lesson, before the notebook counts them by hand.
+lost = FunctionExercise(
+    """Write `lost_fraction(gradients)`: among the NON-ZERO values of a float32 tensor, the fraction that become
+    exactly 0 once stored as float16 (a Python float between 0 and 1).""",
+    reference=_lost_fraction,
+    test_cases=_LOST_CASES,
+    hints=("`gradients[gradients != 0]` keeps the non-zero values; `.half()` stores them as float16.",
+           "The mean of a boolean tensor (converted to float) is the fraction of True values."),
+    solution="def lost_fraction(gradients):\n    nonzero = gradients[gradients != 0]\n"
+             "    return (nonzero.half() == 0).float().mean().item()",
+    wrong_answers=(lambda g: (g.half() == 0).float().mean().item(),
+                   lambda g: (g[g != 0].abs() < torch.finfo(torch.float16).smallest_normal).float().mean().item(),
+                   lambda g: (g[g != 0].half() == 0).float().sum().item()),
+    right_answers=(lambda g: float(((g != 0) & (g.half() == 0)).sum() / (g != 0).sum()),
+                   lambda g: float((g[g != 0].to(torch.float16) == 0).float().mean())),
+    explanation=("Only values that were non-zero can be lost; of those, the ones below half float16's smallest "
+                 "subnormal round to exactly 0, while subnormals above it survive with fewer digits."),
+)
+
+
+def _mixed_step(model, xb, yb, optimizer, scaler, dtype=torch.bfloat16):
+    with torch.autocast(xb.device.type, dtype=dtype):
+        loss = F.cross_entropy(model(xb), yb)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad()
+    return loss
+
+
+def _step_without_autocast(model, xb, yb, optimizer, scaler, dtype=torch.bfloat16):
+    loss = F.cross_entropy(model(xb), yb)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad()
+    return loss
+
+
+def _step_without_scaler(model, xb, yb, optimizer, scaler, dtype=torch.bfloat16):
+    with torch.autocast(xb.device.type, dtype=dtype):
+        loss = F.cross_entropy(model(xb), yb)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss
+
+
+def _step_without_update(model, xb, yb, optimizer, scaler, dtype=torch.bfloat16):
+    with torch.autocast(xb.device.type, dtype=dtype):
+        loss = F.cross_entropy(model(xb), yb)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    optimizer.zero_grad()
+    return loss
+
+
+def _step_scaled_twice(model, xb, yb, optimizer, scaler, dtype=torch.bfloat16):
+    with torch.autocast(xb.device.type, dtype=dtype):
+        loss = F.cross_entropy(model(xb), yb) * scaler.get_scale()
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad()
+    return loss
+
+
+def _step_loss_outside(model, xb, yb, optimizer, scaler, dtype=torch.bfloat16):
+    """Also right: the loss after autocast (autocast runs cross-entropy in float32 anyway), loss.item() returned."""
+    with torch.autocast(device_type=xb.device.type, dtype=dtype):
+        out = model(xb)
+    loss = F.cross_entropy(out.float(), yb)
+    optimizer.zero_grad()
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.item()
+
+
+def _weights_after(step, scale_input: float = 1.0) -> tuple[list[torch.Tensor], float]:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    xb = torch.randn(32, 6, generator=torch.Generator().manual_seed(1)) * scale_input
+    yb = torch.randint(0, 3, (32,), generator=torch.Generator().manual_seed(2))
+    step(model, xb, yb, optimizer, scaler, torch.bfloat16)
+    return [p.detach().clone() for p in model.parameters()], scaler.get_scale()
+
+
+def _check_mixed_step(mixed_step) -> None:
+    assert callable(mixed_step), "answer should be your function: answer = mixed_step"
+    mine, _ = _weights_after(mixed_step)
+    ours, _ = _weights_after(_mixed_step)
+    fp32, _ = _weights_after(_step_without_autocast)
+    assert not all(torch.equal(a, b) for a, b in zip(mine, _weights_after(lambda *args: None)[0])), (
+        "the weights did not move: call scaler.step(optimizer) after the backward pass.")
+    if all(torch.allclose(a, b, rtol=0, atol=1e-7) for a, b in zip(mine, fp32)) and not all(
+            torch.allclose(a, b, rtol=0, atol=1e-7) for a, b in zip(ours, fp32)):
+        raise AssertionError("the step matches a float32 step: run the forward pass inside "
+                             "torch.autocast(xb.device.type, dtype=dtype).")
+    for a, b in zip(mine, ours):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), (
+            "after one ordinary step the weights differ from a mixed-precision step: scale the loss with "
+            "scaler.scale(loss) before backward(), and let scaler.step(optimizer) unscale the gradients.")
+    weights, scale = _weights_after(mixed_step, scale_input=1e36)  # the scaled loss overflows: inf gradients
+    start, _ = _weights_after(lambda *args: None)
+    assert all(torch.equal(a, b) for a, b in zip(weights, start)), (
+        "with an overflowing loss the weights still moved: step through scaler.step(optimizer), which skips a "
+        "step whose gradients are inf or NaN.")
+    assert scale == 2.0**15, ("after an overflow the scale should be halved, from 2**16 to 2**15: call "
+                              "scaler.update() after scaler.step(optimizer).")
+
+
+mixed_step = CodeExercise(
+    """Write `mixed_step(model, xb, yb, optimizer, scaler, dtype)`, one training step in mixed precision: the
+    forward pass and the cross-entropy loss under `torch.autocast` (device type `xb.device.type`, the given
+    `dtype`), the backward pass on the loss scaled by the `GradScaler`, the optimizer step through the scaler,
+    the scaler's update, and the gradients zeroed for the next step. Return the loss. Then `answer = mixed_step`.
+    (The check runs it on the CPU in bfloat16, once with an ordinary batch and once with a loss that overflows.)""",
+    checker=_check_mixed_step,
+    reference=_mixed_step,
+    hints=("`with torch.autocast(xb.device.type, dtype=dtype): loss = F.cross_entropy(model(xb), yb)`",
+           "Then `scaler.scale(loss).backward()`, `scaler.step(optimizer)`, `scaler.update()`, "
+           "`optimizer.zero_grad()`."),
+    solution="""
+    def mixed_step(model, xb, yb, optimizer, scaler, dtype):
+        with torch.autocast(xb.device.type, dtype=dtype):
+            loss = F.cross_entropy(model(xb), yb)
+        scaler.scale(loss).backward()   # gradients of loss * scale: small ones do not underflow
+        scaler.step(optimizer)          # unscales; skips the step if any gradient is inf or NaN
+        scaler.update()                 # halves the scale after an overflow, doubles it after 2000 clean steps
+        optimizer.zero_grad()
+        return loss
+    answer = mixed_step
+    """,
+    wrong_answers=(_step_without_autocast, _step_without_scaler, _step_without_update, _step_scaled_twice),
+    right_answers=(_step_loss_outside,),
+    explanation=("autocast picks 16 bits for the products and float32 for the loss; the scaler multiplies the loss "
+                 "before backward so small gradients survive float16, divides them again before the step, skips "
+                 "a step whose gradients overflowed and adjusts its factor."),
 )
 
 
