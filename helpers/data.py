@@ -7,7 +7,8 @@ so ``from helpers.data import pets_tiny, pets_dataloaders, show_batch`` keeps wo
 * ``helpers.creatures``: drawing a creature from its five cues, and its mask;
 * ``helpers.tiny_pets``: the synthetic pets (breeds, look-alike pairs, quirks), and where each animal is;
 * ``helpers.datasets``: the pets, the MNIST sample and sample photos, by profile;
-* ``helpers.labelling``: finding image files, opening them as RGB, labels from names, splits;
+* ``helpers.images``: opening images as RGB, and finding the ones PIL cannot decode;
+* ``helpers.labelling``: finding image files, labels from names, splits;
 * ``helpers.loaders``: ``ImageDataset``, ``CachedImageDataset``, ``DataLoaders``, ``pets_dataloaders``, ``transform_mode``;
 * ``helpers.inspection``: ``show_batch`` and ``summary``.
 """
@@ -19,8 +20,8 @@ from helpers.creatures import BODIES, COAT_COLOURS, COLOUR_NAMES, CUES, EARS, PA
 from helpers.datasets import (MNIST_SAMPLE, MNIST_SAMPLE_URL, PETS, PETS_URL, SAMPLE_PHOTOS, Download, fetch,
                               mnist_path, mnist_sample, pets_path, resolve, sample_photo)
 from helpers.inspection import PipelineError, show_batch, summary
-from helpers.labelling import (IMAGE_EXTENSIONS, PETS_PATTERN, RegexLabeller, get_image_files, make_vocab, open_rgb,
-                               random_split, verify_images)
+from helpers.images import open_rgb, verify_images
+from helpers.labelling import IMAGE_EXTENSIONS, PETS_PATTERN, RegexLabeller, get_image_files, make_vocab, random_split
 from helpers.loaders import (CachedImageDataset, DataLoaders, ImageDataset, make_loaders, pets_dataloaders,
                              transform_mode)
 from helpers.tiny_pets import (BREED_FEATURES, BREEDS, CAT_BREEDS, CORRUPT_FILE, DOG_BREEDS, LOOK_ALIKES,

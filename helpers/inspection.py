@@ -8,7 +8,7 @@ from PIL import Image
 from torch.utils.data import default_collate
 from torchvision.transforms.functional import pil_to_tensor
 
-from helpers.labelling import open_rgb
+from helpers.images import open_rgb
 from helpers.loaders import DataLoaders, ImageDataset, transform_mode
 
 

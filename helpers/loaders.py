@@ -15,8 +15,9 @@ from helpers.augment import (NO_AUGMENTATION, PETS_RECIPE, BatchAugment, Presize
 from helpers.decoding import (DECODE_MODES, DeviceDecodedLoader, collate_channels_last, collate_payloads,
                               decode_images, presize_images, read_encoded)
 from helpers.device import dataloader_generator, get_device, seed_worker
-from helpers.labelling import PETS_PATTERN, RegexLabeller, get_image_files, make_vocab, open_rgb, random_split
-from helpers.labelling import why_unreadable as _why_unreadable
+from helpers.images import open_rgb
+from helpers.labelling import PETS_PATTERN, RegexLabeller, get_image_files, make_vocab, random_split
+from helpers.images import why_unreadable as _why_unreadable
 
 
 class ImageDataset(Dataset):

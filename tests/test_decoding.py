@@ -13,7 +13,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from helpers import decoding
 from helpers.augment import PresizeCrop
 from helpers.data import CORRUPT_FILE, pets_dataloaders, pets_tiny
-from helpers.labelling import open_rgb
+from helpers.images import open_rgb
 from helpers.loaders import EncodedImageDataset
 from helpers.tiny_pets import QUIRKS
 
