@@ -26,11 +26,12 @@ from pathlib import Path
 import torch
 
 import helpers
-from helpers import train
 from helpers.data import pets_dataloaders, pets_path
 from helpers.learner import Learner
 from helpers.metrics import error_rate
 from helpers.models import create_cnn, resnet_split
+from helpers.run_record import EpochLog
+from helpers.short_run import ShortRun
 
 SEED, LR = 42, 1e-2
 
@@ -45,7 +46,7 @@ def notebook_side(max_batches: int | None) -> None:
     learn = Learner(dls, create_cnn(P.arch, n_out=len(dls.vocab), weights=P.weights), splitter=resnet_split,
                     metrics=[error_rate], device="cpu", quiet=True)
     learn.freeze()
-    cbs = [train.EpochLog(max_train_batches=max_batches)] if max_batches else None  # same cut as the script's
+    cbs = [EpochLog(), ShortRun(max_batches, validation=False)] if max_batches else None  # the script's cut
     learn.fit_one_cycle(1, LR, cbs=cbs)
 
 

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -128,6 +129,20 @@ def written_whole(path: Path | str) -> Iterator[Path]:
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())  # on disk before it takes the final name, even if the power goes
         os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, so a group of renames happens entirely or not at all."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks; the window is two renames long
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def sweep_temporary_files(path: Path) -> list[Path]:

@@ -213,7 +213,7 @@ def test_course_max_batches_caps_every_pass(monkeypatch):
 
 
 def test_course_max_batches_caps_the_epochs_and_keeps_the_whole_schedule(monkeypatch):
-    from helpers.learner import SMOKE_MAX_EPOCHS
+    from helpers.short_run import SMOKE_MAX_EPOCHS
 
     monkeypatch.setenv("COURSE_MAX_BATCHES", "2")
     learn = learner(dls=toy_dls(n_train=96, n_valid=48, batch_size=16))
@@ -231,7 +231,7 @@ def test_course_max_batches_caps_the_epochs_and_keeps_the_whole_schedule(monkeyp
 
 
 def test_course_max_batches_caps_the_finder_too(monkeypatch):
-    from helpers.learner import SMOKE_FINDER_ITERS
+    from helpers.short_run import SMOKE_FINDER_ITERS
 
     monkeypatch.setenv("COURSE_MAX_BATCHES", "1")
     learn = learner(dls=toy_dls(n_train=96, n_valid=48, batch_size=16))

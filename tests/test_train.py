@@ -17,8 +17,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import distributed, train
+from helpers.callbacks import Callback
 from helpers.data import DataLoaders
 from helpers.learner import Learner
+from helpers.run_record import EpochLog
+from helpers.short_run import ShortRun
 
 ROOT = Path(__file__).resolve().parent.parent
 # A short run: one frozen one-cycle epoch of two training batches, then the whole validation set.
@@ -195,7 +198,7 @@ def _toy_dls(batch_size: int) -> DataLoaders:
                        DataLoader(TensorDataset(x[:10], y[:10]), batch_size=batch_size), vocab=["a", "b", "c"])
 
 
-class _KeepStep(train.Callback):
+class _KeepStep(Callback):
     """Keeps the first training batch and the gradients it produced (after DDP's all-reduce)."""
 
     def after_backward(self) -> None:
@@ -208,7 +211,7 @@ def _one_step(dls, cbs) -> tuple[Learner, _KeepStep]:
     keep = _KeepStep()
     # Plain SGD: its step is proportional to the gradient (Adam's first step would hide a wrong scale).
     learn = Learner(dls, _bn_free_model(), opt_func=torch.optim.SGD, device="cpu", quiet=True)
-    learn.fit(1, lr=0.5, cbs=[*cbs, keep, train.EpochLog(max_train_batches=1)])
+    learn.fit(1, lr=0.5, cbs=[*cbs, keep, EpochLog(), ShortRun(1, validation=False)])
     return learn, keep
 
 
