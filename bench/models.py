@@ -79,7 +79,7 @@ class StepMemory:
         self.device = device
         self.available = device.type == "cuda" or Path("/proc/self/clear_refs").exists()
 
-    def __enter__(self) -> "StepMemory":
+    def __enter__(self) -> StepMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)

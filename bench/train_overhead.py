@@ -1,4 +1,5 @@
-"""What ``python -m helpers.train`` costs over the notebook's Learner in one process, side by side in one run (issue 18).
+"""What ``python -m helpers.train`` costs over the notebook's Learner in one process, side by side in one run (issue
+18).
 
     python bench/train_overhead.py               # 5 alternating rounds of a one-epoch tiny run; medians and ratio
     python bench/train_overhead.py --batches 10  # each epoch cut to 10 training batches (validation stays whole)
@@ -26,6 +27,7 @@ from pathlib import Path
 import torch
 
 import helpers
+from helpers import train
 from helpers.data import pets_dataloaders, pets_path
 from helpers.learner import Learner
 from helpers.metrics import error_rate

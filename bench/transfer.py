@@ -27,10 +27,10 @@ import torch  # noqa: E402
 
 import helpers  # noqa: E402
 from helpers.data import pets_dataloaders  # noqa: E402
-from helpers.tiny_pets import pets_tiny  # noqa: E402
 from helpers.learner import Learner, error_rate  # noqa: E402
 from helpers.models import create_cnn, resnet_split  # noqa: E402
 from helpers.offline_weights import load_backbone_state  # noqa: E402
+from helpers.tiny_pets import pets_tiny  # noqa: E402
 
 
 def two_se(p: float, n: int) -> float:

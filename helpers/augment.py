@@ -11,13 +11,40 @@ One import for everything the notebooks use about augmentation; each piece lives
 """
 from __future__ import annotations
 
-from helpers.augment_quality import (centre_square, chain_homography, compare_quality, conventional_pipeline, psnr,
-                                     random_geometry, reference_render, render_three, step_by_step)
-from helpers.batch_augment import (IMAGENET_MEAN, IMAGENET_STD, NO_AUGMENTATION, PADDING_MODES, PETS_RECIPE,
-                                   AugmentRecipe, BatchAugment, adjust_lighting, affine_matrices, antialias_blur,
-                                   apply_homography, crop_matrices, flip_matrices, grid_scale, homography_grid,
-                                   resample, rotation_matrices, sampling_grid, warp_matrices, zoom_matrices)
-from helpers.presize import (PresizeCache, PresizeCrop, presize_short_side, square_slice)
+from helpers.augment_quality import (
+                                     centre_square,
+                                     chain_homography,
+                                     compare_quality,
+                                     conventional_pipeline,
+                                     psnr,
+                                     random_geometry,
+                                     reference_render,
+                                     render_three,
+                                     step_by_step,
+)
+from helpers.batch_augment import (
+                                     IMAGENET_MEAN,
+                                     IMAGENET_STD,
+                                     NO_AUGMENTATION,
+                                     PADDING_MODES,
+                                     PETS_RECIPE,
+                                     AugmentRecipe,
+                                     BatchAugment,
+                                     adjust_lighting,
+                                     affine_matrices,
+                                     antialias_blur,
+                                     apply_homography,
+                                     crop_matrices,
+                                     flip_matrices,
+                                     grid_scale,
+                                     homography_grid,
+                                     resample,
+                                     rotation_matrices,
+                                     sampling_grid,
+                                     warp_matrices,
+                                     zoom_matrices,
+)
+from helpers.presize import PresizeCache, PresizeCrop, presize_short_side, square_slice
 
 __all__ = [
     "centre_square", "chain_homography", "compare_quality", "conventional_pipeline", "psnr", "random_geometry",

@@ -54,7 +54,8 @@ NO_AUGMENTATION = AugmentRecipe(min_scale=1., max_rotate=0., min_zoom=1., max_zo
 # geometric augmentations together still cost one interpolation.
 
 def crop_matrices(scale: Tensor, centre: Tensor, height: int, width: int) -> Tensor:
-    """Output square -> a square crop covering ``scale`` of the short side's area, placed by ``centre`` in [-1, 1] (notebook 02)."""
+    """Output square -> a square crop covering ``scale`` of the short side's area, placed by ``centre`` in [-1, 1]
+    (notebook 02)."""
     side = scale.sqrt() * min(height, width)                     # crop side in input pixels
     half_x, half_y = side / width, side / height                 # its half-extent in normalised units
     matrix = _eye(len(scale), scale)
@@ -92,7 +93,8 @@ def flip_matrices(flip: Tensor) -> Tensor:
 
 
 def warp_matrices(warp: Tensor) -> Tensor:
-    """Perspective (homography) tilting the picture by ``warp[:, 0]`` horizontally and ``warp[:, 1]`` vertically (notebook 02).
+    """Perspective (homography) tilting the picture by ``warp[:, 0]`` horizontally and ``warp[:, 1]`` vertically
+    (notebook 02).
 
     A horizontal tilt makes one side taller than the other: the corner (x, y) is sent to
     (x * (1 + tilt_v * y), y * (1 + tilt_h * x)). The 3x3 matrix through those four corner pairs is the
@@ -131,7 +133,8 @@ def affine_matrices(params: dict[str, Tensor], height: int, width: int) -> Tenso
 
 
 def sampling_grid(params: dict[str, Tensor], height: int, width: int, size: int) -> Tensor:
-    """The one grid ``BatchAugment`` samples with: warp @ (flip @ rotate @ zoom @ crop), for every output pixel (notebook 02).
+    """The one grid ``BatchAugment`` samples with: warp @ (flip @ rotate @ zoom @ crop), for every output pixel
+    (notebook 02).
 
     Notebook 02 builds it step by step (``F.affine_grid`` of the affine matrix, then the warp applied to those
     coordinates); multiplying the matrices first gives the same grid for a fraction of the arithmetic.
@@ -140,7 +143,8 @@ def sampling_grid(params: dict[str, Tensor], height: int, width: int, size: int)
 
 
 def homography_grid(matrices: Tensor, size: int) -> Tensor:
-    """A ``size`` x ``size`` sampling grid ``(B, size, size, 2)`` for output -> input 3x3 maps ``(B, 3, 3)`` (notebook 02)."""
+    """A ``size`` x ``size`` sampling grid ``(B, size, size, 2)`` for output -> input 3x3 maps ``(B, 3, 3)`` (notebook
+    02)."""
     # Pixel centres of the output in normalised units (align_corners=False), as F.affine_grid places them.
     steps = (torch.arange(size, device=matrices.device, dtype=matrices.dtype) * 2 + 1) / size - 1
     u, v = steps.view(1, 1, size), steps.view(1, size, 1)
@@ -185,7 +189,8 @@ PADDING_MODES = ("reflection", "zeros", "border")
 
 
 def resample(x: Tensor, grid: Tensor, antialias: bool = False, padding_mode: str = "reflection") -> Tensor:
-    """The one interpolation: bilinear ``grid_sample``, reflection padding by default (optionally after an antialiasing blur) (notebook 02).
+    """The one interpolation: bilinear ``grid_sample``, reflection padding by default (optionally after an antialiasing
+    blur) (notebook 02).
 
     ``padding_mode`` says what is shown where the grid points outside the picture: its mirror image
     ("reflection", fastai's choice), black ("zeros") or the edge pixels repeated ("border") (notebook 07).
@@ -215,7 +220,8 @@ def adjust_lighting(x: Tensor, brightness: Tensor, contrast: Tensor) -> Tensor:
 # --- the batch transform ------------------------------------------------------------------------
 
 class BatchAugment(nn.Module):
-    """Flip, rotate, zoom, warp and random-crop a batch in ONE ``grid_sample``, then lighting and normalisation (notebook 02).
+    """Flip, rotate, zoom, warp and random-crop a batch in ONE ``grid_sample``, then lighting and normalisation
+    (notebook 02).
 
     Train mode draws parameters per sample (``make_params``) and applies them (``transform``); eval mode
     takes the centre square and resizes it once. Input: ``B x 3 x H x W`` uint8 (0-255) or float (0-1)
@@ -250,8 +256,9 @@ class BatchAugment(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     @classmethod
-    def from_recipe(cls, size: int, recipe: AugmentRecipe = PETS_RECIPE, **kwargs) -> "BatchAugment":
-        """A BatchAugment drawing its strengths from ``recipe`` (``NO_AUGMENTATION``: only the centre resize) (notebook 02)."""
+    def from_recipe(cls, size: int, recipe: AugmentRecipe = PETS_RECIPE, **kwargs) -> BatchAugment:
+        """A BatchAugment drawing its strengths from ``recipe`` (``NO_AUGMENTATION``: only the centre resize) (notebook
+        02)."""
         return cls(size=size, **asdict(recipe), **kwargs)
 
     # -- parameters --

@@ -47,13 +47,15 @@ def is_complete(folder: Path | str) -> bool:
 
 
 def mark_complete(folder: Path | str, note: str = "") -> Path:
-    """Write the completion marker: only for a folder you know to be whole, e.g. one you extracted by hand (notebook 01)."""
+    """Write the completion marker: only for a folder you know to be whole, e.g. one you extracted by hand (notebook
+    01)."""
     marker = Path(folder) / COMPLETE_MARKER
     marker.write_text(f"finished{': ' + note if note else ''}\n")
     return marker
 
 
-# The temporary names a build and a download use next to their final folder: ".NAME.partial-XXXX", ".NAME.download-XXXX".
+# The temporary names a build and a download use next to their final folder: ".NAME.partial-XXXX",
+# ".NAME.download-XXXX".
 STAGING_KINDS = ("partial", "download")
 _WRITE_REMEDY = (f"set {CACHE_ENV} to a folder you can write to (the data cache; default ~/.cache/pets-course), "
                  "or pass a dest you can write to")
@@ -64,7 +66,8 @@ def _staging_pattern(final: Path, kind: str = "*") -> str:
 
 
 def leftovers(root: Path | str | None = None) -> list[Path]:
-    """Temporary folders that interrupted builds and downloads left in the cache (``root``: default the cache) (notebook 01)."""
+    """Temporary folders that interrupted builds and downloads left in the cache (``root``: default the cache)
+    (notebook 01)."""
     root = Path(root) if root is not None else cache_dir()
     try:
         return sorted(p for kind in STAGING_KINDS for p in root.glob(f".*.{kind}-*"))
@@ -73,7 +76,8 @@ def leftovers(root: Path | str | None = None) -> list[Path]:
 
 
 def remove_leftovers(root: Path | str | None = None) -> list[Path]:
-    """Delete every leftover of ``leftovers(root)``, whatever its age: run it when nothing is building data (notebook 01)."""
+    """Delete every leftover of ``leftovers(root)``, whatever its age: run it when nothing is building data (notebook
+    01)."""
     found = leftovers(root)
     for leftover in found:
         remove_path(leftover)
@@ -115,7 +119,8 @@ def _claim(final: Path, rebuild: bool) -> bool:
 
 
 def build_once(final: Path | str, write: Callable[[Path], None], rebuild: bool = False, note: str = "") -> Path:
-    """Run ``write(folder)`` into a temporary folder, mark it finished and rename it to ``final``, unless already done (notebook 01).
+    """Run ``write(folder)`` into a temporary folder, mark it finished and rename it to ``final``, unless already done
+    (notebook 01).
 
     ``rebuild``: an unfinished ``final`` is deleted and built again (for folders the cache owns); otherwise it is
     refused with a clear error. An existing empty ``final`` is always filled.
@@ -159,7 +164,8 @@ def first_mib_md5(path: Path | str) -> str:
 
 def check_download(path: Path, url: str, md5: str | None = None, size: int | None = None,
                    first_mib: str | None = None) -> None:
-    """Raise ``DownloadError`` unless the file has the expected size, first-MiB MD5 and full MD5 (those given) (notebook 01)."""
+    """Raise ``DownloadError`` unless the file has the expected size, first-MiB MD5 and full MD5 (those given)
+    (notebook 01)."""
     problems = []
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:

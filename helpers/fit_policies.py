@@ -38,7 +38,8 @@ class FitPolicies:
                       div_final: float = 1e5, pct_start: float = 0.25,
                       moms: tuple[float, float, float] = (0.95, 0.85, 0.95),
                       cbs: Iterable[Callback] | None = None, _keep_record: bool = False) -> None:
-        """Train with the one-cycle policy: rates warm up to ``lr_max`` then anneal, momentum does the opposite (notebook 04)."""
+        """Train with the one-cycle policy: rates warm up to ``lr_max`` then anneal, momentum does the opposite
+        (notebook 04)."""
         lr_max = np.array(lr_for_groups(self.lr if lr_max is None else lr_max, self.n_groups))
         lr_schedule, mom_schedule = one_cycle(lr_max, pct_start, div, div_final, moms)
         scheduler = ParamScheduler({"lr": lr_schedule, "mom": mom_schedule})

@@ -1,7 +1,9 @@
-"""Looking at the data: ``show_batch`` draws a batch with its labels; ``summary`` walks items through the pipeline (notebook 01)."""
+"""Looking at the data: ``show_batch`` draws a batch with its labels; ``summary`` walks items through the pipeline
+(notebook 01)."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
@@ -10,6 +12,9 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from helpers.images import open_rgb
 from helpers.loaders import DataLoaders, ImageDataset, transform_mode
+
+if TYPE_CHECKING:  # for the annotation only: worker processes start without matplotlib
+    import matplotlib.figure
 
 
 def _module_device(module: torch.nn.Module) -> torch.device:
@@ -28,7 +33,7 @@ def _displayable(dls: DataLoaders, x: torch.Tensor, train: bool) -> torch.Tensor
 
 
 def show_batch(dls: DataLoaders, n: int = 9, train: bool = True, ncols: int = 3, figsize: tuple | None = None,
-               title: str | None = None) -> "matplotlib.figure.Figure":
+               title: str | None = None) -> matplotlib.figure.Figure:
     """A grid of the first ``n`` images of one batch with their labels (notebook 01); end the cell with plt.show()."""
     import matplotlib.pyplot as plt  # imported here so DataLoader worker processes start without it
 

@@ -21,8 +21,17 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from helpers.callbacks import (EVENTS, BatchTransform, Callback, CancelBatchException, CancelEpochException,
-                               CancelFitException, CancelTrainException, CancelValidException, event_methods)
+from helpers.callbacks import (
+    EVENTS,
+    BatchTransform,
+    Callback,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    CancelTrainException,
+    CancelValidException,
+    event_methods,
+)
 from helpers.device import get_device
 from helpers.evaluation import Evaluation
 from helpers.fit_policies import FitPolicies
@@ -89,7 +98,7 @@ class Learner(FitPolicies, Evaluation, HyperParams):
         self.add_cbs(defaults + profile_callbacks() + list(cbs))
 
     # --- callbacks ---------------------------------------------------------------------------------
-    def add_cbs(self, cbs: Iterable[Callback] | Callback) -> "Learner":
+    def add_cbs(self, cbs: Iterable[Callback] | Callback) -> Learner:
         """Attach callbacks (instances or classes) for every later fit (notebook 07)."""
         for cb in [cbs] if isinstance(cbs, (Callback, type)) else cbs:
             cb = cb() if isinstance(cb, type) else cb
@@ -99,7 +108,7 @@ class Learner(FitPolicies, Evaluation, HyperParams):
         self._sort_handlers()
         return self
 
-    def remove_cbs(self, cbs: Iterable[Callback] | Callback) -> "Learner":
+    def remove_cbs(self, cbs: Iterable[Callback] | Callback) -> Learner:
         """Detach callbacks (notebook 07)."""
         for cb in [cbs] if isinstance(cbs, Callback) else list(cbs):
             self.cbs.remove(cb)

@@ -14,7 +14,6 @@ from torch import Tensor
 
 from helpers.images import open_rgb
 
-
 # --- the item transform (CPU, PIL) --------------------------------------------------------------
 
 class PresizeCrop:
@@ -55,7 +54,8 @@ def presize_short_side(item: Path | str | Image.Image, presize: int) -> Tensor:
 
 
 def square_slice(image: Tensor, side: int, train: bool) -> Tensor:
-    """A ``side`` x ``side`` square cut out of a presized image: at a random place when ``train``, else the centre (notebook 02)."""
+    """A ``side`` x ``side`` square cut out of a presized image: at a random place when ``train``, else the centre
+    (notebook 02)."""
     height, width = image.shape[-2:]
     if train:  # Python's random, like PresizeCrop: seeded by set_seed
         top, left = random.randint(0, height - side), random.randint(0, width - side)

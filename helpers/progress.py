@@ -1,4 +1,5 @@
-"""What a fit shows: the progress bar and the table of epochs, a callback (notebook 04).\n\nWhat it records is ``helpers.recorder``.\n"""
+"""What a fit shows: the progress bar and the table of epochs, a callback (notebook 04).\n\nWhat it records is
+``helpers.recorder``.\n"""
 from __future__ import annotations
 
 import sys
@@ -8,7 +9,6 @@ import pandas as pd
 from tqdm import tqdm
 
 from helpers.callbacks import Callback
-
 
 # --- progress ---------------------------------------------------------------------------------------
 

@@ -39,14 +39,19 @@ import torch.distributed as dist
 from torch import nn
 
 from helpers.device import set_seed
-from helpers.distributed import (DistInfo, DistributedTraining, broadcast_value, distributed_loaders,
-                                 setup_distributed, state_sha256)
+from helpers.distributed import (
+    DistInfo,
+    DistributedTraining,
+    broadcast_value,
+    distributed_loaders,
+    setup_distributed,
+    state_sha256,
+)
 from helpers.outputs import OutputNotWritableError, ensure_option_folder, refuse
 from helpers.profiles import Profile, get_profile
 from helpers.run_record import METRICS_FILE, WEIGHTS_FILE, EpochLog, command_line, jsonable, versions, write_results
 from helpers.short_run import ShortRun
 from helpers.train_cli import parse_args, recipe_for
-
 
 # --- stopping on a signal ------------------------------------------------------------------------
 

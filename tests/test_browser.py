@@ -29,7 +29,6 @@ from pathlib import Path
 
 import pytest
 
-
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO / "notebooks"
 FIXTURE = Path(__file__).resolve().parent / "browser" / "widget_fixture.ipynb"

@@ -9,8 +9,15 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import toy_dls, toy_model
-from helpers.callbacks import (EVENTS, Callback, CancelBatchException, CancelEpochException, CancelFitException,
-                               CancelTrainException, CancelValidException)
+from helpers.callbacks import (
+    EVENTS,
+    Callback,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    CancelTrainException,
+    CancelValidException,
+)
 from helpers.learner import Learner
 from helpers.metrics import mae, rmse
 

@@ -17,9 +17,23 @@ matplotlib.use("Agg")
 from helpers import data  # noqa: E402
 from helpers.augment import BatchAugment, PresizeCrop  # noqa: E402
 from helpers.data import (  # noqa: E402
-    PETS_PATTERN, DataLoaders, ImageDataset, PipelineError, RegexLabeller, get_image_files, make_loaders,
-    make_vocab, mnist_sample, pets_dataloaders, pets_tiny, random_split, sample_photo, show_batch, summary,
-    verify_images)
+    PETS_PATTERN,
+    DataLoaders,
+    ImageDataset,
+    PipelineError,
+    RegexLabeller,
+    get_image_files,
+    make_loaders,
+    make_vocab,
+    mnist_sample,
+    pets_dataloaders,
+    pets_tiny,
+    random_split,
+    sample_photo,
+    show_batch,
+    summary,
+    verify_images,
+)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Decoding with torchvision.io and presizing with torch (helpers.decoding): the same pictures as PIL's path, every quirk."""
+"""Decoding with torchvision.io and presizing with torch (helpers.decoding): the same pictures as PIL's path, every
+quirk."""
 from __future__ import annotations
 
 import io

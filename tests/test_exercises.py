@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.exercises import (____, ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
-                               ValueExercise)
-
+from helpers.exercises import (
+    ChoiceExercise,
+    CodeExercise,
+    FunctionExercise,
+    Questionnaire,
+    Reflection,
+    ValueExercise,
+    ____,
+)
 
 # ---- the placeholder ------------------------------------------------------------------------------
 

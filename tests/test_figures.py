@@ -10,9 +10,8 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 import figures
+import pytest
 from figures import Figure, findings, parse_numbers
 
 HOW_TO_FIX = ("print the figure in an output beside it, cite its source in the same sentence ([book], [paper], a link, "

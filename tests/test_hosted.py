@@ -1,4 +1,5 @@
-"""The set-up cell's host-specific part (helpers.hosted): Kaggle's working folder and attached pets, Colab's opt-in Drive."""
+"""The set-up cell's host-specific part (helpers.hosted): Kaggle's working folder and attached pets, Colab's opt-in
+Drive."""
 from __future__ import annotations
 
 import os

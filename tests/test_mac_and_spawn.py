@@ -5,12 +5,11 @@ import json
 import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
+import torch.amp.autocast_mode
 
 import helpers
-import torch.amp.autocast_mode
 from helpers.precision import Precision, mixed_precision_dtypes, mps_precision_problem, pick_mixed_precision
 
 NB06 = Path(__file__).resolve().parent.parent / "notebooks" / "06_deeper_models_mixed_precision.ipynb"

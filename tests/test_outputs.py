@@ -126,7 +126,8 @@ def test_written_whole_replaces_only_when_complete_and_sweeps_old_temporaries(tm
 # --- every entry point refuses before its work ------------------------------------------------------
 
 def _refused(command: list[str], course_data: Path, as_user: dict, timeout: float = 120) -> tuple[str, float]:
-    """Run ``command``; it must stop with exit status 2, one line on stderr, and no traceback. Returns (stderr, seconds)."""
+    """Run ``command``; it must stop with exit status 2, one line on stderr, and no traceback. Returns (stderr,
+    seconds)."""
     start = time.perf_counter()
     try:
         result = subprocess.run(command, cwd=ROOT, env=_env(course_data), capture_output=True, text=True,

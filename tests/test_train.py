@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -243,8 +242,8 @@ def test_ddp_step_equals_one_process_step_on_the_global_batch(tmp_path):
     single = DataLoaders(DataLoader(TensorDataset(x, y), batch_size=8), DataLoader(TensorDataset(x, y), batch_size=8),
                          vocab=["a", "b", "c"])
     learn, keep = _one_step(single, [])
-    for distributed, alone in zip(ranks[0]["grads"], keep.grads):
-        torch.testing.assert_close(distributed, alone, rtol=1e-5, atol=1e-7)
+    for shared, alone in zip(ranks[0]["grads"], keep.grads):
+        torch.testing.assert_close(shared, alone, rtol=1e-5, atol=1e-7)
     for name, value in learn.model.state_dict().items():
         torch.testing.assert_close(ranks[0]["state"][name], value, rtol=1e-5, atol=1e-7)
     assert not torch.equal(learn.model[0].weight, _bn_free_model()[0].weight), "the step changed the weights"

@@ -15,8 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import backbone
-from helpers.learner import Learner, error_rate
 from helpers.creatures import CUES, N_VALUES
+from helpers.learner import Learner
 from helpers.models import create_cnn, resnet_split
 from helpers.tiny_pets import BREED_FEATURES
 
