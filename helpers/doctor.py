@@ -1,4 +1,4 @@
-"""``python -m helpers doctor``: is this install able to run the course? (README, "Set-up").
+"""``python -m helpers doctor``: is this install able to run the course? (README, "Start").
 
 It prints versions, the device, threads, the dataset cache (its size, and any folders that interrupted
 builds left, with the command that removes them) and the profile, and exits non-zero with a message that
