@@ -100,7 +100,8 @@ def main() -> int:
     med = {side: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
            for side, values in times.items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rounds} alternating rounds, tiny profile "
-          f"one_cycle(1) of resnet10{f', {max_batches} training batches' if max_batches else ''}; script wrote {written}")
+          f"one_cycle(1) of resnet10{f', {max_batches} training batches' if max_batches else ''}; script wrote "
+          f"{written}")
     print(f"{'side':<10} {'median wall s':>14} {'min':>8} {'max':>8} {'median CPU s':>13}")
     for side, values in times.items():
         walls = [w for w, _ in values]

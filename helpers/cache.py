@@ -114,7 +114,8 @@ def _claim(final: Path, rebuild: bool) -> bool:
         raise UnfinishedFolderError(
             f"{final} exists but is not a finished dataset (it has no {COMPLETE_MARKER} marker, so it may be a "
             f"half-written copy). Delete it (shutil.rmtree) or pass an empty or new folder, and run the call again. "
-            f"If you filled it yourself and know it is complete, mark it with helpers.data.mark_complete({str(final)!r}).")
+            "If you filled it yourself and know it is complete, mark it with "
+            f"helpers.data.mark_complete({str(final)!r}).")
     return False
 
 

@@ -86,7 +86,8 @@ def note(notebook: str, exercise: str, *, verdict: str | None = None, hint: int 
         _write(notebooks)
     except Exception as error:  # a full disk or a read-only cache must never break a learner's check
         _warn_once(f"Your exercise progress cannot be saved ({type(error).__name__}: {error}); checks still work, "
-                   f"but nothing is remembered. Point COURSE_DATA at a folder you can write to (now {record_path().parent}).")
+                   "but nothing is remembered. Point COURSE_DATA at a folder you can write to (now "
+                   f"{record_path().parent}).")
 
 
 def reset() -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -162,10 +161,10 @@ def test_one_process_run_records_what_it_did(tmp_path, valid_size):
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_on_cpu(tmp_path, valid_size):
+def test_torchrun_two_processes_on_cpu(free_port, tmp_path, valid_size):
     out = tmp_path / "two"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port",
-                str(_free_port())]
+                str(free_port())]
     result = _run([*torchrun, "-m", "helpers.train", *SMOKE, "--out", str(out)])
     assert result.stdout.count("valid_loss") == 1, "only rank 0 prints the table (one header line)"
     assert sorted(p.name for p in out.iterdir()) == [train.METRICS_FILE, train.WEIGHTS_FILE]
@@ -178,12 +177,6 @@ def test_torchrun_two_processes_on_cpu(tmp_path, valid_size):
 
 
 # --- DDP's gradient equals one process's on the same global batch -------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _bn_free_model() -> nn.Module:
     torch.manual_seed(0)
@@ -229,8 +222,8 @@ def _ddp_worker(rank: int, world_size: int, port: int, folder: str) -> None:
 
 
 @pytest.mark.slow
-def test_ddp_step_equals_one_process_step_on_the_global_batch(tmp_path):
-    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+def test_ddp_step_equals_one_process_step_on_the_global_batch(free_port, tmp_path):
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert len(ranks[0]["xb"]) == len(ranks[1]["xb"]) == 4, "each rank takes half of the global batch of 8"
     for name, value in ranks[0]["state"].items():
