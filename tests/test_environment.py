@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from helpers import doctor
@@ -104,6 +105,7 @@ def test_doctor_reports_version_mismatch(monkeypatch):
     assert any("pins 1.0.0" in p for p in doctor.check_install())
 
 
+@pytest.mark.slow  # two fresh Pythons that import torch and torchvision
 def test_a_process_that_imported_helpers_freezes_its_objects_at_exit():
     # The handler registered first runs last: by then helpers' own handler must have frozen the objects torch
     # and torchvision created, so that the final garbage collections skip them (seconds per kernel here).
