@@ -119,6 +119,20 @@ def _claim(final: Path, rebuild: bool) -> bool:
     return False
 
 
+def _publish(staging: Path, final: Path, note: str) -> None:
+    """Mark a finished temporary folder complete and give it its final name: the cache's one way to publish.
+
+    The marker is written last inside the folder, then one rename makes it visible whole. Another process
+    finishing the same folder first is fine; anything else that stops the rename is an error.
+    """
+    mark_complete(staging, note)
+    try:
+        staging.rename(final)
+    except OSError:
+        if not is_complete(final):
+            raise
+
+
 def build_once(final: Path | str, write: Callable[[Path], None], rebuild: bool = False, note: str = "") -> Path:
     """Run ``write(folder)`` into a temporary folder, mark it finished and rename it to ``final``, unless already done
     (notebook 01).
@@ -135,12 +149,7 @@ def build_once(final: Path | str, write: Callable[[Path], None], rebuild: bool =
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:
         write(staging)
-        mark_complete(staging, note)
-        try:
-            staging.rename(final)
-        except OSError:
-            if not is_complete(final):  # another process finishing first is fine; anything else is not
-                raise
+        _publish(staging, final, note)
     finally:
         remove_path(staging)
     return final
@@ -225,16 +234,12 @@ def untar_data(url: str, dest: Path | str | None = None, md5: str | None = None,
             # gzip's end marker and CRC catch a transfer that stopped early without the server saying so.
             raise DownloadError(
                 f"The archive downloaded from {url} is incomplete or corrupted ({type(error).__name__}: {error}); "
-                f"the transfer was probably interrupted. Nothing was kept in {dest}; run the same call again.") from error
+                f"the transfer was probably interrupted. Nothing was kept in {dest}; run the same call again."
+            ) from error
         entries = list(extracted.iterdir())
         # Most archives hold one top folder (oxford-iiit-pet/...): that folder becomes the dataset root.
         source = entries[0] if len(entries) == 1 and entries[0].is_dir() else extracted
-        mark_complete(source, f"extracted from {url}")
-        try:
-            source.rename(final)
-        except OSError:
-            if not is_complete(final):  # another process finishing first is fine; anything else is not
-                raise
+        _publish(source, final, f"extracted from {url}")
         return final
     finally:
         remove_path(part)
