@@ -19,8 +19,8 @@ from helpers.presize import PresizeCrop
 
 def conventional_pipeline(size: int = 224, recipe: AugmentRecipe = PETS_RECIPE, mean: tuple = IMAGENET_MEAN,
                           std: tuple = IMAGENET_STD) -> nn.Module:
-    """The per-item ``torchvision.transforms.v2`` chain people usually write: every step interpolates again (notebook
-    02)."""
+    """The per-item ``torchvision.transforms.v2`` chain people usually write: every step interpolates again
+    (notebook 02)."""
     r, bilinear = recipe, v2.InterpolationMode.BILINEAR
     return v2.Compose([
         v2.RandomResizedCrop(size, scale=(r.min_scale, 1.0), ratio=(1.0, 1.0), antialias=True),

@@ -143,8 +143,8 @@ def sampling_grid(params: dict[str, Tensor], height: int, width: int, size: int)
 
 
 def homography_grid(matrices: Tensor, size: int) -> Tensor:
-    """A ``size`` x ``size`` sampling grid ``(B, size, size, 2)`` for output -> input 3x3 maps ``(B, 3, 3)`` (notebook
-    02)."""
+    """A ``size`` x ``size`` sampling grid ``(B, size, size, 2)`` for output -> input 3x3 maps ``(B, 3, 3)``
+    (notebook 02)."""
     # Pixel centres of the output in normalised units (align_corners=False), as F.affine_grid places them.
     steps = (torch.arange(size, device=matrices.device, dtype=matrices.dtype) * 2 + 1) / size - 1
     u, v = steps.view(1, 1, size), steps.view(1, size, 1)
@@ -257,8 +257,8 @@ class BatchAugment(nn.Module):
 
     @classmethod
     def from_recipe(cls, size: int, recipe: AugmentRecipe = PETS_RECIPE, **kwargs) -> BatchAugment:
-        """A BatchAugment drawing its strengths from ``recipe`` (``NO_AUGMENTATION``: only the centre resize) (notebook
-        02)."""
+        """A BatchAugment drawing its strengths from ``recipe`` (``NO_AUGMENTATION``: only the centre resize)
+        (notebook 02)."""
         return cls(size=size, **asdict(recipe), **kwargs)
 
     # -- parameters --

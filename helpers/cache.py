@@ -47,8 +47,8 @@ def is_complete(folder: Path | str) -> bool:
 
 
 def mark_complete(folder: Path | str, note: str = "") -> Path:
-    """Write the completion marker: only for a folder you know to be whole, e.g. one you extracted by hand (notebook
-    01)."""
+    """Write the completion marker: only for a folder you know to be whole, e.g. one you extracted by hand
+    (notebook 01)."""
     marker = Path(folder) / COMPLETE_MARKER
     marker.write_text(f"finished{': ' + note if note else ''}\n")
     return marker
@@ -76,8 +76,8 @@ def leftovers(root: Path | str | None = None) -> list[Path]:
 
 
 def remove_leftovers(root: Path | str | None = None) -> list[Path]:
-    """Delete every leftover of ``leftovers(root)``, whatever its age: run it when nothing is building data (notebook
-    01)."""
+    """Delete every leftover of ``leftovers(root)``, whatever its age: run it when nothing is building data
+    (notebook 01)."""
     found = leftovers(root)
     for leftover in found:
         remove_path(leftover)

@@ -71,8 +71,8 @@ def fetch(download: Download) -> Path:
 
 
 def pets_path(profile: Profile) -> Path:
-    """The pets root for a profile: the tiny look-alike, or the real Oxford-IIIT Pet, downloaded and verified (notebook
-    01)."""
+    """The pets root for a profile: the tiny look-alike, or the real Oxford-IIIT Pet, downloaded and verified
+    (notebook 01)."""
     if profile.is_tiny:
         return pets_tiny()
     return fetch(PETS)

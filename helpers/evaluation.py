@@ -82,8 +82,8 @@ class Evaluation:
         return out, shown_targets, per_item(preds, *targets).cpu()
 
     def predict(self, item) -> tuple:
-        """``(decoded, index or values, predictions)`` for one item (an image path, a PIL image, a tensor) (notebook
-        05).
+        """``(decoded, index or values, predictions)`` for one item (an image path, a PIL image, a tensor)
+        (notebook 05).
 
         Classification: (label, class index, probabilities); binary with one output: (label or bool, 0/1,
         probability); regression: (value, value, outputs).

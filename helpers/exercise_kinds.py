@@ -246,8 +246,8 @@ class FunctionExercise(Exercise):
 
 
 class CodeExercise(Exercise):
-    """An answer checked by custom assertions: ``checker(answer)`` raises AssertionError saying what is wrong (notebook
-    01)."""
+    """An answer checked by custom assertions: ``checker(answer)`` raises AssertionError saying what is wrong
+    (notebook 01)."""
 
     def __init__(self, prompt: str, checker: Callable[[Any], Any], reference: Any = None, hints: Sequence[str] = (),
                  solution: str = "", wrong_answers: Sequence[Any] = (), right_answers: Sequence[Any] = (),

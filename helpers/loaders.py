@@ -1,5 +1,5 @@
-"""Datasets and loaders: image files to ``(tensor, class)`` pairs, the two DataLoaders, and the pets recipe (notebook
-01)."""
+"""Datasets and loaders: image files to ``(tensor, class)`` pairs, the two DataLoaders, and the pets recipe
+(notebook 01)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
@@ -73,8 +73,8 @@ class ImageDataset(Dataset):
 
 
 class CachedImageDataset(ImageDataset):
-    """An ``ImageDataset`` with ``PresizeCrop`` that decodes and presizes each picture once, then keeps it (notebook
-    02).
+    """An ``ImageDataset`` with ``PresizeCrop`` that decodes and presizes each picture once, then keeps it
+    (notebook 02).
 
     A training item is kept the way notebook 02's ``PresizeCache`` keeps it, resized so that its short side is
     the presize, and every access slices a fresh random square out of it. A validation item is always the same
@@ -123,8 +123,8 @@ class EncodedImageDataset(ImageDataset):
 
 
 class DataLoaders:
-    """A training and a validation DataLoader, the class names, and the batch transform to run on the device (notebook
-    01)."""
+    """A training and a validation DataLoader, the class names, and the batch transform to run on the device
+    (notebook 01)."""
 
     def __init__(self, train: DataLoader, valid: DataLoader, vocab: Sequence[str] | None = None,
                  after_batch: torch.nn.Module | None = None):
@@ -206,8 +206,8 @@ def pets_dataloaders(path: Path | str, presize: int = 460, size: int = 224, batc
 
 @contextmanager
 def transform_mode(module: torch.nn.Module | None, train: bool) -> Iterator[torch.nn.Module | None]:
-    """Run a batch transform in train (random augmentation) or eval (centre, resize) mode, then put it back (notebook
-    01).
+    """Run a batch transform in train (random augmentation) or eval (centre, resize) mode, then put it back
+    (notebook 01).
 
     ``with transform_mode(dls.after_batch, train=False): x = dls.after_batch(batch)``: the previous mode comes
     back even if the body raises. ``None`` (no batch transform) is allowed and does nothing.

@@ -1,5 +1,5 @@
-"""Writing outputs: check the folder before the work, write each file whole, sweep what killed writers left (notebook
-01).
+"""Writing outputs: check the folder before the work, write each file whole, sweep what killed writers left
+(notebook 01).
 
 Three rules every command and cache build follows:
 
@@ -53,8 +53,8 @@ def _reason(folder: Path, error: OSError) -> str:
 
 def ensure_writable(folder: Path | str, what: str = "output folder",
                     remedy: str = "choose a folder you can write to") -> Path:
-    """Create ``folder`` if needed and prove a file can be written in it, or raise ``OutputNotWritableError`` (notebook
-    01).
+    """Create ``folder`` if needed and prove a file can be written in it, or raise ``OutputNotWritableError``
+    (notebook 01).
 
     ``what`` names the folder in the message (e.g. "--out"), ``remedy`` says what to do instead. Call it before
     the work, so that no run is lost to an output path that could have been checked at the start.
@@ -151,8 +151,8 @@ def interrupts_deferred() -> Iterator[None]:
 
 
 def sweep_temporary_files(path: Path) -> list[Path]:
-    """Remove the temporary siblings of ``path`` that killed writers left, untouched for ``LEFTOVER_GUARD_S`` (notebook
-    05)."""
+    """Remove the temporary siblings of ``path`` that killed writers left, untouched for ``LEFTOVER_GUARD_S``
+    (notebook 05)."""
     prefix, suffix = _temporary_name_parts(Path(path))
     return sweep_leftovers(Path(path).parent, f"{prefix}*{suffix}")
 
@@ -160,8 +160,8 @@ def sweep_temporary_files(path: Path) -> list[Path]:
 # --- leftovers of killed runs ------------------------------------------------------------------------
 
 def last_touched(path: Path, since: float | None = None) -> float:
-    """The newest modification time of ``path`` and everything under it, or the first newer than ``since`` (notebook
-    01)."""
+    """The newest modification time of ``path`` and everything under it, or the first newer than ``since``
+    (notebook 01)."""
     newest = path.lstat().st_mtime
     if path.is_dir() and not path.is_symlink():
         for root, folders, files in os.walk(path):
