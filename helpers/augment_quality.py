@@ -106,7 +106,8 @@ def reference_render(image: Tensor, matrix: Tensor, size: int = 224, supersample
 
 
 def psnr(image: Tensor, reference: Tensor, mask: Tensor | None = None) -> float:
-    """Peak signal-to-noise ratio in dB of a [0, 1] image against a reference, optionally inside ``mask`` (notebook 02)."""
+    """Peak signal-to-noise ratio in dB of a [0, 1] image against a reference, optionally inside ``mask``
+    (notebook 02)."""
     squared = (image.float() - reference.float()) ** 2
     mse = squared[:, mask].mean() if mask is not None else squared.mean()
     return float(10 * torch.log10(1 / mse.clamp(min=1e-12)))

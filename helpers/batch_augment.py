@@ -118,7 +118,8 @@ def warp_matrices(warp: Tensor) -> Tensor:
 
 
 def apply_homography(points: Tensor, matrices: Tensor) -> Tensor:
-    """Send points ``(B, ..., 2)`` through 3x3 matrices ``(B, 3, 3)``, dividing by the third coordinate (notebook 02)."""
+    """Send points ``(B, ..., 2)`` through 3x3 matrices ``(B, 3, 3)``, dividing by the third coordinate
+    (notebook 02)."""
     batch = points.shape[0]
     flat = points.reshape(batch, -1, 2)
     homogeneous = torch.cat([flat, torch.ones_like(flat[..., :1])], dim=-1) @ matrices.transpose(1, 2)

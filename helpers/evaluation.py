@@ -35,7 +35,8 @@ def default_activation(loss_func: Callable) -> str:
 
 
 class Evaluation:
-    """``validate``, ``get_preds`` and ``predict``: the Learner's methods that score or use a model (notebooks 04-05)."""
+    """``validate``, ``get_preds`` and ``predict``: the Learner's methods that score or use a model
+    (notebooks 04-05)."""
 
     def _gather(self, dl) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """The model's outputs and targets over a whole loader, in eval mode, through the callbacks."""

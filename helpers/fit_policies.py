@@ -87,7 +87,8 @@ class FitPolicies:
 
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
                 suggest_funcs: Sequence[Callable] = (valley,), show_plot: bool = True) -> tuple:
-        """Range test: raise the rate exponentially each batch, record the loss, then restore everything (notebook 04)."""
+        """Range test: raise the rate exponentially each batch, record the loss, then restore everything
+        (notebook 04)."""
         num_it = max(num_it, 6)  # fewer points leave nothing after trimming
         if max_batches():  # a smoke run: the same code over the same range of rates, in a few steps
             num_it = min(num_it, SMOKE_FINDER_ITERS)

@@ -136,7 +136,8 @@ def stale_modules() -> list[str]:
 
 
 def summary_line() -> str:
-    """One line: helpers' version, the device, the profile and the data cache, as the doctor reports them (set-up cell)."""
+    """One line: helpers' version, the device, the profile and the data cache, as the doctor reports them (set-up
+    cell)."""
     import torch
 
     import helpers
@@ -150,7 +151,8 @@ def summary_line() -> str:
 
 
 def setup_here(drive: bool | None = None) -> None:
-    """What every notebook's first cell runs after ``import helpers``: the host's data cache, then a one-line summary."""
+    """What every notebook's first cell runs after ``import helpers``: the host's data cache, then a one-line
+    summary."""
     where = host()
     stale = stale_modules()
     if stale:

@@ -106,7 +106,8 @@ def _walk_file(dataset: ImageDataset) -> None:
 
 
 def summary(source: DataLoaders | ImageDataset, n: int = 4, train: bool = True) -> None:
-    """Walk items through the pipeline step by step, printing each result, and say where and why it breaks (notebook 01)."""
+    """Walk items through the pipeline step by step, printing each result, and say where and why it breaks
+    (notebook 01)."""
     if isinstance(source, DataLoaders):
         loader = source.train if train else source.valid
         dataset, collate, after_batch = loader.dataset, loader.collate_fn, source.after_batch

@@ -73,7 +73,8 @@ def ensure_writable(folder: Path | str, what: str = "output folder",
 
 
 def ensure_option_folder(folder: Path | str, option: str = "--out") -> Path:
-    """``ensure_writable`` for a folder given on a command line: the message names the option to change (notebook 05)."""
+    """``ensure_writable`` for a folder given on a command line: the message names the option to change
+    (notebook 05)."""
     return ensure_writable(folder, what=f"{option} folder", remedy=f"pass {option} a folder you can write to")
 
 

@@ -17,7 +17,8 @@ from helpers.images import open_rgb
 # --- the item transform (CPU, PIL) --------------------------------------------------------------
 
 class PresizeCrop:
-    """Square crop of the short side (random place when ``train``, centre otherwise), resized to ``size`` (notebook 02)."""
+    """Square crop of the short side (random place when ``train``, centre otherwise), resized to ``size``
+    (notebook 02)."""
 
     def __init__(self, size: int = 460, train: bool = True):
         if int(size) < 1:

@@ -1,4 +1,5 @@
-"""helpers.exercises: every checker kind accepts its reference, rejects wrong answers, and never crashes on a bad one."""
+"""helpers.exercises: every checker kind accepts its reference, rejects wrong answers, and never crashes on a bad
+one."""
 from __future__ import annotations
 
 import copy

@@ -46,7 +46,8 @@ def world():
 
 
 def unwritable(kind: str, base: Path) -> tuple[Path, str, dict]:
-    """A folder that cannot be written, the part of the path the message must name, and how to run as a user it binds."""
+    """A folder that cannot be written, the part of the path the message must name, and how to run as a user it
+    binds."""
     if kind == "proc":
         return Path("/proc/course-test/run"), "/proc", {}
     if kind == "under_a_file":
