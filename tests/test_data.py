@@ -374,6 +374,7 @@ def test_show_batch_raw_and_normalised(pet_files):
 
 # --- the other datasets -------------------------------------------------------------------------------
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_mnist_sample_layout_and_determinism(tmp_path):
     root = mnist_sample(tmp_path / "mnist")
     counts = {f"{s}/{d}": len(list((root / s / d).glob("*.png"))) for s in ("train", "valid") for d in ("3", "7")}

@@ -58,6 +58,7 @@ def test_installed_versions_match_the_pins():
         assert md.version(name).split("+")[0] == wanted, f"{name} {md.version(name)} installed, {wanted} pinned: run `make install`"
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_doctor_passes_here():
     result = subprocess.run([sys.executable, "-m", "helpers", "doctor"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

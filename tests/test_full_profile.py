@@ -137,6 +137,7 @@ def _use_mirror(monkeypatch, tmp_path, url: str, table: dict) -> None:
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "cache"))
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_standin_pets_arrive_through_the_real_download_path(standin_mirror, tmp_path, monkeypatch):
     from helpers.data import PETS, get_image_files, is_complete, pets_path
     from helpers.profiles import get_profile
@@ -203,6 +204,7 @@ def test_a_broken_checksum_table_says_what_to_fix(tmp_path, monkeypatch):
         resolve(PETS)
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_standin_weights_load_through_torchvisions_own_code(tmp_path, monkeypatch):
     import torch
     from torchvision import models as tvm

@@ -85,6 +85,7 @@ def first_batches(dls, splits: tuple[str, ...] = ("train",)) -> list:
     return batches
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 @pytest.mark.parametrize("cache", [False, True], ids=["from-disk", "cached"])
 def test_pets_loaders_work_with_spawned_workers(cache):
     from helpers.data import pets_dataloaders, pets_tiny
