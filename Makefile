@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 KERNEL := pets-course
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install lab test unit full nbval notebooks browser doctor bench clean
+.PHONY: install lab lint test unit full nbval notebooks browser doctor bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,13 +40,17 @@ TINY_ENV := COURSE_PROFILE=tiny COURSE_DEVICE=cpu OMP_NUM_THREADS=1
 PYTEST_ARGS ?=
 TEST_WORKERS ?= auto
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
-test: install
+# The linter (ruff, configured in pyproject.toml) over the course's Python: helpers/, bench/, tests/.
+lint: install
+	$(BIN)/ruff check helpers bench tests conftest.py
+
+test: install lint
 	$(TINY_ENV) $(PYTEST) tests notebooks $(NBVAL) -p no:cacheprovider -rs --timeout 900 \
 		-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The quick loop while changing helpers: no browser, no model training, no full-profile notebooks.
 unit: install
-	$(PYTEST) tests -m "not browser and not slow and not full_profile"
+	$(TINY_ENV) $(PYTEST) tests -m "not browser and not slow and not full_profile" -p no:cacheprovider
 
 # Every notebook in the full profile on stand-ins (downloads from 127.0.0.1, random "ImageNet" weights, training
 # capped by COURSE_MAX_BATCHES, batches of COURSE_BATCH_SIZE), with the download and weight-loading tests: part of

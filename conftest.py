@@ -22,7 +22,6 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 
-
 # How long each notebook's full-profile run on stand-ins took here (`make full`, seconds). Only the order matters:
 # a stale figure costs a few seconds of a worker left waiting at the end, never a failure. The tiny runs' stored
 # times give a different order (08 trains little in the tiny profile but explains every validation picture at

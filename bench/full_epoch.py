@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown configuration(s) {unknown}; choose from {', '.join(CONFIGS)}.")
 
     from fullprofile.standins import checksum, make_pets_archive, make_standin_weights, serve
+
     from helpers.data import pets_tiny
 
     with tempfile.TemporaryDirectory() as folder:

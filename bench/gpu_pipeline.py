@@ -99,10 +99,12 @@ def standin_images(folder: Path, per_breed: int) -> Path:
 
 def psnr_against_pil(images: Path, device: torch.device, presize: int) -> dict:
     """How far the presized pictures of the decoded path are from PIL's, in dB: centre squares, every readable file."""
+    from torchvision.transforms.functional import pil_to_tensor
+
     from helpers.augment import PresizeCrop
     from helpers.decoding import decode_images, presize_images, read_encoded
-    from helpers.labelling import get_image_files, open_rgb, why_unreadable
-    from torchvision.transforms.functional import pil_to_tensor
+    from helpers.images import open_rgb, why_unreadable
+    from helpers.labelling import get_image_files
 
     values = []
     for file in get_image_files(images):

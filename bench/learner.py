@@ -26,7 +26,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.callbacks import EVENTS, Callback
-from helpers.learner import EPS, Learner, SQR_MOM
+from helpers.learner import Learner
+from helpers.optimiser import EPS, SQR_MOM
 
 
 def make_data(n_train: int, n_valid: int, size: int, batch_size: int) -> SimpleNamespace:

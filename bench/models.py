@@ -79,7 +79,7 @@ class StepMemory:
         self.device = device
         self.available = device.type == "cuda" or Path("/proc/self/clear_refs").exists()
 
-    def __enter__(self) -> "StepMemory":
+    def __enter__(self) -> StepMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -291,16 +291,19 @@ def main(argv: list[str] | None = None) -> int:
         asked = [p.strip() for p in args.precisions.split(",") if p.strip()]
         unusable = [p for p in asked if p not in precisions]
         if unusable:
-            parser.error(f"precision(s) {unusable} cannot run on {device.type} here; choose from {', '.join(precisions)}.")
+            parser.error(f"precision(s) {unusable} cannot run on {device.type} here; choose from "
+                         f"{', '.join(precisions)}.")
         precisions = asked
 
     machine = device_name(device)
-    print(f"machine: {machine} | torch {torch.__version__} | {platform.python_implementation()} {platform.python_version()}")
+    print(f"machine: {machine} | torch {torch.__version__} | {platform.python_implementation()} "
+          f"{platform.python_version()}")
     if on_gpu:
         print(f"fp32 may use TF32 tensor cores: cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}, "
               f"cuda.matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}")
     else:
-        print(f"threads: {torch.get_num_threads()} | native bf16 instructions (avx512_bf16/amx_bf16): {cpu_supports_native_bf16()}")
+        print(f"threads: {torch.get_num_threads()} | native bf16 instructions (avx512_bf16/amx_bf16): "
+              f"{cpu_supports_native_bf16()}")
     print(f"{size} px, batch {batch_size}, {warmup} warm-up + {steps} timed steps x {rounds} round(s); AdamW", flush=True)
 
     df = run(archs, precisions, device, size, batch_size, warmup, steps, rounds)

@@ -1,4 +1,5 @@
-"""What ``python -m helpers.train`` costs over the notebook's Learner in one process, side by side in one run (issue 18).
+"""What ``python -m helpers.train`` costs over the notebook's Learner in one process, side by side in one run (issue
+18).
 
     python bench/train_overhead.py               # 5 alternating rounds of a one-epoch tiny run; medians and ratio
     python bench/train_overhead.py --batches 10  # each epoch cut to 10 training batches (validation stays whole)
@@ -31,6 +32,8 @@ from helpers.data import pets_dataloaders, pets_path
 from helpers.learner import Learner
 from helpers.metrics import error_rate
 from helpers.models import create_cnn, resnet_split
+from helpers.run_record import EpochLog
+from helpers.short_run import ShortRun
 
 SEED, LR = 42, 1e-2
 
@@ -45,7 +48,7 @@ def notebook_side(max_batches: int | None) -> None:
     learn = Learner(dls, create_cnn(P.arch, n_out=len(dls.vocab), weights=P.weights), splitter=resnet_split,
                     metrics=[error_rate], device="cpu", quiet=True)
     learn.freeze()
-    cbs = [train.EpochLog(max_train_batches=max_batches)] if max_batches else None  # same cut as the script's
+    cbs = [EpochLog(), ShortRun(max_batches, validation=False)] if max_batches else None  # the script's cut
     learn.fit_one_cycle(1, LR, cbs=cbs)
 
 
@@ -97,7 +100,8 @@ def main() -> int:
     med = {side: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
            for side, values in times.items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rounds} alternating rounds, tiny profile "
-          f"one_cycle(1) of resnet10{f', {max_batches} training batches' if max_batches else ''}; script wrote {written}")
+          f"one_cycle(1) of resnet10{f', {max_batches} training batches' if max_batches else ''}; script wrote "
+          f"{written}")
     print(f"{'side':<10} {'median wall s':>14} {'min':>8} {'max':>8} {'median CPU s':>13}")
     for side, values in times.items():
         walls = [w for w, _ in values]

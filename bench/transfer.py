@@ -27,10 +27,10 @@ import torch  # noqa: E402
 
 import helpers  # noqa: E402
 from helpers.data import pets_dataloaders  # noqa: E402
-from helpers.tiny_pets import pets_tiny  # noqa: E402
 from helpers.learner import Learner, error_rate  # noqa: E402
 from helpers.models import create_cnn, resnet_split  # noqa: E402
 from helpers.offline_weights import load_backbone_state  # noqa: E402
+from helpers.tiny_pets import pets_tiny  # noqa: E402
 
 
 def two_se(p: float, n: int) -> float:
@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         noise = 2 * math.sqrt((pretrained * (1 - pretrained) + scratch * (1 - scratch)) / n)
         print(f"margin (scratch - pretrained) {margin:.3f}, noise (2 SE of the difference) {noise:.3f}; "
               f"ratio scratch/pretrained {scratch / max(pretrained, 1e-9):.1f}x")
-        print(f"targets: pretrained <= 0.15: {pretrained <= 0.15}; scratch >= 2x pretrained: {scratch >= 2 * pretrained}; "
+        print(f"targets: pretrained <= 0.15: {pretrained <= 0.15}; scratch >= 2x pretrained: "
+              f"{scratch >= 2 * pretrained}; "
               f"margin > noise: {margin > noise}")
 
 

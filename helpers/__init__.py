@@ -19,11 +19,29 @@ _LAZY = {"get_device": "helpers.device", "set_seed": "helpers.device", "seed_wor
          "Profile": "helpers.profiles", "get_profile": "helpers.profiles"}
 
 
-# At exit Python runs its garbage collector over every object still alive, and torch and torchvision leave
-# millions: 2 to 3 seconds per process here, paid at every kernel restart, every notebook test and every
-# training subprocess. gc.freeze() moves them out of the collector's sight first; the operating system frees
-# the memory anyway. (atexit runs handlers last-in first-out, so the ones registered after this still run.)
-atexit.register(gc.freeze)
+FAST_EXIT_ENV = "COURSE_FAST_EXIT"
+
+
+def fast_exit() -> bool:
+    """Skip the interpreter's last garbage collection at exit, unless ``COURSE_FAST_EXIT=0`` (notebook 00).
+
+    At exit Python runs its garbage collector over every object still alive, and torch and torchvision leave
+    millions: 2 to 3 seconds per process, paid at every kernel restart, every notebook test and every training
+    subprocess. ``gc.freeze()`` at exit moves them out of the collector's sight; the operating system frees the
+    memory anyway. The cost: objects caught in reference cycles are not finalised at exit (their ``__del__`` and
+    weakref callbacks do not run), which matters only to code that relies on that to flush or clean up. Set
+    ``COURSE_FAST_EXIT=0`` before importing helpers to keep Python's usual exit. Returns whether it is on.
+    """
+    import os
+
+    if os.environ.get(FAST_EXIT_ENV, "1").strip() == "0":
+        return False
+    # atexit runs handlers last-in first-out, so the ones registered after this one still run before it.
+    atexit.register(gc.freeze)
+    return True
+
+
+FAST_EXIT = fast_exit()  # on by default: the one thing importing helpers changes in the interpreter
 
 
 def __getattr__(name: str) -> Any:

@@ -236,7 +236,8 @@ def _compare_bool(answer: Any, expected: Any) -> str | None:
 def _compare_items(answer: Any, expected: Any, tol: Tolerance) -> str | None:
     if isinstance(expected, (list, tuple)):
         if not isinstance(answer, (list, tuple)):
-            raise WrongKind(f"expected a list or tuple of {len(expected)} items, but your answer is {kind_name(answer)}.")
+            raise WrongKind(f"expected a list or tuple of {len(expected)} items, but your answer is "
+                            f"{kind_name(answer)}.")
         if len(answer) != len(expected):
             return f"your answer has {len(answer)} items, but the expected answer has {len(expected)}."
         pairs = [(f"item {i}", a, e) for i, (a, e) in enumerate(zip(answer, expected))]

@@ -47,13 +47,15 @@ def is_complete(folder: Path | str) -> bool:
 
 
 def mark_complete(folder: Path | str, note: str = "") -> Path:
-    """Write the completion marker: only for a folder you know to be whole, e.g. one you extracted by hand (notebook 01)."""
+    """Write the completion marker: only for a folder you know to be whole, e.g. one you extracted by hand
+    (notebook 01)."""
     marker = Path(folder) / COMPLETE_MARKER
     marker.write_text(f"finished{': ' + note if note else ''}\n")
     return marker
 
 
-# The temporary names a build and a download use next to their final folder: ".NAME.partial-XXXX", ".NAME.download-XXXX".
+# The temporary names a build and a download use next to their final folder: ".NAME.partial-XXXX",
+# ".NAME.download-XXXX".
 STAGING_KINDS = ("partial", "download")
 _WRITE_REMEDY = (f"set {CACHE_ENV} to a folder you can write to (the data cache; default ~/.cache/pets-course), "
                  "or pass a dest you can write to")
@@ -64,7 +66,8 @@ def _staging_pattern(final: Path, kind: str = "*") -> str:
 
 
 def leftovers(root: Path | str | None = None) -> list[Path]:
-    """Temporary folders that interrupted builds and downloads left in the cache (``root``: default the cache) (notebook 01)."""
+    """Temporary folders that interrupted builds and downloads left in the cache (``root``: default the cache)
+    (notebook 01)."""
     root = Path(root) if root is not None else cache_dir()
     try:
         return sorted(p for kind in STAGING_KINDS for p in root.glob(f".*.{kind}-*"))
@@ -73,7 +76,8 @@ def leftovers(root: Path | str | None = None) -> list[Path]:
 
 
 def remove_leftovers(root: Path | str | None = None) -> list[Path]:
-    """Delete every leftover of ``leftovers(root)``, whatever its age: run it when nothing is building data (notebook 01)."""
+    """Delete every leftover of ``leftovers(root)``, whatever its age: run it when nothing is building data
+    (notebook 01)."""
     found = leftovers(root)
     for leftover in found:
         remove_path(leftover)
@@ -110,12 +114,28 @@ def _claim(final: Path, rebuild: bool) -> bool:
         raise UnfinishedFolderError(
             f"{final} exists but is not a finished dataset (it has no {COMPLETE_MARKER} marker, so it may be a "
             f"half-written copy). Delete it (shutil.rmtree) or pass an empty or new folder, and run the call again. "
-            f"If you filled it yourself and know it is complete, mark it with helpers.data.mark_complete({str(final)!r}).")
+            "If you filled it yourself and know it is complete, mark it with "
+            f"helpers.data.mark_complete({str(final)!r}).")
     return False
 
 
+def _publish(staging: Path, final: Path, note: str) -> None:
+    """Mark a finished temporary folder complete and give it its final name: the cache's one way to publish.
+
+    The marker is written last inside the folder, then one rename makes it visible whole. Another process
+    finishing the same folder first is fine; anything else that stops the rename is an error.
+    """
+    mark_complete(staging, note)
+    try:
+        staging.rename(final)
+    except OSError:
+        if not is_complete(final):
+            raise
+
+
 def build_once(final: Path | str, write: Callable[[Path], None], rebuild: bool = False, note: str = "") -> Path:
-    """Run ``write(folder)`` into a temporary folder, mark it finished and rename it to ``final``, unless already done (notebook 01).
+    """Run ``write(folder)`` into a temporary folder, mark it finished and rename it to ``final``, unless already done
+    (notebook 01).
 
     ``rebuild``: an unfinished ``final`` is deleted and built again (for folders the cache owns); otherwise it is
     refused with a clear error. An existing empty ``final`` is always filled.
@@ -129,12 +149,7 @@ def build_once(final: Path | str, write: Callable[[Path], None], rebuild: bool =
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:
         write(staging)
-        mark_complete(staging, note)
-        try:
-            staging.rename(final)
-        except OSError:
-            if not is_complete(final):  # another process finishing first is fine; anything else is not
-                raise
+        _publish(staging, final, note)
     finally:
         remove_path(staging)
     return final
@@ -159,7 +174,8 @@ def first_mib_md5(path: Path | str) -> str:
 
 def check_download(path: Path, url: str, md5: str | None = None, size: int | None = None,
                    first_mib: str | None = None) -> None:
-    """Raise ``DownloadError`` unless the file has the expected size, first-MiB MD5 and full MD5 (those given) (notebook 01)."""
+    """Raise ``DownloadError`` unless the file has the expected size, first-MiB MD5 and full MD5 (those given)
+    (notebook 01)."""
     problems = []
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:
@@ -218,16 +234,12 @@ def untar_data(url: str, dest: Path | str | None = None, md5: str | None = None,
             # gzip's end marker and CRC catch a transfer that stopped early without the server saying so.
             raise DownloadError(
                 f"The archive downloaded from {url} is incomplete or corrupted ({type(error).__name__}: {error}); "
-                f"the transfer was probably interrupted. Nothing was kept in {dest}; run the same call again.") from error
+                f"the transfer was probably interrupted. Nothing was kept in {dest}; run the same call again."
+            ) from error
         entries = list(extracted.iterdir())
         # Most archives hold one top folder (oxford-iiit-pet/...): that folder becomes the dataset root.
         source = entries[0] if len(entries) == 1 and entries[0].is_dir() else extracted
-        mark_complete(source, f"extracted from {url}")
-        try:
-            source.rename(final)
-        except OSError:
-            if not is_complete(final):  # another process finishing first is fine; anything else is not
-                raise
+        _publish(source, final, f"extracted from {url}")
         return final
     finally:
         remove_path(part)

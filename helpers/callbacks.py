@@ -26,6 +26,11 @@ block it names, whose ``after_`` event still runs: ``CancelBatchException`` skip
 ``CancelTrainException`` / ``CancelValidException`` the rest of that phase, ``CancelEpochException`` the rest
 of the epoch, ``CancelFitException`` the rest of the fit. ``after_fit`` runs even when the fit is
 interrupted by an error or Ctrl-C, so callbacks that must put something back (the LR finder) do it there.
+
+One hook is not an event: a callback may define ``gather_valid(preds, targets) -> (preds, targets)``. Whatever
+gathers a validation pass's outputs (``GatherPreds``: the Recorder's table, ``validate``, ``get_preds``) hands its
+outputs and targets through it before scoring them. ``helpers.distributed.DistributedTraining`` uses it to join
+every process's shard, so the loss and metrics are computed once over the whole validation set.
 """
 from __future__ import annotations
 
@@ -123,7 +128,12 @@ class GatherPreds(Callback):
         """All outputs concatenated, and one concatenated tensor per target."""
         if not self.preds:
             raise ValueError("no batch was gathered: the loader is empty (or COURSE_MAX_BATCHES is 0).")
-        return torch.cat(self.preds), tuple(torch.cat(column) for column in zip(*self.targets))
+        preds, targets = torch.cat(self.preds), tuple(torch.cat(column) for column in zip(*self.targets))
+        for cb in getattr(self.learn, "cbs", ()):
+            gather_valid = getattr(cb, "gather_valid", None)
+            if gather_valid is not None:  # the gathering hook (module docstring): e.g. every process's shard
+                preds, targets = gather_valid(preds, targets)
+        return preds, targets
 
 
 class ParamScheduler(Callback):

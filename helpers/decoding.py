@@ -29,7 +29,7 @@ from torch import Tensor
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.functional import pil_to_tensor
 
-from helpers.labelling import open_rgb
+from helpers.images import open_rgb
 
 DECODE_MODES = ("device", "workers", "pil")
 

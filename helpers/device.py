@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import torch
 
-
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 

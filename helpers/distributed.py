@@ -11,8 +11,9 @@ import datetime
 import hashlib
 import inspect
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -157,9 +158,10 @@ class DistributedTraining(Callback):
       the saved weights use one set of statistics, identical on every rank.
     - ``after_backward`` replaces the loss the Recorder reads by its mean over the ranks: the table's
       train_loss is then the loss of the whole global batch, as with one process.
-    - Validation: each rank scores its ``ShardSampler`` shard; during the fit ``learn.loss_and_metrics`` is
-      replaced by a version that first gathers every rank's outputs and targets, so the loss and error rate
-      are computed once over the whole validation set (no item missing, none counted twice), on every rank.
+    - Validation: each rank runs its ``ShardSampler`` shard; ``gather_valid`` (the gathering hook of
+      ``helpers.callbacks``) joins every rank's outputs and targets before they are scored, so the loss and
+      error rate are computed once over the whole validation set (no item missing, none counted twice), on
+      every rank.
     """
 
     order = -20  # first: the model is wrapped before any other callback sees it
@@ -172,8 +174,6 @@ class DistributedTraining(Callback):
         learn = self.learn
         ids = [self.device.index] if self.device.type == "cuda" else None
         learn.model = nn.parallel.DistributedDataParallel(learn.model, device_ids=ids, **_RANK_LOCAL_BUFFERS)
-        self._plain_scores = learn.loss_and_metrics
-        learn.loss_and_metrics = self._gathered_scores
 
     def before_epoch(self) -> None:
         self.train_sampler.set_epoch(self.epochs_done)
@@ -193,13 +193,14 @@ class DistributedTraining(Callback):
         learn = self.learn
         if isinstance(learn.model, nn.parallel.DistributedDataParallel):
             learn.model = learn.model.module
-        learn.loss_and_metrics = self._plain_scores
 
-    def _gathered_scores(self, preds: torch.Tensor, targets: tuple[torch.Tensor, ...]) -> list[float]:
+    def gather_valid(self, preds: torch.Tensor,
+                     targets: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Every rank's validation outputs and targets, in rank order, on every rank (the gathering hook)."""
         preds = gather_uneven(preds, self.info)
         targets = tuple(gather_uneven(t, self.info) for t in targets)
         self.valid_count = len(preds)
-        return self._plain_scores(preds, targets)
+        return preds, targets
 
 
 # Keep each rank's BatchNorm running statistics its own during training (DistributedTraining averages them after

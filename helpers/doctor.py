@@ -1,4 +1,4 @@
-"""``python -m helpers doctor``: is this install able to run the course? (README, "Set-up").
+"""``python -m helpers doctor``: is this install able to run the course? (README, "Start").
 
 It prints versions, the device, threads, the dataset cache (its size, and any folders that interrupted
 builds left, with the command that removes them) and the profile, and exits non-zero with a message that
@@ -84,7 +84,8 @@ def report() -> list[tuple[str, str]]:
     device = get_device()
     rows.append(("device", str(device) + (f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else "")))
     rows.append(("torch threads", f"{torch.get_num_threads()} (cpu count {os.cpu_count()})"))
-    # Which vector kernels torch picked on this CPU: their sums round differently, one reason notebooks print few digits.
+    # Which vector kernels torch picked on this CPU: their sums round differently, one reason notebooks print few
+    # digits.
     rows.append(("cpu kernels", torch.backends.cpu.get_cpu_capability()))
     rows.extend(cache_rows())
     profile = get_profile()
@@ -100,7 +101,8 @@ def _size(n_bytes: int) -> str:
 
 
 def cache_rows() -> list[tuple[str, str]]:
-    """The data cache: where, what and how big; and the folders interrupted builds left, with the command that removes them."""
+    """The data cache: where, what and how big; and the folders interrupted builds left, with the command that removes
+    them."""
     from helpers.cache import cache_dir, disk_usage, leftovers
 
     try:

@@ -17,8 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from helpers import progress_record, verdict_display
-from helpers.answers import (NOT_ATTEMPTED_MESSAGE, Tolerance, WrongKind, ____, compare, contains_placeholder,
-                             error_text, kind_name, short_repr)
+from helpers.answers import (
+    NOT_ATTEMPTED_MESSAGE,
+    Tolerance,
+    WrongKind,
+    ____,
+    compare,
+    contains_placeholder,
+    error_text,
+    kind_name,
+    short_repr,
+)
 
 __all__ = ["CheckResult", "Exercise", "ValueExercise", "FunctionExercise", "CodeExercise", "ChoiceExercise",
            "Reflection"]
@@ -237,7 +246,8 @@ class FunctionExercise(Exercise):
 
 
 class CodeExercise(Exercise):
-    """An answer checked by custom assertions: ``checker(answer)`` raises AssertionError saying what is wrong (notebook 01)."""
+    """An answer checked by custom assertions: ``checker(answer)`` raises AssertionError saying what is wrong
+    (notebook 01)."""
 
     def __init__(self, prompt: str, checker: Callable[[Any], Any], reference: Any = None, hints: Sequence[str] = (),
                  solution: str = "", wrong_answers: Sequence[Any] = (), right_answers: Sequence[Any] = (),
@@ -322,7 +332,7 @@ class ChoiceExercise(Exercise):
         chosen = self._find(answer)
         if chosen is None:
             raise WrongKind(f"{short_repr(answer)} is not one of the choices; answer with a letter from "
-                            f"{', '.join(repr(l) for l in self.letters)} (as a string, in quotes).")
+                            f"{', '.join(repr(letter) for letter in self.letters)} (as a string, in quotes).")
         if chosen == self.answer_index:
             return CheckResult("correct", f"{self.letters[chosen]}) is right.")
         return CheckResult("incorrect", f"{self.letters[chosen]}) is not the best choice. Try .hint() if you are stuck.")

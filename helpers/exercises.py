@@ -16,8 +16,15 @@ answers are compared), ``helpers.exercise_kinds`` (the kinds of exercise), ``hel
 from __future__ import annotations
 
 from helpers.answers import NOT_ATTEMPTED_MESSAGE, Tolerance, ____
-from helpers.exercise_kinds import (CheckResult, ChoiceExercise, CodeExercise, Exercise, FunctionExercise, Reflection,
-                                    ValueExercise)
+from helpers.exercise_kinds import (
+    CheckResult,
+    ChoiceExercise,
+    CodeExercise,
+    Exercise,
+    FunctionExercise,
+    Reflection,
+    ValueExercise,
+)
 from helpers.progress_record import track_set
 from helpers.questionnaire import Questionnaire
 

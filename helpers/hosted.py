@@ -1,4 +1,5 @@
-"""Where a notebook runs (Colab, Kaggle, a plain Jupyter) and what its first cell sets up there (every notebook's set-up cell).
+"""Where a notebook runs (Colab, Kaggle, a plain Jupyter) and what its first cell sets up there (every notebook's
+set-up cell).
 
 The first cell of every notebook installs the course when ``import helpers`` fails, then calls ``setup_here()``:
 
@@ -68,7 +69,8 @@ def find_attached_pets(input_dir: Path | str, max_depth: int = 4) -> Path | None
 
 
 def link_attached_pets(images: Path | str, cache: Path | str | None = None) -> Path:
-    """Make ``<cache>/oxford-iiit-pet`` a finished dataset whose ``images`` links to ``images``: read in place, not copied."""
+    """Make ``<cache>/oxford-iiit-pet`` a finished dataset whose ``images`` links to ``images``: read in place, not
+    copied."""
     images, cache = Path(images), Path(cache) if cache is not None else cache_dir()
 
     def write(staging: Path) -> None:
@@ -99,7 +101,8 @@ def use_kaggle() -> list[str]:
 
 
 def use_colab(drive: bool | None = None, mount_point: str = COLAB_MOUNT) -> list[str]:
-    """Keep the data cache on Google Drive only when asked (``drive=True`` or ``COURSE_DRIVE=1``) (set-up cell on Colab)."""
+    """Keep the data cache on Google Drive only when asked (``drive=True`` or ``COURSE_DRIVE=1``) (set-up cell on
+    Colab)."""
     if drive is None:
         drive = os.environ.get(DRIVE_ENV, "").strip().lower() in ("1", "true", "yes")
     if not drive:
@@ -115,7 +118,8 @@ def use_colab(drive: bool | None = None, mount_point: str = COLAB_MOUNT) -> list
 
 
 def stale_modules() -> list[str]:
-    """Libraries imported in this process whose installed version has changed since: only a restart loads them (set-up cell)."""
+    """Libraries imported in this process whose installed version has changed since: only a restart loads them (set-up
+    cell)."""
     stale = []
     for module, dist in WATCHED.items():
         loaded = getattr(sys.modules.get(module), "__version__", None)
@@ -132,7 +136,8 @@ def stale_modules() -> list[str]:
 
 
 def summary_line() -> str:
-    """One line: helpers' version, the device, the profile and the data cache, as the doctor reports them (set-up cell)."""
+    """One line: helpers' version, the device, the profile and the data cache, as the doctor reports them (set-up
+    cell)."""
     import torch
 
     import helpers
@@ -146,7 +151,8 @@ def summary_line() -> str:
 
 
 def setup_here(drive: bool | None = None) -> None:
-    """What every notebook's first cell runs after ``import helpers``: the host's data cache, then a one-line summary."""
+    """What every notebook's first cell runs after ``import helpers``: the host's data cache, then a one-line
+    summary."""
     where = host()
     stale = stale_modules()
     if stale:

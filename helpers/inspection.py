@@ -1,15 +1,20 @@
-"""Looking at the data: ``show_batch`` draws a batch with its labels; ``summary`` walks items through the pipeline (notebook 01)."""
+"""Looking at the data: ``show_batch`` draws a batch with its labels; ``summary`` walks items through the pipeline
+(notebook 01)."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
 from torch.utils.data import default_collate
 from torchvision.transforms.functional import pil_to_tensor
 
-from helpers.labelling import open_rgb
+from helpers.images import open_rgb
 from helpers.loaders import DataLoaders, ImageDataset, transform_mode
+
+if TYPE_CHECKING:  # for the annotation only: worker processes start without matplotlib
+    import matplotlib.figure
 
 
 def _module_device(module: torch.nn.Module) -> torch.device:
@@ -28,7 +33,7 @@ def _displayable(dls: DataLoaders, x: torch.Tensor, train: bool) -> torch.Tensor
 
 
 def show_batch(dls: DataLoaders, n: int = 9, train: bool = True, ncols: int = 3, figsize: tuple | None = None,
-               title: str | None = None) -> "matplotlib.figure.Figure":
+               title: str | None = None) -> matplotlib.figure.Figure:
     """A grid of the first ``n`` images of one batch with their labels (notebook 01); end the cell with plt.show()."""
     import matplotlib.pyplot as plt  # imported here so DataLoader worker processes start without it
 
@@ -101,7 +106,8 @@ def _walk_file(dataset: ImageDataset) -> None:
 
 
 def summary(source: DataLoaders | ImageDataset, n: int = 4, train: bool = True) -> None:
-    """Walk items through the pipeline step by step, printing each result, and say where and why it breaks (notebook 01)."""
+    """Walk items through the pipeline step by step, printing each result, and say where and why it breaks
+    (notebook 01)."""
     if isinstance(source, DataLoaders):
         loader = source.train if train else source.valid
         dataset, collate, after_batch = loader.dataset, loader.collate_fn, source.after_batch

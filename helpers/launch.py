@@ -1,4 +1,5 @@
-"""``python -m helpers lab`` and ``python -m helpers test``: what ``make lab`` and ``make test`` run, without make (README, Windows).
+"""``python -m helpers lab`` and ``python -m helpers test``: what ``make lab`` and ``make test`` run, without make
+(docs/platforms.md, Windows).
 
 Both need a clone of the course repository (the notebooks and tests are not part of the installed package).
 ``test`` sets what the Makefile's TINY_ENV sets, so that nbval compares the stored outputs under the same

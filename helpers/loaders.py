@@ -1,4 +1,5 @@
-"""Datasets and loaders: image files to ``(tensor, class)`` pairs, the two DataLoaders, and the pets recipe (notebook 01)."""
+"""Datasets and loaders: image files to ``(tensor, class)`` pairs, the two DataLoaders, and the pets recipe
+(notebook 01)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
@@ -10,20 +11,28 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
-from helpers.augment import (NO_AUGMENTATION, PETS_RECIPE, BatchAugment, PresizeCrop, presize_short_side,
-                             square_slice)
-from helpers.decoding import (DECODE_MODES, DeviceDecodedLoader, collate_channels_last, collate_payloads,
-                              decode_images, presize_images, read_encoded)
+from helpers.augment import NO_AUGMENTATION, PETS_RECIPE, BatchAugment, PresizeCrop, presize_short_side, square_slice
+from helpers.decoding import (
+    DECODE_MODES,
+    DeviceDecodedLoader,
+    collate_channels_last,
+    collate_payloads,
+    decode_images,
+    presize_images,
+    read_encoded,
+)
 from helpers.device import dataloader_generator, get_device, seed_worker
-from helpers.labelling import PETS_PATTERN, RegexLabeller, get_image_files, make_vocab, open_rgb, random_split
-from helpers.labelling import why_unreadable as _why_unreadable
+from helpers.images import open_rgb
+from helpers.images import why_unreadable as _why_unreadable
+from helpers.labelling import PETS_PATTERN, RegexLabeller, get_image_files, make_vocab, random_split
 
 
 _REPORTED: set[Path] = set()  # unreadable files already reported in this process
 
 
 class ImageDataset(Dataset):
-    """Image files and their labels as ``(uint8 tensor 3xHxW, class index)`` pairs; unreadable files are skipped (notebook 01)."""
+    """Image files and their labels as ``(uint8 tensor 3xHxW, class index)`` pairs; unreadable files are skipped
+    (notebook 01)."""
 
     def __init__(self, files: Sequence[Path | str], labels: Sequence[str], vocab: Sequence[str],
                  item_tfm: Callable[[Image.Image], Image.Image] | None = None, check_files: bool = True):
@@ -69,7 +78,8 @@ class ImageDataset(Dataset):
 
 
 class CachedImageDataset(ImageDataset):
-    """An ``ImageDataset`` with ``PresizeCrop`` that decodes and presizes each picture once, then keeps it (notebook 02).
+    """An ``ImageDataset`` with ``PresizeCrop`` that decodes and presizes each picture once, then keeps it
+    (notebook 02).
 
     A training item is kept the way notebook 02's ``PresizeCache`` keeps it, resized so that its short side is
     the presize, and every access slices a fresh random square out of it. A validation item is always the same
@@ -118,7 +128,8 @@ class EncodedImageDataset(ImageDataset):
 
 
 class DataLoaders:
-    """A training and a validation DataLoader, the class names, and the batch transform to run on the device (notebook 01)."""
+    """A training and a validation DataLoader, the class names, and the batch transform to run on the device
+    (notebook 01)."""
 
     def __init__(self, train: DataLoader, valid: DataLoader, vocab: Sequence[str] | None = None,
                  after_batch: torch.nn.Module | None = None):
@@ -200,7 +211,8 @@ def pets_dataloaders(path: Path | str, presize: int = 460, size: int = 224, batc
 
 @contextmanager
 def transform_mode(module: torch.nn.Module | None, train: bool) -> Iterator[torch.nn.Module | None]:
-    """Run a batch transform in train (random augmentation) or eval (centre, resize) mode, then put it back (notebook 01).
+    """Run a batch transform in train (random augmentation) or eval (centre, resize) mode, then put it back
+    (notebook 01).
 
     ``with transform_mode(dls.after_batch, train=False): x = dls.after_batch(batch)``: the previous mode comes
     back even if the body raises. ``None`` (no batch transform) is allowed and does nothing.

@@ -1,4 +1,5 @@
-"""Writing outputs: check the folder before the work, write each file whole, sweep what killed writers left (notebook 01).
+"""Writing outputs: check the folder before the work, write each file whole, sweep what killed writers left
+(notebook 01).
 
 Three rules every command and cache build follows:
 
@@ -17,18 +18,21 @@ import contextlib
 import errno
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, NoReturn
+from typing import NoReturn
 
 # An hour without a write: far longer than any pause inside a live build or download, so only the dead are swept.
 LEFTOVER_GUARD_S = 3600.0
 
 
 class OutputNotWritableError(OSError):
-    """A folder that outputs were to go to cannot be created or written; the message says which and what to do (notebook 01)."""
+    """A folder that outputs were to go to cannot be created or written; the message says which and what to do
+    (notebook 01)."""
 
 
 def _reason(folder: Path, error: OSError) -> str:
@@ -49,7 +53,8 @@ def _reason(folder: Path, error: OSError) -> str:
 
 def ensure_writable(folder: Path | str, what: str = "output folder",
                     remedy: str = "choose a folder you can write to") -> Path:
-    """Create ``folder`` if needed and prove a file can be written in it, or raise ``OutputNotWritableError`` (notebook 01).
+    """Create ``folder`` if needed and prove a file can be written in it, or raise ``OutputNotWritableError``
+    (notebook 01).
 
     ``what`` names the folder in the message (e.g. "--out"), ``remedy`` says what to do instead. Call it before
     the work, so that no run is lost to an output path that could have been checked at the start.
@@ -68,12 +73,14 @@ def ensure_writable(folder: Path | str, what: str = "output folder",
 
 
 def ensure_option_folder(folder: Path | str, option: str = "--out") -> Path:
-    """``ensure_writable`` for a folder given on a command line: the message names the option to change (notebook 05)."""
+    """``ensure_writable`` for a folder given on a command line: the message names the option to change
+    (notebook 05)."""
     return ensure_writable(folder, what=f"{option} folder", remedy=f"pass {option} a folder you can write to")
 
 
 def writable_or_exit(folder: Path | str, parser: argparse.ArgumentParser | str, option: str = "--out") -> Path:
-    """For a command line: ``ensure_option_folder(folder)``, or one line on stderr and exit status 2, like argparse (notebook 05).
+    """For a command line: ``ensure_option_folder(folder)``, or one line on stderr and exit status 2, like argparse
+    (notebook 05).
 
     The one line a benchmark or command needs before its work: ``writable_or_exit(args.out, parser)``.
     """
@@ -130,8 +137,23 @@ def written_whole(path: Path | str) -> Iterator[Path]:
         os.replace(temporary, path)
 
 
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, so a group of renames happens entirely or not at all."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks; the window is two renames long
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def sweep_temporary_files(path: Path) -> list[Path]:
-    """Remove the temporary siblings of ``path`` that killed writers left, untouched for ``LEFTOVER_GUARD_S`` (notebook 05)."""
+    """Remove the temporary siblings of ``path`` that killed writers left, untouched for ``LEFTOVER_GUARD_S``
+    (notebook 05)."""
     prefix, suffix = _temporary_name_parts(Path(path))
     return sweep_leftovers(Path(path).parent, f"{prefix}*{suffix}")
 
@@ -139,7 +161,8 @@ def sweep_temporary_files(path: Path) -> list[Path]:
 # --- leftovers of killed runs ------------------------------------------------------------------------
 
 def last_touched(path: Path, since: float | None = None) -> float:
-    """The newest modification time of ``path`` and everything under it, or the first newer than ``since`` (notebook 01)."""
+    """The newest modification time of ``path`` and everything under it, or the first newer than ``since``
+    (notebook 01)."""
     newest = path.lstat().st_mtime
     if path.is_dir() and not path.is_symlink():
         for root, folders, files in os.walk(path):
@@ -162,7 +185,8 @@ def remove_path(path: Path) -> None:
 
 
 def sweep_leftovers(folder: Path | str, pattern: str, older_than_s: float = LEFTOVER_GUARD_S) -> list[Path]:
-    """Remove the entries of ``folder`` matching ``pattern`` that nothing has written to for ``older_than_s``; returns them.
+    """Remove the entries of ``folder`` matching ``pattern`` that nothing has written to for ``older_than_s``; returns
+    them.
 
     A live builder keeps writing into its temporary folder, so its newest file stays young and it is kept;
     failures (a read-only cache, another process removing it first) are left for a later call.

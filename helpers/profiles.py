@@ -69,7 +69,8 @@ PROFILES = {
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """The profile named here, else in ``$COURSE_PROFILE``, else ``tiny``; ``$COURSE_BATCH_SIZE`` overrides its batch size."""
+    """The profile named here, else in ``$COURSE_PROFILE``, else ``tiny``; ``$COURSE_BATCH_SIZE`` overrides its batch
+    size."""
     chosen = (name or os.environ.get(PROFILE_ENV) or "tiny").strip().lower()
     if chosen not in PROFILES:
         raise ValueError(f"unknown profile {chosen!r}: use one of {sorted(PROFILES)} "

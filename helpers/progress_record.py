@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import verdict_display
+from helpers.outputs import written_whole
 
 __all__ = ["RECORD_NAME", "record_path", "load", "note", "reset", "track_set", "exercises_in", "notebook_lines"]
 
@@ -62,16 +62,8 @@ def load() -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def _write(notebooks: Mapping[str, Any]) -> None:
-    path = record_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".exercise_progress-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump({"version": 1, "notebooks": notebooks}, file, indent=1, sort_keys=True)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with written_whole(record_path()) as temporary, open(temporary, "w", encoding="utf-8") as file:
+        json.dump({"version": 1, "notebooks": notebooks}, file, indent=1, sort_keys=True)
 
 
 def note(notebook: str, exercise: str, *, verdict: str | None = None, hint: int = 0, solution: bool = False) -> None:
@@ -94,7 +86,8 @@ def note(notebook: str, exercise: str, *, verdict: str | None = None, hint: int 
         _write(notebooks)
     except Exception as error:  # a full disk or a read-only cache must never break a learner's check
         _warn_once(f"Your exercise progress cannot be saved ({type(error).__name__}: {error}); checks still work, "
-                   f"but nothing is remembered. Point COURSE_DATA at a folder you can write to (now {record_path().parent}).")
+                   "but nothing is remembered. Point COURSE_DATA at a folder you can write to (now "
+                   f"{record_path().parent}).")
 
 
 def reset() -> Path:

@@ -1,8 +1,11 @@
 """pytest configuration shared by every test under tests/, and the small data and models the Learner tests share."""
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -44,3 +47,35 @@ def image_dls(n: int = 16, batch_size: int = 8, n_classes: int = 3, size: int = 
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size)
     return SimpleNamespace(train=loader, valid=loader, vocab=[chr(97 + i) for i in range(n_classes)],
                            after_batch=None)
+
+
+# --- small helpers several test files share, as fixtures ---------------------------------------------------
+
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """Call it for a TCP port on 127.0.0.1 that nothing listens on (a server, torchrun's rendezvous)."""
+    return _free_port
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread for the test, and the caller's thread count back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def n_params() -> Callable[[nn.Module], int]:
+    """Call it for the number of parameters of a module."""
+    return lambda module: sum(p.numel() for p in module.parameters())

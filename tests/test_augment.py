@@ -10,8 +10,17 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from helpers.augment import (BatchAugment, PresizeCache, PresizeCrop, affine_matrices, apply_homography,
-                             compare_quality, conventional_pipeline, sampling_grid, warp_matrices)
+from helpers.augment import (
+    BatchAugment,
+    PresizeCache,
+    PresizeCrop,
+    affine_matrices,
+    apply_homography,
+    compare_quality,
+    conventional_pipeline,
+    sampling_grid,
+    warp_matrices,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -69,6 +69,7 @@ def test_ratios_and_bad_arguments():
         bench_models.main(["--quick", "--precisions", "fp16"])  # fp16 is not offered on a CPU: refused up front
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_one_precision_only_and_the_tf32_switch_name_the_file(tmp_path):
     """--precisions narrows the sweep; --tf32 (a CUDA setting, recorded in the file name) is accepted anywhere."""
     sys.path.insert(0, str(SCRIPT.parent))

@@ -17,7 +17,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO / "notebooks"
@@ -91,12 +89,6 @@ def copy_without_outputs(source: Path, target: Path, replacements: dict[str, str
     target.write_text(json.dumps(nb, indent=1))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_lab_settings(settings_dir: Path) -> None:
     """Settings that make the page testable: every cell in the DOM, and no news or update requests."""
     settings = {
@@ -109,9 +101,9 @@ def write_lab_settings(settings_dir: Path) -> None:
         (settings_dir / name).write_text(json.dumps(values))
 
 
-def start_jupyterlab(root: Path, home: Path, timeout_s: float = 90) -> Lab:
+def start_jupyterlab(root: Path, home: Path, port: int, timeout_s: float = 90) -> Lab:
     """Start JupyterLab from the course environment on 127.0.0.1 and wait until its API answers."""
-    token, port = secrets.token_hex(16), free_port()
+    token = secrets.token_hex(16)
     settings_dir = home / "user-settings"
     write_lab_settings(settings_dir)
     # Private Jupyter folders: no personal settings, workspaces or kernels leak in. The venv's own
@@ -397,13 +389,13 @@ FIXTURE_VARIANTS = {
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, free_port):
     root, home = tmp_path_factory.mktemp("lab-root"), tmp_path_factory.mktemp("lab-home")
     for notebook in widget_notebooks():
         copy_without_outputs(notebook, root / notebook.name)
     for name, replacements in FIXTURE_VARIANTS.items():
         copy_without_outputs(FIXTURE, root / name, replacements)
-    server = start_jupyterlab(root, home)
+    server = start_jupyterlab(root, home, free_port())
     try:
         yield server
     finally:

@@ -9,8 +9,15 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import toy_dls, toy_model
-from helpers.callbacks import (EVENTS, Callback, CancelBatchException, CancelEpochException, CancelFitException,
-                               CancelTrainException, CancelValidException)
+from helpers.callbacks import (
+    EVENTS,
+    Callback,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    CancelTrainException,
+    CancelValidException,
+)
 from helpers.learner import Learner
 from helpers.metrics import mae, rmse
 
@@ -213,7 +220,7 @@ def test_course_max_batches_caps_every_pass(monkeypatch):
 
 
 def test_course_max_batches_caps_the_epochs_and_keeps_the_whole_schedule(monkeypatch):
-    from helpers.learner import SMOKE_MAX_EPOCHS
+    from helpers.short_run import SMOKE_MAX_EPOCHS
 
     monkeypatch.setenv("COURSE_MAX_BATCHES", "2")
     learn = learner(dls=toy_dls(n_train=96, n_valid=48, batch_size=16))
@@ -231,7 +238,7 @@ def test_course_max_batches_caps_the_epochs_and_keeps_the_whole_schedule(monkeyp
 
 
 def test_course_max_batches_caps_the_finder_too(monkeypatch):
-    from helpers.learner import SMOKE_FINDER_ITERS
+    from helpers.short_run import SMOKE_FINDER_ITERS
 
     monkeypatch.setenv("COURSE_MAX_BATCHES", "1")
     learn = learner(dls=toy_dls(n_train=96, n_valid=48, batch_size=16))

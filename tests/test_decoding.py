@@ -1,4 +1,5 @@
-"""Decoding with torchvision.io and presizing with torch (helpers.decoding): the same pictures as PIL's path, every quirk."""
+"""Decoding with torchvision.io and presizing with torch (helpers.decoding): the same pictures as PIL's path, every
+quirk."""
 from __future__ import annotations
 
 import io
@@ -12,7 +13,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from helpers import decoding
 from helpers.augment import PresizeCrop
 from helpers.data import CORRUPT_FILE, pets_dataloaders, pets_tiny
-from helpers.labelling import open_rgb
+from helpers.images import open_rgb
 from helpers.loaders import EncodedImageDataset
 from helpers.tiny_pets import QUIRKS
 

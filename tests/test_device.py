@@ -82,8 +82,8 @@ def test_set_seed_prepares_cublas_and_silences_only_the_pooling_warning(monkeypa
         set_seed(1)
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
         warnings.warn("adaptive_avg_pool2d_backward_cuda does not have a deterministic implementation, but you "
-                      "set 'torch.use_deterministic_algorithms(True, warn_only=True)'", UserWarning)
-        warnings.warn("something else", UserWarning)
+                      "set 'torch.use_deterministic_algorithms(True, warn_only=True)'", UserWarning, stacklevel=1)
+        warnings.warn("something else", UserWarning, stacklevel=1)
     torch.use_deterministic_algorithms(False)
     assert [str(w.message) for w in caught] == ["something else"]
 

@@ -66,13 +66,7 @@ def server_url():
     server.server_close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_download_extract_and_reuse(server_url, tmp_path):
+def test_download_extract_and_reuse(free_port, server_url, tmp_path):
     md5 = hashlib.md5(ARCHIVE).hexdigest()
     root = untar_data(f"{server_url}/mini-pets.tgz", dest=tmp_path, md5=md5)
     assert root == tmp_path / "mini-pets"
@@ -114,7 +108,7 @@ def test_missing_file_is_an_http_error_not_no_internet(server_url, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_no_network_names_the_tiny_profile(tmp_path):
+def test_no_network_names_the_tiny_profile(free_port, tmp_path):
     with pytest.raises(ConnectionError, match="COURSE_PROFILE=tiny"):
         untar_data(f"http://127.0.0.1:{free_port()}/mini-pets.tgz", dest=tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,5 @@
-"""helpers.exercises: every checker kind accepts its reference, rejects wrong answers, and never crashes on a bad one."""
+"""helpers.exercises: every checker kind accepts its reference, rejects wrong answers, and never crashes on a bad
+one."""
 from __future__ import annotations
 
 import copy
@@ -8,9 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.exercises import (____, ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
-                               ValueExercise)
-
+from helpers.exercises import (
+    ChoiceExercise,
+    CodeExercise,
+    FunctionExercise,
+    Questionnaire,
+    Reflection,
+    ValueExercise,
+    ____,
+)
 
 # ---- the placeholder ------------------------------------------------------------------------------
 

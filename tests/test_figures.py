@@ -10,9 +10,8 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 import figures
+import pytest
 from figures import Figure, findings, parse_numbers
 
 HOW_TO_FIX = ("print the figure in an output beside it, cite its source in the same sentence ([book], [paper], a link, "
@@ -43,7 +42,8 @@ def test_figures_are_decimals_percentages_ratios_and_separated_counts():
 
 def test_what_is_not_a_figure():
     text = ("37 breeds in 2 epochs, a 3 x 3 kernel, resnet50, 1e-7 to 10, Python 3.10, 127.0.0.1, `lr=0.5`, "
-            "[a link](https://example.org/v1.5/0.97), $x = 0.25$, 28x28 pixels, torch 2.14, measured 25 times in a row.")
+            "[a link](https://example.org/v1.5/0.97), $x = 0.25$, 28x28 pixels, torch 2.14, measured 25 times in a "
+            "row.")
     assert prose_figures(text) == []
 
 

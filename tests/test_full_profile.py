@@ -15,16 +15,14 @@ resnet34 takes about half a minute on one CPU core, and the notebooks hold dozen
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
+from fullprofile.standins import checksum, make_mnist_archive, make_pets_archive, make_standin_weights, serve
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-
-from fullprofile.standins import checksum, make_mnist_archive, make_pets_archive, make_standin_weights, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -60,7 +58,8 @@ def full_profile_env(tmp_path_factory):
 
 
 def run_full(path: Path, env: dict, monkeypatch, timeout: int = 600) -> float:
-    """Execute a notebook top to bottom in a fresh kernel with ``env`` (None: unset); raise on the first unexpected error."""
+    """Execute a notebook top to bottom in a fresh kernel with ``env`` (None: unset); raise on the first unexpected
+    error."""
     for key, value in env.items():  # the kernel inherits this process's environment
         if value is None:
             monkeypatch.delenv(key, raising=False)
@@ -138,6 +137,7 @@ def _use_mirror(monkeypatch, tmp_path, url: str, table: dict) -> None:
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "cache"))
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_standin_pets_arrive_through_the_real_download_path(standin_mirror, tmp_path, monkeypatch):
     from helpers.data import PETS, get_image_files, is_complete, pets_path
     from helpers.profiles import get_profile
@@ -159,7 +159,7 @@ def test_standin_pets_arrive_through_the_real_download_path(standin_mirror, tmp_
 
 
 def test_standin_with_a_wrong_checksum_is_refused_and_nothing_is_kept(standin_mirror, tmp_path, monkeypatch):
-    from helpers.data import DownloadError, PETS, pets_path
+    from helpers.data import PETS, DownloadError, pets_path
     from helpers.profiles import get_profile
 
     url, table, _ = standin_mirror
@@ -204,6 +204,7 @@ def test_a_broken_checksum_table_says_what_to_fix(tmp_path, monkeypatch):
         resolve(PETS)
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_standin_weights_load_through_torchvisions_own_code(tmp_path, monkeypatch):
     import torch
     from torchvision import models as tvm

@@ -1,4 +1,5 @@
-"""The set-up cell's host-specific part (helpers.hosted): Kaggle's working folder and attached pets, Colab's opt-in Drive."""
+"""The set-up cell's host-specific part (helpers.hosted): Kaggle's working folder and attached pets, Colab's opt-in
+Drive."""
 from __future__ import annotations
 
 import os
@@ -109,7 +110,8 @@ def test_colab_mounts_drive_only_when_asked(clean_env, tmp_path, capsys):
 def test_a_library_changed_under_a_running_notebook_asks_for_a_restart(clean_env):
     import types
     clean_env.setitem(sys.modules, "pandas", types.SimpleNamespace(__version__="0.0.1"))
-    with pytest.raises(RuntimeError, match=r"pandas \(running 0.0.1, installed .*Restart the runtime \(Kernel > Restart"):
+    with pytest.raises(RuntimeError, match=r"pandas \(running 0.0.1, installed .*Restart the runtime \(Kernel > "
+                                           r"Restart"):
         hosted.setup_here()
 
 

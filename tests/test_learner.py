@@ -14,7 +14,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import toy_dls, toy_model
-from helpers.learner import Learner, error_rate, no_decay_params, norm_params
+from helpers.learner import Learner, error_rate
+from helpers.optimiser import no_decay_params, norm_params
 from helpers.schedule import combined_cos, even_mults
 
 

@@ -93,6 +93,7 @@ def test_a_read_only_cache_with_a_complete_dataset_still_works(tmp_path, monkeyp
 GENERATE = "from helpers.tiny_pets import pets_tiny; pets_tiny()"
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_a_killed_tiny_pets_generation_is_rebuilt_and_its_leftover_swept_later(tmp_path, monkeypatch):
     process = subprocess.Popen([sys.executable, "-c", GENERATE], cwd=ROOT, env=_child_env(tmp_path),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -160,6 +161,7 @@ def server_url():
     server.server_close()
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_a_killed_download_is_fetched_again_and_its_leftover_swept_later(server_url, tmp_path):
     dest = tmp_path / "cache"
     code = f"from helpers.cache import untar_data; untar_data({server_url + '/slow/mini-pets.tgz'!r}, dest={str(dest)!r})"

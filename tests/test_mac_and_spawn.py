@@ -5,12 +5,11 @@ import json
 import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
+import torch.amp.autocast_mode
 
 import helpers
-import torch.amp.autocast_mode
 from helpers.precision import Precision, mixed_precision_dtypes, mps_precision_problem, pick_mixed_precision
 
 NB06 = Path(__file__).resolve().parent.parent / "notebooks" / "06_deeper_models_mixed_precision.ipynb"
@@ -86,6 +85,7 @@ def first_batches(dls, splits: tuple[str, ...] = ("train",)) -> list:
     return batches
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 @pytest.mark.parametrize("cache", [False, True], ids=["from-disk", "cached"])
 def test_pets_loaders_work_with_spawned_workers(cache):
     from helpers.data import pets_dataloaders, pets_tiny

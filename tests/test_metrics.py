@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import learner
 from helpers.metrics import accuracy, error_rate, mae, rmse, rmspe
 
 
@@ -29,7 +28,3 @@ def test_regression_metrics_refuse_mismatched_shapes_and_zero_targets():
         rmse(torch.zeros(4, 2), torch.zeros(4))
     with pytest.raises(ValueError, match="targets are 0"):
         rmspe(torch.ones(2), torch.tensor([1.0, 0.0]))
-
-
-def test_old_imports_from_the_learner_still_work():
-    assert learner.accuracy is accuracy and learner.error_rate is error_rate and learner.rmse is rmse

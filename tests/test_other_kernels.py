@@ -30,6 +30,7 @@ def other_kernels_env() -> dict[str, str]:
             "COURSE_PROFILE": "tiny", "COURSE_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": ""}
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_the_other_kernels_reach_torch():
     # Without this the run below could silently compare on the very kernels the main run used.
     code = "import torch; print(torch.backends.cpu.get_cpu_capability(), torch.get_num_threads())"

@@ -46,7 +46,8 @@ def world():
 
 
 def unwritable(kind: str, base: Path) -> tuple[Path, str, dict]:
-    """A folder that cannot be written, the part of the path the message must name, and how to run as a user it binds."""
+    """A folder that cannot be written, the part of the path the message must name, and how to run as a user it
+    binds."""
     if kind == "proc":
         return Path("/proc/course-test/run"), "/proc", {}
     if kind == "under_a_file":
@@ -126,7 +127,8 @@ def test_written_whole_replaces_only_when_complete_and_sweeps_old_temporaries(tm
 # --- every entry point refuses before its work ------------------------------------------------------
 
 def _refused(command: list[str], course_data: Path, as_user: dict, timeout: float = 120) -> tuple[str, float]:
-    """Run ``command``; it must stop with exit status 2, one line on stderr, and no traceback. Returns (stderr, seconds)."""
+    """Run ``command``; it must stop with exit status 2, one line on stderr, and no traceback. Returns (stderr,
+    seconds)."""
     start = time.perf_counter()
     try:
         result = subprocess.run(command, cwd=ROOT, env=_env(course_data), capture_output=True, text=True,
@@ -141,6 +143,7 @@ def _refused(command: list[str], course_data: Path, as_user: dict, timeout: floa
     return lines[0], seconds
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 @pytest.mark.parametrize("kind", KINDS)
 def test_train_refuses_an_unwritable_out_before_loading_any_data(kind, world):
     _skip_unless_applicable(kind)
@@ -157,6 +160,7 @@ def test_train_refuses_an_unwritable_out_before_loading_any_data(kind, world):
     assert seconds < 60, f"refused only after {seconds:.0f} s"
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_torchrun_two_processes_stop_together(world):
     folder, culprit, _ = unwritable("under_a_file", world)
     course_data = world / "data"
@@ -180,6 +184,7 @@ def test_torchrun_two_processes_stop_together(world):
     assert seconds < 120, f"refused only after {seconds:.0f} s"
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_backbone_refuses_before_pretraining(tmp_path):
     folder, culprit, _ = unwritable("under_a_file", tmp_path)
     line, seconds = _refused([sys.executable, "-m", "helpers.backbone", "--out", str(folder / "weights.pth")],
@@ -188,6 +193,7 @@ def test_backbone_refuses_before_pretraining(tmp_path):
     assert seconds < 60
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 @pytest.mark.parametrize("script", ["models.py", "quality.py"])
 def test_benchmarks_refuse_before_measuring(script, tmp_path):
     folder, culprit, _ = unwritable("under_a_file", tmp_path)
@@ -248,6 +254,7 @@ def _finished_result(out: Path) -> dict | None:
     return metrics
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 @pytest.mark.parametrize("where", ["before_renames", "between_renames"])
 def test_a_kill_during_the_final_write_leaves_no_half_result_and_the_next_write_works(where, tmp_path):
     out = tmp_path / "run"

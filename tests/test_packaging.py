@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata as md
-import importlib.util
 import json
 import os
 import re
@@ -19,10 +18,10 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -71,7 +70,7 @@ def third_party_imports() -> dict[str, set[str]]:
 
 
 def test_pyproject_declares_every_import_of_helpers_and_the_notebooks():
-    declared = {normalise(re.split(r"[<>=!~;\[ ]", dep, 1)[0]) for dep in PYPROJECT["project"]["dependencies"]}
+    declared = {normalise(re.split(r"[<>=!~;\[ ]", dep, maxsplit=1)[0]) for dep in PYPROJECT["project"]["dependencies"]}
     providers = md.packages_distributions()
     missing = {}
     for module, users in sorted(third_party_imports().items()):

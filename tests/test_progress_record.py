@@ -83,6 +83,7 @@ def run_python(code: str, cache: Path, *args: str) -> subprocess.CompletedProces
     return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
 
 
+@pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_the_record_is_shared_by_two_processes_and_reset_clears_it(private_cache, capsys):
     run_python("from helpers.exercise_sets import nb00 as ex; ex.q6.check(39760); ex.q7.check(0.75)", private_cache)
     run_python("from helpers.exercise_sets import nb03 as ex; ex.q5.hint(); ex.q5.check(0.693)", private_cache)

@@ -15,8 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import backbone
-from helpers.learner import Learner, error_rate
 from helpers.creatures import CUES, N_VALUES
+from helpers.learner import Learner
 from helpers.models import create_cnn, resnet_split
 from helpers.tiny_pets import BREED_FEATURES
 
@@ -195,7 +195,7 @@ def test_pretrained_backbone_reads_the_cues():
 @pytest.mark.skipif(not os.environ.get("COURSE_TRANSFER_TEST"),
                     reason="12 minutes on 2 CPU cores: set COURSE_TRANSFER_TEST=1 (bench/transfer.py records the same "
                            "runs; notebook 05 asserts the same claim)")
-def test_fine_tuning_the_offline_backbone_beats_training_from_scratch():
+def test_fine_tuning_the_offline_backbone_beats_training_from_scratch(one_torch_thread):
     """bench/transfer.py's two runs (the course's workflow, tiny profile, one thread): the targets of issue 12."""
     import importlib.util
     from pathlib import Path
@@ -204,13 +204,8 @@ def test_fine_tuning_the_offline_backbone_beats_training_from_scratch():
     spec = importlib.util.spec_from_file_location("bench_transfer", script)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        pretrained, _, n = bench.run(pretrained=True)
-        scratch, _, _ = bench.run(pretrained=False)
-    finally:
-        torch.set_num_threads(threads)
+    pretrained, _, n = bench.run(pretrained=True)
+    scratch, _, _ = bench.run(pretrained=False)
     assert n >= 300
     assert pretrained <= 0.15 and scratch >= 2 * pretrained, f"pretrained {pretrained:.3f}, scratch {scratch:.3f}"
     assert scratch - pretrained > 2 * math.sqrt((pretrained * (1 - pretrained) + scratch * (1 - scratch)) / n)

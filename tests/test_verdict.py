@@ -58,7 +58,8 @@ def test_a_win_within_the_noise_is_no_win():
         compare({"manual": 0.122, "fine_tune": 0.125}, noise=0.053, claim="beats", better="lower", profile=TINY)
 
 
-# --- A and B agree within a tolerance ----------------------------------------------------------------------------------
+# --- A and B agree within a tolerance
+# ----------------------------------------------------------------------------------
 
 def test_agreement_holds_when_the_whole_noise_band_lies_inside_the_tolerance(capsys):
     v = compare({"bf16": 0.010, "fp32": 0.012}, noise=0.02, claim="agree", tolerance=0.03, metric="error rate",
@@ -86,7 +87,8 @@ def test_agreement_fails_when_the_noise_is_wider_than_the_tolerance():
         compare({"manual": 0.125, "fine_tune": 0.122}, noise=0.053, claim="agree", tolerance=0.03, profile=TINY)
 
 
-# --- no claim ----------------------------------------------------------------------------------------------------------
+# --- no claim
+# ----------------------------------------------------------------------------------------------------------
 
 def test_no_claim_prints_the_verdict_and_asserts_nothing(capsys):
     within = compare({"reflection": 0.2026, "border": 0.2347}, noise=0.0555, claim="none", better="lower",
@@ -101,7 +103,8 @@ def test_no_claim_prints_the_verdict_and_asserts_nothing(capsys):
     assert clear.winner == "reflection"
 
 
-# --- the profile: checked only where results are meant to be -----------------------------------------------------------
+# --- the profile: checked only where results are meant to be
+# -----------------------------------------------------------
 
 def test_a_capped_smoke_run_does_not_check_and_says_so_in_one_line(monkeypatch, capsys):
     monkeypatch.setenv(MAX_BATCHES_ENV, "2")
@@ -127,7 +130,8 @@ def test_without_a_profile_it_reads_the_environment(monkeypatch):
     assert not compare({"a": 0.1, "b": 0.3}, noise=0.01, claim="beats", better="higher").checked
 
 
-# --- several seeds -----------------------------------------------------------------------------------------------------
+# --- several seeds
+# -----------------------------------------------------------------------------------------------------
 
 def test_several_seeds_give_mean_and_spread_per_arm_and_the_noise_from_the_seeds(capsys):
     a, b = [0.20, 0.22, 0.21, 0.23], [0.30, 0.27, 0.29, 0.28]
@@ -167,7 +171,8 @@ def test_mean_and_spread():
     assert mean_and_spread([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
 
 
-# --- printing that repeats, and the arguments a notebook passes --------------------------------------------------------
+# --- printing that repeats, and the arguments a notebook passes
+# --------------------------------------------------------
 
 def test_the_printed_text_depends_only_on_the_digits_asked_for(capsys):
     first = compare({"a": 0.1234567, "b": 0.4567891}, noise=0.0312345, claim="none", better="lower", profile=TINY)

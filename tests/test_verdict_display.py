@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import progress_record, verdict_display
-from helpers.exercises import ____, ValueExercise
+from helpers.exercises import ValueExercise, ____
 
 ROOT = Path(__file__).resolve().parent.parent
 
