@@ -147,10 +147,12 @@ def class_activation_map(model: nn.Module, x: torch.Tensor,
 # ---- Grad-CAM -----------------------------------------------------------------------------------------------------
 
 def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor,
-             target: int | Sequence[int] | torch.Tensor | None = None) -> torch.Tensor:
+             target: int | Sequence[int] | torch.Tensor | None = None, relu: bool = True) -> torch.Tensor:
     """Grad-CAM of ``layer`` for ``target`` (default: the predicted class); (N, h, w), or (h, w) for one image (notebook 08).
 
     ``relu(sum_c mean_ij(d logit / d A_cij) * A_c)``, unscaled (``show_heatmap`` stretches it for display).
+    ``relu=False`` keeps the negative part too (the fastai book's version): then, on the body's output of an
+    average-pool + linear head, the map's sum plus the bias is the logit.
     """
     if not any(m is layer for m in model.modules()):
         raise ValueError("layer is not part of model: pass a module of this model, e.g. model[0][-1] "
@@ -185,7 +187,9 @@ def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor,
     if gradient is None:
         raise RuntimeError("no gradient reached the layer: is it on the path from the input to the logits?")
     weights = gradient.mean(dim=(2, 3), keepdim=True)      # one weight per channel
-    maps = F.relu((weights * activation).sum(dim=1))       # only what speaks *for* the class
+    maps = (weights * activation).sum(dim=1)
+    if relu:
+        maps = F.relu(maps)                                 # only what speaks *for* the class
     maps = maps.float().cpu()
     return maps[0] if single else maps
 

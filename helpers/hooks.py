@@ -117,10 +117,13 @@ def hook_output(module: nn.Module, detach: bool = True, grad: bool = False) -> H
 
 
 class ActivationStats(Callback):
-    """Per training batch and chosen layer: mean, std, fraction near zero and a histogram of the outputs (notebook 07).
+    """Per training batch and chosen layer: mean, std, fraction of zeros and a histogram of the outputs (notebook 07).
 
-    ``near_zero`` counts outputs with ``|x| < zero_threshold`` (0.5: fastai's plot counts its histogram's
-    first two bins of 40 over 0..10, the same threshold). The histogram has ``bins`` bins over ``hist_range``
+    ``near_zero`` counts outputs with ``|x| <= zero_threshold``. The default 0 counts exact zeros, which after a
+    ReLU are the units that are off: a measure that does not depend on the layer's scale. (fastai's plot counts
+    ``|x| < 0.5``, its histogram's first two bins of 40 over 0..10; on a layer whose outputs are all small that
+    is about 1 from the first batch, so it cannot tell a dead layer from a quiet one.) The histogram has
+    ``bins`` bins over ``hist_range``
     (0..10 as in fastai, made for outputs after a ReLU). ``plot_stats()`` draws the first three per batch;
     ``color_dim()`` draws the histograms over time, one column per batch (fastai's "colorful dimension").
     The hooks are registered at ``before_fit`` and removed at ``after_fit`` (which runs even after an error).
@@ -129,7 +132,7 @@ class ActivationStats(Callback):
     order = 80
 
     def __init__(self, modules: nn.Module | Sequence[nn.Module], bins: int = 40,
-                 hist_range: tuple[float, float] = (0.0, 10.0), zero_threshold: float = 0.5):
+                 hist_range: tuple[float, float] = (0.0, 10.0), zero_threshold: float = 0.0):
         self.modules = [modules] if isinstance(modules, nn.Module) else list(modules)
         self.bins, self.hist_range, self.zero_threshold = bins, hist_range, zero_threshold
         self._stats, self._hists, self.hooks = [], [], None
@@ -145,7 +148,7 @@ class ActivationStats(Callback):
             return
         x = output.detach().float()
         # Kept as tensors on the device: reading them back every batch would make the GPU wait.
-        hook.stored = (torch.stack([x.mean(), x.std(), (x.abs() < self.zero_threshold).float().mean()]),
+        hook.stored = (torch.stack([x.mean(), x.std(), (x.abs() <= self.zero_threshold).float().mean()]),
                        torch.histc(x, self.bins, *self.hist_range))
 
     def after_batch(self) -> None:
@@ -180,7 +183,7 @@ class ActivationStats(Callback):
 
     @property
     def near_zero(self) -> np.ndarray:
-        """Fraction of outputs with ``|x| < zero_threshold`` per batch and layer."""
+        """Fraction of outputs with ``|x| <= zero_threshold`` (by default exact zeros) per batch and layer."""
         return self._stat(2)
 
     @property
@@ -194,10 +197,11 @@ class ActivationStats(Callback):
     def plot_stats(self) -> np.ndarray:
         """Mean, standard deviation and fraction near zero of each layer's outputs, per training batch."""
         fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        zero_title = ("Fraction of activations exactly zero" if self.zero_threshold == 0
+                      else f"Fraction of activations near zero (|x| <= {self.zero_threshold:g})")
         for values, ax, title in ((self.means, axes[0], "Mean of the activations"),
                                   (self.stds, axes[1], "Standard deviation of the activations"),
-                                  (self.near_zero, axes[2], f"Fraction of activations near zero (|x| < "
-                                                            f"{self.zero_threshold:g})")):
+                                  (self.near_zero, axes[2], zero_title)):
             for layer, name in enumerate(getattr(self, "names", [f"layer {i}" for i in range(len(self.modules))])):
                 ax.plot(values[:, layer], label=name)
             ax.set(title=title, xlabel="training batch", ylabel=title.split(" of")[0].split(" (")[0].lower())

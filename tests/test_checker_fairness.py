@@ -228,7 +228,7 @@ def test_nb07_batchnorm_needs_eps_where_it_matters():
         mean, var = x.mean((0, 2, 3), keepdim=True), x.var((0, 2, 3), unbiased=False, keepdim=True)
         return (x - mean) / var.sqrt() * gamma[:, None, None] + beta[:, None, None]
 
-    result = nb07.q3.evaluate(no_eps)
+    result = nb07.batchnorm_train.evaluate(no_eps)
     assert result.status == "incorrect" and "Test case 4" in result.message
 
     def by_the_layer(x, gamma, beta, eps=1e-5):
@@ -238,7 +238,7 @@ def test_nb07_batchnorm_needs_eps_where_it_matters():
             layer.bias.copy_(beta)
             return layer(x)
 
-    assert nb07.q3.evaluate(by_the_layer).passed
+    assert nb07.batchnorm_train.evaluate(by_the_layer).passed
 
 
 def test_nb07_running_statistics_as_the_layer_holds_them():
@@ -247,8 +247,8 @@ def test_nb07_running_statistics_as_the_layer_holds_them():
     bn = nn.BatchNorm2d(1)
     values = torch.tensor([2.0 - math.sqrt(2.5), 2.0 + math.sqrt(2.5)]).view(2, 1, 1, 1)  # mean 2, unbiased variance 5
     bn(values)
-    assert nb07.q4.evaluate((bn.running_mean, bn.running_var)).passed
-    assert nb07.q4.evaluate((bn.running_mean.item(), bn.running_var.item())).passed
+    assert nb07.q2.evaluate((bn.running_mean, bn.running_var)).passed
+    assert nb07.q2.evaluate((bn.running_mean.item(), bn.running_var.item())).passed
 
 
 def test_nb09_embedding_question_states_the_na_convention():

@@ -116,7 +116,7 @@ def test_activation_stats_records_what_it_says():
             out = seen[2 * batch + layer]
             assert stats.means[batch, layer] == pytest.approx(out.mean().item(), rel=1e-5)
             assert stats.stds[batch, layer] == pytest.approx(out.std().item(), rel=1e-5)
-            assert stats.near_zero[batch, layer] == pytest.approx((out.abs() < 0.1).float().mean().item())
+            assert stats.near_zero[batch, layer] == pytest.approx((out.abs() <= 0.1).float().mean().item())
             np.testing.assert_array_equal(stats.hists[layer, batch], torch.histc(out, 20, 0.0, 4.0).numpy())
     assert stats.names == ["1", "3"]
     assert all(len(m._forward_hooks) == 0 for m in model), "the stats hooks are gone after the fit"

@@ -97,7 +97,7 @@ def _dropout_always(x, p=0.5, training=True):
     return x * torch.bernoulli(torch.full_like(x, 1 - p)) / (1 - p)
 
 
-q1 = FunctionExercise(
+conv_out_size = FunctionExercise(
     """Write `conv_out_size(n, k, s, p)`: the side of a convolution's output for an `n`-pixel side, a `k`-pixel
     kernel, stride `s` and padding `p` on each side. It must return a whole number (an int).""",
     reference=_conv_out_size,
@@ -114,7 +114,7 @@ q1 = FunctionExercise(
                  "every s-th of them is kept, counting the first, so the floor of (n + 2p - k) / s, plus 1."),
 )
 
-q2 = ValueExercise(
+q1 = ValueExercise(
     """How many parameters (weights and biases) does `nn.Conv2d(3, 16, 5)` have? A colour picture in, 16 channels
     out, 5 x 5 kernels, with a bias.""",
     expected=1216,
@@ -125,7 +125,7 @@ q2 = ValueExercise(
                  "weights) and one bias (16)."),
 )
 
-q3 = FunctionExercise(
+batchnorm_train = FunctionExercise(
     """Write `batchnorm_train(x, gamma, beta, eps=1e-5)` for a batch `x` of shape N x C x H x W: what
     `nn.BatchNorm2d` computes in training mode, with `gamma` and `beta` of length C. The check includes a channel
     that barely varies, where `eps` matters: compare yours with `nn.BatchNorm2d` there.""",
@@ -149,7 +149,7 @@ q3 = FunctionExercise(
                  "varies is not blown up, then scales by gamma and shifts by beta."),
 )
 
-q4 = ValueExercise(
+q2 = ValueExercise(
     """A fresh `nn.BatchNorm2d(1)` (momentum 0.1) sees one training batch whose values have mean 2.0 and unbiased
     variance 5.0. What are `(running_mean, running_var)` afterwards?""",
     expected=(0.2, 1.4),
@@ -163,7 +163,7 @@ q4 = ValueExercise(
                  "+ 0.1 * 2 = 0.2 and 0.9 * 1 + 0.1 * 5 = 1.4 (the running variance uses the unbiased estimate)."),
 )
 
-q5 = CodeExercise(
+dropout = CodeExercise(
     """Write `dropout(x, p, training)`: in training, zero each element with probability `p` and scale the kept ones
     so the expected value is unchanged; in eval (`training=False`), return `x` unchanged.
     `answer = dropout` (the function itself).""",
@@ -188,44 +188,131 @@ q5 = CodeExercise(
 def _check_matrix(answer) -> None:
     kernel = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     assert isinstance(answer, torch.Tensor), "answer with a tensor (the matrix)."
-    assert answer.shape == (4, 9), (f"a 2x2 kernel on a 3x3 picture gives a 2x2 output: 4 rows, and 9 columns for the "
-                                    f"flattened picture; your matrix has shape {tuple(answer.shape)}.")
+    assert answer.shape == (4, 16), (f"a 2x2 kernel with stride 2 on a 4x4 picture gives a 2x2 output: 4 rows, and 16 "
+                                     f"columns for the flattened picture; your matrix has shape {tuple(answer.shape)}.")
     # Pictures with no zero pixel and random ones: a weight on a pixel that is 0 in every test would go unseen.
-    pictures = torch.cat([torch.arange(1.0, 10.0)[None], torch.randn(4, 9, generator=torch.Generator().manual_seed(6))])
-    expected = F.conv2d(pictures.view(-1, 1, 3, 3), kernel[None, None]).flatten(1)
+    pictures = torch.cat([torch.arange(1.0, 17.0)[None], torch.randn(4, 16, generator=torch.Generator().manual_seed(6))])
+    expected = F.conv2d(pictures.view(-1, 1, 4, 4), kernel[None, None], stride=2).flatten(1)
     assert torch.allclose(pictures @ answer.float().T, expected, atol=1e-5), (
         "your matrix times the flattened picture is not the convolution: row i * 2 + j should hold the kernel's "
-        "weights at the columns of the pixels under output (i, j).")
+        "weights at the columns of the pixels under output (i, j), which starts at pixel (2i, 2j) with stride 2.")
 
 
-def _matrix_reference() -> torch.Tensor:
+def _matrix_reference(stride: int = 2) -> torch.Tensor:
     kernel = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    matrix = torch.zeros(4, 9)
+    out = (4 - 2) // stride + 1
+    matrix = torch.zeros(out * out, 16)
+    for i in range(out):
+        for j in range(out):
+            for a in range(2):
+                for b in range(2):
+                    matrix[i * out + j, (stride * i + a) * 4 + (stride * j + b)] = kernel[a, b]
+    return matrix
+
+
+def _matrix_stride_one_rows() -> torch.Tensor:  # stride 1's rows 0, 2, 6, 8: forgets that the kernel jumps
+    return _matrix_reference(stride=1)[[0, 1, 3, 4]]
+
+
+q3 = CodeExercise(
+    """The kernel `[[1, 2], [3, 4]]` (2 x 2) slides over a 4 x 4 picture with no padding and **stride 2**. Build
+    the matrix `M` such that `M @ picture.flatten()` equals the convolution, flattened (row-major).
+    `answer = M` (a float tensor).""",
+    checker=_check_matrix,
+    reference=_matrix_reference(),
+    hints=["The output is 2 x 2, so M has 4 rows; the picture flattens to 16 numbers, so 16 columns.",
+           "Output (i, j) reads the pixels (2i + a, 2j + b) for a, b in 0, 1: column (2i + a) * 4 + 2j + b."],
+    solution="""
+    M = torch.zeros(4, 16)
+    kernel = torch.tensor([[1., 2.], [3., 4.]])
     for i in range(2):
         for j in range(2):
             for a in range(2):
                 for b in range(2):
-                    matrix[i * 2 + j, (i + a) * 3 + (j + b)] = kernel[a, b]
-    return matrix
-
-
-q6 = CodeExercise(
-    """The kernel `[[1, 2], [3, 4]]` (2 x 2) slides over a 3 x 3 picture with no padding and stride 1. Build the
-    matrix `M` such that `M @ picture.flatten()` equals the convolution, flattened. `answer = M` (a float tensor).""",
-    checker=_check_matrix,
-    reference=_matrix_reference(),
-    hints=["The output is 2 x 2, so M has 4 rows; the picture flattens to 9 numbers, so 9 columns.",
-           "Output (0, 0) reads pixels 0, 1, 3, 4 (row-major); output (0, 1) reads 1, 2, 4, 5."],
-    solution="""
-    M = torch.tensor([[1., 2, 0, 3, 4, 0, 0, 0, 0],
-                      [0., 1, 2, 0, 3, 4, 0, 0, 0],
-                      [0., 0, 0, 1, 2, 0, 3, 4, 0],
-                      [0., 0, 0, 0, 1, 2, 0, 3, 4]])
+                    M[i * 2 + j, (2 * i + a) * 4 + (2 * j + b)] = kernel[a, b]
     answer = M
     """,
-    wrong_answers=[torch.zeros(4, 9), _matrix_reference().T, _matrix_reference().flip(1)],
-    explanation=("Each output pixel is a weighted sum of the four pixels under the kernel, so each row of M holds "
-                 "the kernel's weights at the columns of those pixels and zeros elsewhere."),
+    wrong_answers=[torch.zeros(4, 16), _matrix_stride_one_rows(), _matrix_reference().flip(1)],
+    explanation=("Each output pixel is a weighted sum of the four pixels under the kernel; with stride 2 the kernel "
+                 "jumps two pixels between outputs, so the rows hold the same four weights shifted by 2 columns "
+                 "(or 2 rows of the picture, 8 columns) instead of 1."),
+)
+
+# ---- in the lesson: the receptive field of a stack of layers ----------------------------------------------------------
+
+
+def _receptive_field(layers) -> int:
+    field, jump = 1, 1
+    for kernel, stride in layers:
+        field += (kernel - 1) * jump   # each new layer widens the field by (k - 1) steps of the input grid it sees
+        jump *= stride
+    return field
+
+
+def _receptive_field_backwards(layers) -> int:
+    field = 1
+    for kernel, stride in reversed(list(layers)):
+        field = stride * field + (kernel - stride)
+    return field
+
+
+def _receptive_field_sum(layers):  # forgets the strides
+    return 1 + sum(kernel - 1 for kernel, _ in layers)
+
+
+def _receptive_field_own_stride(layers):  # multiplies by the layer's own stride instead of the earlier ones'
+    field = 1
+    for kernel, stride in layers:
+        field += (kernel - 1) * stride
+    return field
+
+
+def _receptive_field_product(layers):
+    result = 1
+    for kernel, _ in layers:
+        result *= kernel
+    return result
+
+
+_FIELD_CASES = [([(3, 1)],), ([(3, 1), (3, 1)],), ([(5, 2), (3, 2), (3, 2), (3, 2), (3, 2)],),
+                ([(7, 2), (3, 2), (3, 1), (3, 1)],), ([(3, 2), (3, 1), (2, 2), (3, 1)],)]
+
+receptive_field = FunctionExercise(
+    """Write `receptive_field(layers)`: `layers` is a list of `(kernel, stride)` pairs, the convolutions (or
+    poolings) of a network from the input on. Return the side, in input pixels, of the square of the input that
+    one output position of the last layer depends on (its receptive field; ignore the picture's border).
+    Then `answer = receptive_field`.""",
+    reference=_receptive_field,
+    test_cases=_FIELD_CASES,
+    hints=["One 3 x 3 stride-1 layer sees 3 pixels; a second one sees 3 positions of the first, which cover 5 pixels.",
+           "Keep `jump`, how many input pixels one step of the current grid is (the product of the strides so far): "
+           "each layer adds `(kernel - 1) * jump` to the field, then `jump *= stride`."],
+    solution="""
+    def receptive_field(layers):
+        field, jump = 1, 1
+        for kernel, stride in layers:
+            field += (kernel - 1) * jump
+            jump *= stride
+        return field
+    answer = receptive_field
+    """,
+    wrong_answers=[_receptive_field_sum, _receptive_field_own_stride, _receptive_field_product],
+    right_answers=[_receptive_field_backwards],
+    explanation=("A layer's kernel spans kernel - 1 steps of the grid it reads, and one step of that grid is as many "
+                 "input pixels as the product of the strides before it: the field grows fastest in deep, strided layers."),
+)
+
+q4 = ValueExercise(
+    """A network applies, from the input on: a 3 x 3 convolution with stride 1, another 3 x 3 convolution with
+    stride 1, a 2 x 2 max pooling with stride 2, then a 3 x 3 convolution with stride 1. How many input pixels
+    wide is the receptive field of one output position of the last convolution?""",
+    expected=10,
+    hints=["Start with 3, then 5 after the second convolution; the pooling adds one pixel and doubles the step.",
+           "The last 3 x 3 convolution spans 2 steps of 2 pixels each."],
+    solution="answer = 1 + 2 * 1 + 2 * 1 + 1 * 1 + 2 * 2   # 10",
+    wrong_answers=[9, 8, 11, 12],
+    right_answers=[10.0, torch.tensor(10)],
+    explanation=("3, then 5, then 6 after the pooling (which also makes one step 2 pixels), then 6 + 2 x 2 = 10."),
 )
 
 questionnaire = Questionnaire([

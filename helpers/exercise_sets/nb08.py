@@ -9,7 +9,7 @@ from torch import nn
 from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
                                ValueExercise, track_set)
 
-# ---- q1: CAM by hand ------------------------------------------------------------------------------------------------
+# ---- in the lesson: CAM by hand ------------------------------------------------------------------------------------------------
 
 
 def _cam_reference(features: torch.Tensor, weight: torch.Tensor, target: int) -> torch.Tensor:
@@ -40,7 +40,7 @@ def _cam_cases() -> list[tuple]:
     return [(features, weight, 0), (features, weight, 3), (features, square, 2)]
 
 
-q1 = FunctionExercise(
+cam_by_hand = FunctionExercise(
     """Write `cam_by_hand(features, weight, target)`: `features` is one picture's feature map from the body,
     shape (channels, h, w); `weight` is the final linear layer's weight, shape (classes, channels). Return the
     class activation map of class `target`, shape (h, w). Then `answer = cam_by_hand`.""",
@@ -59,9 +59,9 @@ q1 = FunctionExercise(
                  "linear layer and adds the channels, giving one number per position."),
 )
 
-# ---- q2: the identity --------------------------------------------------------------------------------------------
+# ---- q1: the identity --------------------------------------------------------------------------------------------
 
-q2 = ValueExercise(
+q1 = ValueExercise(
     """A model's head is global average pooling then one linear layer. For class "beagle" its class activation
     map on a picture is the 2 x 2 map [[1.0, 2.0], [3.0, 6.0]], and the linear layer's bias for "beagle" is -0.5.
     What is the model's logit for "beagle" on that picture?""",
@@ -75,9 +75,9 @@ q2 = ValueExercise(
                  "averaging, so the logit is the map's mean, 3.0, plus the bias, -0.5."),
 )
 
-# ---- q3: Grad-CAM's scale ----------------------------------------------------------------------------------------
+# ---- q2: Grad-CAM's scale ----------------------------------------------------------------------------------------
 
-q3 = ValueExercise(
+q2 = ValueExercise(
     """Grad-CAM on the body's output of an average-pool + linear model equals ReLU(CAM) divided by a number.
     What is that number when the body outputs 512 channels on a 7 x 7 grid?""",
     expected=49,
@@ -90,7 +90,7 @@ q3 = ValueExercise(
                  "position's gradient is the weight divided by 49."),
 )
 
-# ---- q4: a hook that cleans up ----------------------------------------------------------------------------------
+# ---- q3: a hook that cleans up ----------------------------------------------------------------------------------
 
 
 def _output_of_reference(model: nn.Module, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -166,7 +166,7 @@ def _check_output_of(output_of) -> None:
                                 "`finally:` block (or use a `with` block).")
 
 
-q4 = CodeExercise(
+q3 = CodeExercise(
     """Write `output_of(model, module, x)`: run `model(x)` and return what `module` (a layer inside `model`)
     output, detached from the graph. No hook may be left registered afterwards, not even when the forward pass
     raises an error. Then `answer = output_of`.""",
@@ -192,9 +192,9 @@ q4 = CodeExercise(
                  "forward pass raises."),
 )
 
-# ---- q5: is a pointing-game result noise? ------------------------------------------------------------------------
+# ---- q4: is a pointing-game result noise? ------------------------------------------------------------------------
 
-q5 = ValueExercise(
+q4 = ValueExercise(
     """On 300 validation pictures, a heatmap's peak falls on the animal for 62% of them. What are two binomial
     standard errors of that rate (the noise we compare margins with)? Give a fraction, e.g. 0.05.""",
     expected=2 * math.sqrt(0.62 * 0.38 / 300),
@@ -205,6 +205,253 @@ q5 = ValueExercise(
     right_answers=[0.05605, 2 * (0.62 * 0.38 / 300) ** 0.5],
     explanation=("The standard error of a rate p measured on n items is sqrt(p (1 - p) / n), about 0.028 here; "
                  "two of them make 0.056."),
+)
+
+# ---- in the lesson: the Hook context manager ------------------------------------------------------------------------
+
+
+class _ReferenceHook:
+    def __init__(self, module: nn.Module):
+        self.stored = None
+        self.handle = module.register_forward_hook(self.keep)
+
+    def keep(self, module, inputs, output):
+        self.stored = output.detach()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+class _HookNoRemove(_ReferenceHook):
+    def __exit__(self, *exc):
+        pass
+
+
+class _HookNotDetached(_ReferenceHook):
+    def keep(self, module, inputs, output):
+        self.stored = output
+
+
+class _HookNoEnter:
+    def __init__(self, module: nn.Module):
+        self.stored = None
+        self.handle = module.register_forward_hook(lambda m, i, o: setattr(self, "stored", o.detach()))
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+class _HookClone(_ReferenceHook):
+    def keep(self, module, inputs, output):
+        self.stored = output.detach().clone()
+
+
+class _HookFunctionStyle:
+    def __init__(self, module: nn.Module):
+        self.stored = None
+        self.module = module
+        self.handle = module.register_forward_hook(lambda m, i, o: self.__dict__.update(stored=o.detach()))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        self.handle.remove()
+        return False
+
+
+def _check_hook_class(hook_class) -> None:
+    assert isinstance(hook_class, type), "answer should be the class itself: class KeepOutput: ..., then answer = KeepOutput."
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    x = torch.randn(5, 4)
+    try:
+        with hook_class(model[1]) as hook:
+            model(x)
+    except (AttributeError, TypeError) as error:
+        raise AssertionError(f"`with KeepOutput(module) as hook:` failed ({error}): define __enter__ (returning "
+                             "self) and __exit__(self, *exc).") from None
+    assert hook is not None and hasattr(hook, "stored"), "__enter__ should return the hook itself, with `stored` on it."
+    assert isinstance(hook.stored, torch.Tensor), "after a forward pass, hook.stored should hold the module's output."
+    torch.testing.assert_close(hook.stored, torch.relu(model[0](x)).detach(),
+                               msg="hook.stored is not what the module output.")
+    assert hook.stored.grad_fn is None, "hook.stored still carries the graph (a grad_fn): store output.detach()."
+    assert _no_hooks(model), "the hook is still registered after the with block: remove its handle in __exit__."
+    failing = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), _Boom())
+    try:
+        with hook_class(failing[1]):
+            failing(x)
+    except RuntimeError:
+        pass
+    assert _no_hooks(failing), "when the block raises, the hook stays registered: __exit__ must remove it."
+
+
+hook_class = CodeExercise(
+    """Write a class `KeepOutput`: `KeepOutput(module)` registers a forward hook on `module` that keeps the
+    module's latest output, detached, in the attribute `stored`; used as `with KeepOutput(module) as hook:`,
+    it gives back itself and removes its hook when the block ends (also when the block raises).
+    Then `answer = KeepOutput` (the class itself).""",
+    checker=lambda answer: _check_hook_class(answer),
+    reference=_ReferenceHook,
+    hints=["`self.handle = module.register_forward_hook(self.keep)` in `__init__`; `keep(self, module, inputs, output)` "
+           "sets `self.stored = output.detach()`.",
+           "A context manager has `__enter__(self)` (return `self`) and `__exit__(self, *exc)`, which Python calls "
+           "even when the block raises: call `self.handle.remove()` there."],
+    solution="""
+    class KeepOutput:
+        def __init__(self, module):
+            self.stored = None
+            self.handle = module.register_forward_hook(self.keep)
+
+        def keep(self, module, inputs, output):
+            self.stored = output.detach()
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.remove()
+
+    answer = KeepOutput
+    """,
+    wrong_answers=[_HookNoRemove, _HookNotDetached, _HookNoEnter],
+    right_answers=[_HookClone, _HookFunctionStyle],
+    explanation=("`__exit__` runs whenever the `with` block ends, by an error too, so the handle is always removed; "
+                 "storing `output.detach()` keeps the numbers without the graph that produced them."),
+)
+
+# ---- in the lesson: Grad-CAM from an activation and its gradient ----------------------------------------------------
+
+
+def _gradcam_reference(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    weights = gradient.mean(dim=(1, 2))
+    return torch.relu(torch.einsum("c,chw->hw", weights, activation))
+
+
+def _gradcam_loop(activation, gradient):
+    result = torch.zeros(activation.shape[1:])
+    for c in range(activation.shape[0]):
+        result += gradient[c].mean() * activation[c]
+    return result.clamp(min=0)
+
+
+def _gradcam_no_relu(activation, gradient):
+    return torch.einsum("c,chw->hw", gradient.mean(dim=(1, 2)), activation)
+
+
+def _gradcam_elementwise(activation, gradient):  # gradient times activation, position by position
+    return torch.relu((gradient * activation).sum(dim=0))
+
+
+def _gradcam_activation_weights(activation, gradient):  # weights from the activation instead of the gradient
+    return torch.relu(torch.einsum("c,chw->hw", activation.mean(dim=(1, 2)), activation))
+
+
+def _gradcam_cases() -> list[tuple]:
+    generator = torch.Generator().manual_seed(18)
+    cases = []
+    for channels, h, w in ((6, 3, 4), (5, 2, 2), (4, 5, 5)):
+        activation = torch.rand(channels, h, w, generator=generator)
+        gradient = torch.randn(channels, h, w, generator=generator)
+        cases.append((activation, gradient))
+    return cases
+
+
+gradcam_by_hand = FunctionExercise(
+    """Write `gradcam_from(activation, gradient)`: both of shape (channels, h, w), a layer's output for one
+    picture and the gradient of the target's logit with respect to it. Give each channel the mean of its
+    gradient over the grid as its weight, add the channels weighted so, and keep the positive part.
+    Return the (h, w) map; then `answer = gradcam_from`.""",
+    reference=_gradcam_reference,
+    test_cases=_gradcam_cases(),
+    hints=["`gradient.mean(dim=(1, 2))` gives one weight per channel.",
+           "`F.relu((weights[:, None, None] * activation).sum(dim=0))`."],
+    solution="""
+    def gradcam_from(activation, gradient):
+        weights = gradient.mean(dim=(1, 2))
+        return F.relu((weights[:, None, None] * activation).sum(dim=0))
+    answer = gradcam_from
+    """,
+    wrong_answers=[_gradcam_no_relu, _gradcam_elementwise, _gradcam_activation_weights],
+    right_answers=[_gradcam_loop],
+    explanation=("Averaging the gradient over the grid gives each channel one importance for the class; the "
+                 "channels weighted by it and summed say where those channels are active, and the ReLU keeps only "
+                 "what speaks for the class."),
+)
+
+# ---- q5: the best fixed point ----------------------------------------------------------------------------------------
+
+
+def _fixed_point_reference(train_masks, valid_masks) -> float:
+    share = torch.stack([torch.as_tensor(m, dtype=torch.float32) for m in train_masks]).mean(dim=0)
+    row, col = divmod(int(share.argmax()), share.shape[1])
+    return float(torch.stack([torch.as_tensor(m)[row, col] for m in valid_masks]).float().mean())
+
+
+def _fixed_point_on_valid(train_masks, valid_masks):  # chooses the point on the masks it is scored on
+    return _fixed_point_reference(valid_masks, valid_masks)
+
+
+def _fixed_point_centre(train_masks, valid_masks):  # the picture's centre, not the best point
+    h, w = valid_masks[0].shape
+    return float(sum(bool(m[h // 2, w // 2]) for m in valid_masks) / len(valid_masks))
+
+
+def _fixed_point_area(train_masks, valid_masks):  # the random baseline instead
+    return float(sum(m.mean() for m in valid_masks) / len(valid_masks))
+
+
+def _fixed_point_numpy(train_masks, valid_masks):
+    import numpy as np
+    share = np.mean(np.stack(train_masks), axis=0)
+    row, col = np.unravel_index(share.argmax(), share.shape)
+    return float(np.mean([m[row, col] for m in valid_masks]))
+
+
+def _fixed_point_cases() -> list[tuple]:
+    import numpy as np
+    rng = np.random.default_rng(5)
+    cases = []
+    for size, spot_train, spot_valid in ((12, (3, 8), (3, 8)), (10, (6, 2), (2, 7)), (8, (2, 3), (5, 5))):
+        sets = []
+        for spot, n in ((spot_train, 40), (spot_valid, 30)):
+            masks = []
+            for _ in range(n):
+                mask = np.zeros((size, size), dtype=bool)
+                r, c = spot[0] - int(rng.integers(0, 2)), spot[1] - int(rng.integers(0, 2))
+                mask[r:r + 2, c:c + 2] = True
+                if rng.random() < 0.3:
+                    mask[size // 2 - 1:size // 2 + 1, size // 2 - 1:size // 2 + 1] = True
+                masks.append(mask)
+            sets.append(masks)
+        cases.append(tuple(sets))
+    return cases
+
+
+q5 = FunctionExercise(
+    """Write `fixed_point_score(train_masks, valid_masks)`: both are lists of H x W bool masks (True on the
+    animal). Choose the one pixel covered by the animal most often in `train_masks` (any one of the best, if
+    several tie), and return the fraction of `valid_masks` that cover it: the pointing-game score of a map that
+    ignores the picture. Then `answer = fixed_point_score`.""",
+    reference=_fixed_point_reference,
+    test_cases=_fixed_point_cases(),
+    rtol=1e-6,
+    hints=["Stack the training masks and take the mean over pictures: one share per pixel; `argmax` finds the best.",
+           "Score on the validation masks only: choosing the point on the masks you score on flatters it."],
+    solution="""
+    def fixed_point_score(train_masks, valid_masks):
+        share = np.mean(np.stack(train_masks), axis=0)
+        row, col = np.unravel_index(share.argmax(), share.shape)
+        return float(np.mean([mask[row, col] for mask in valid_masks]))
+    answer = fixed_point_score
+    """,
+    wrong_answers=[_fixed_point_on_valid, _fixed_point_centre, _fixed_point_area],
+    right_answers=[_fixed_point_numpy],
+    explanation=("A point chosen on training pictures and scored on validation ones is the strongest map that "
+                 "ignores the picture: a heatmap is informative only where it beats that score."),
 )
 
 questionnaire = Questionnaire([
@@ -264,8 +511,9 @@ questionnaire = Questionnaire([
                "For each validation picture, whether the heatmap's strongest point falls on the animal, whose mask "
                "we know; the score is the fraction of hits. A map that pointed at a random place would hit with a "
                "probability equal to the animal's share of the picture, so the mean of that share over the pictures "
-               "is the random baseline; a map that learned where the animal is must beat it by more than the noise "
-               "(two binomial standard errors)."),
+               "is the random baseline. The stronger one is the best fixed point: the pixel covered most often in "
+               "the training pictures, scored on the validation ones; a map that looks at the animal must beat it "
+               "by more than the noise, which needs pictures where the animal is not always in the same place."),
 ])
 
 progress = track_set(globals())
