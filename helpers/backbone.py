@@ -28,8 +28,7 @@ from torch import nn
 from helpers.augment import BatchAugment, PresizeCrop
 from helpers.creatures import CUES, N_VALUES, draw_scene
 from helpers.models import create_cnn
-from helpers.offline_weights import (CHECKSUM_FILE, WEIGHTS_FILE, file_sha256, load_backbone_state,  # noqa: F401
-                                     save_backbone)
+from helpers.offline_weights import CHECKSUM_FILE, WEIGHTS_FILE, file_sha256, load_backbone_state, save_backbone  # noqa: F401
 from helpers.outputs import writable_or_exit
 
 IMAGE_SIZE = 64      # the tiny profile's model input, so the features are learnt at the scale they are used

@@ -24,7 +24,7 @@ class ClassificationInterpretation:
         self.dl, self.after_batch = dl, after_batch
 
     @classmethod
-    def from_learner(cls, learn, dl=None) -> "ClassificationInterpretation":
+    def from_learner(cls, learn, dl=None) -> ClassificationInterpretation:
         """Run ``learn.get_preds(with_loss=True)`` over ``dl`` (default: validation) and keep the results (notebook 05)."""
         dl = dl if dl is not None else learn.dls.valid
         probs, targets, losses = learn.get_preds(dl=dl, with_loss=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import math
 from collections import namedtuple
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -7,7 +7,7 @@ initialised *head* on top, built the way fastai builds it so the numbers match t
 from __future__ import annotations
 
 import urllib.error
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

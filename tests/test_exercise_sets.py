@@ -22,7 +22,7 @@ from torch import nn
 
 import helpers.exercise_sets
 from helpers.exercise_sets import nb01, nb02, nb03, nb04, nb05, nb06
-from helpers.exercises import ____, ChoiceExercise, Exercise, Questionnaire
+from helpers.exercises import ChoiceExercise, Exercise, Questionnaire, ____
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

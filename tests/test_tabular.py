@@ -12,7 +12,6 @@ from torch import nn
 
 from helpers import tabular as T
 
-
 # --- embedding sizes --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n_cat, width", [(3, 3), (5, 4), (8, 5), (13, 7), (25, 10), (47, 14), (366, 44), (1116, 81)])

@@ -8,9 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
-                               ValueExercise, track_set)
-
+from helpers.exercises import (
+    ChoiceExercise,
+    CodeExercise,
+    FunctionExercise,
+    Questionnaire,
+    Reflection,
+    ValueExercise,
+    track_set,
+)
 
 # ---- reference answers ---------------------------------------------------------------------------
 

@@ -6,8 +6,15 @@ import math
 import torch
 
 from helpers.augment import BatchAugment, rotation_matrices
-from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
-                               ValueExercise, track_set)
+from helpers.exercises import (
+    ChoiceExercise,
+    CodeExercise,
+    FunctionExercise,
+    Questionnaire,
+    Reflection,
+    ValueExercise,
+    track_set,
+)
 
 
 def _rotation_reference(degrees: float) -> torch.Tensor:
