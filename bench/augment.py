@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--presize", type=int, default=460)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (the same for every row)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the batch step (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the batch step (default: "
+                                                                  "torch's)")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run: 16 images, 2 epochs, 64 px from 128 px")
     args = parser.parse_args(argv)
     if args.quick:

@@ -256,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice; 1 is steadier on a crowded machine)")
     parser.add_argument("--precisions", default=None,
-                        help="comma-separated subset of fp32,bf16,fp16 (default: fp32 and the device's mixed precisions)")
+                        help="comma-separated subset of fp32,bf16,fp16 (default: fp32 and the device's mixed "
+                             "precisions)")
     parser.add_argument("--tf32", choices=("default", "on", "off"), default="default",
                         help="CUDA: let fp32 convolutions and matrix products use TF32 tensor cores (on) or not (off); "
                              "default keeps PyTorch's settings (on for cuDNN convolutions, off for matrix products)")

@@ -131,7 +131,8 @@ def _check_targets(input: torch.Tensor, target: torch.Tensor, ignore_index: int,
     if used.numel() and (used.min() < 0 or used.max() >= n_classes):
         bad = used[(used < 0) | (used >= n_classes)][0].item()
         raise IndexError(f"{name}: target holds class index {bad}, but input has {n_classes} classes "
-                         f"(valid indices are 0 to {n_classes - 1}); check the labels and the model's number of outputs.")
+                         f"(valid indices are 0 to {n_classes - 1}); check the labels and the model's number of "
+                         "outputs.")
 
 
 def nll_loss(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,

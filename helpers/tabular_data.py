@@ -24,7 +24,8 @@ def txhousing_path() -> Path:
                                   "run `make install` (requirements.txt pins plotnine).")
     path = Path(spec.submodule_search_locations[0]) / "data" / "txhousing.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: this plotnine install is incomplete; reinstall it with `make install`.")
+        raise FileNotFoundError(f"{path} is missing: this plotnine install is incomplete; reinstall it with `make "
+                                "install`.")
     return path
 
 

@@ -80,7 +80,8 @@ class TabularModel(nn.Module):
             ps = [float(ps)] * len(layers)
         ps = list(ps)
         if len(ps) != len(layers):
-            raise ValueError(f"ps has {len(ps)} dropout probabilities for {len(layers)} hidden layers: give one per layer.")
+            raise ValueError(f"ps has {len(ps)} dropout probabilities for {len(layers)} hidden layers: give one per "
+                             "layer.")
         self.embeds = nn.ModuleList([nn.Embedding(n, width) for n, width in emb_szs])
         for embedding in self.embeds:
             nn.init.trunc_normal_(embedding.weight, std=0.01, a=-0.02, b=0.02)  # fastai's small initial embeddings

@@ -18,7 +18,8 @@ def _check_continuous(df: pd.DataFrame, names: Sequence[str]) -> None:
     for name in names:
         kind = df[name].dtype.kind
         if kind not in "biuf":
-            raise TypeError(f"continuous column {name!r} holds {df[name].dtype} values such as {df[name].dropna().iloc[0]!r}, "
+            raise TypeError(f"continuous column {name!r} holds {df[name].dtype} values such as "
+                            f"{df[name].dropna().iloc[0]!r}, "
                             "not numbers: list it among the categorical columns, or convert it with pd.to_numeric.")
 
 
@@ -26,7 +27,8 @@ def _check_categorical(df: pd.DataFrame, names: Sequence[str]) -> None:
     for name in names:
         column = df[name]
         if column.dtype.kind == "f" and not np.all(np.mod(column.dropna(), 1) == 0):
-            raise TypeError(f"categorical column {name!r} holds fractional numbers such as {column.dropna().iloc[0]!r}: "
+            raise TypeError(f"categorical column {name!r} holds fractional numbers such as "
+                            f"{column.dropna().iloc[0]!r}: "
                             "a quantity like that belongs among the continuous columns.")
 
 
@@ -168,7 +170,8 @@ class TabularProcessor:
     def dataset(self, df: pd.DataFrame) -> TabularDataset:
         """A TabularDataset of ``(x_cat, x_cont, y)`` items; y is the target column as it is (log it beforehand)."""
         if self.y_name is None:
-            raise ValueError("this processor has no y_name, so it cannot build a dataset with targets: use .transform(df).")
+            raise ValueError("this processor has no y_name, so it cannot build a dataset with targets: use "
+                             ".transform(df).")
         self._require_fit()
         self._check(df, with_y=True)
         y = torch.tensor(df[self.y_name].to_numpy(dtype=np.float32)).reshape(-1, 1)

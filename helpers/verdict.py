@@ -58,7 +58,8 @@ def rate_noise(rate_a: float, rate_b: float, n: int, b_is_exact: bool = False) -
         raise ValueError(f"n is the number of items each rate was measured on, at least 1; got {n}.")
     for rate in (rate_a, rate_b):
         if not 0 <= float(rate) <= 1:
-            raise ValueError(f"a rate lies between 0 and 1, got {rate}: pass error rates or accuracies, not percentages.")
+            raise ValueError(f"a rate lies between 0 and 1, got {rate}: pass error rates or accuracies, not "
+                             "percentages.")
     a, b = float(rate_a), float(rate_b)
     return 2 * math.sqrt((a * (1 - a) + (0.0 if b_is_exact else b * (1 - b))) / n)
 
@@ -84,7 +85,8 @@ def _validate(arms: Mapping, claim: str, better: str | None, tolerance: float | 
         raise ValueError(f"claim={claim!r}: use 'beats' (the first arm beats the second), 'agree' (within a "
                          "tolerance=) or 'none' (exploratory, nothing asserted).")
     if len(arms) != 2:
-        raise ValueError(f"compare two arms, as {{'name A': value_a, 'name B': value_b}}; got {len(arms)}: {list(arms)}.")
+        raise ValueError(f"compare two arms, as {{'name A': value_a, 'name B': value_b}}; got {len(arms)}: "
+                         f"{list(arms)}.")
     if better is not None and better not in DIRECTIONS:
         raise ValueError(f"better={better!r}: say which values are better, better='lower' (an error, a loss) or "
                          "better='higher' (an accuracy).")
@@ -154,7 +156,8 @@ def _failure(v: Verdict, tolerance: float | None, digits: int) -> str:
     if v.claim == "beats":
         if v.winner == b:
             return (f"The notebook claims {a} beats {b}, but the numbers show the opposite: {b} wins by "
-                    f"{_number(abs(v.difference), digits)}, more than the noise {noise}. Change the claim (swap the arms, "
+                    f"{_number(abs(v.difference), digits)}, more than the noise {noise}. Change the claim (swap the "
+                    "arms, "
                     "or claim='none') and the prose around it to say what the numbers show, or find out what changed.")
         return (f"The notebook claims {a} beats {b}, but the difference {_number(v.difference, digits, sign=True)} is "
                 f"within the noise {noise}: no winner. Say that the notebook cannot tell (claim='none') and change the "

@@ -17,7 +17,8 @@ def explorer() -> PresizingExplorer:
 def test_starts_drawn_with_a_css_class_and_labelled_sliders(explorer):
     assert explorer.state["draws"] >= 1 and bytes(explorer.image.value).startswith(b"\x89PNG")
     assert "course-widget" in explorer.widget._dom_classes
-    assert [c.description for c in explorer.controls] == ["rotation (degrees)", "zoom", "warp (tilt)", "crop scale (area)"]
+    assert [c.description for c in explorer.controls] == ["rotation (degrees)", "zoom", "warp (tilt)", "crop scale "
+                                                                                                       "(area)"]
 
 
 def test_every_slider_changes_the_picture_and_the_state(explorer):

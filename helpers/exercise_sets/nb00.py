@@ -181,7 +181,8 @@ def _check_optimiser(answer: Any) -> None:
                 hint = ("the gradients were not cleared: zero_grad must set each .grad to None or zero."
                         if grads is not None and grads.abs().sum() > 0 else
                         "compare your update with p -= lr * p.grad (mind the sign and the learning rate).")
-                raise AssertionError(f"after step {step + 1} (lr={lr}) your weights differ from torch.optim.SGD's: {hint}")
+                raise AssertionError(f"after step {step + 1} (lr={lr}) your weights differ from torch.optim.SGD's: "
+                                     f"{hint}")
 
 
 def _check_momentum(answer: Any) -> None:
@@ -460,7 +461,8 @@ questionnaire = Questionnaire([
                "differences more than many small ones."),
     Reflection("How can you compute on thousands of numbers at once, far faster than a Python loop?",
                "Write the calculation on whole tensors (elementwise operations, broadcasting, matrix products) "
-               "instead of looping in Python: PyTorch then runs optimised C or GPU code over all the numbers in one call."),
+               "instead of looping in Python: PyTorch then runs optimised C or GPU code over all the numbers in one "
+               "call."),
     ValueExercise("Make a 3 x 3 tensor holding 1 to 9, double it, and take the bottom-right 2 x 2 block. "
                   "Give that block.",
                   expected=torch.tensor([[10, 12], [16, 18]]),
@@ -528,7 +530,8 @@ questionnaire = Questionnaire([
                "(plus extras such as momentum in fancier optimisers)."),
     Reflection("What does a `DataLoader` do?",
                "It takes a dataset (anything with a length and indexing) and hands out mini-batches: it shuffles "
-               "the order each epoch if asked, groups items into batches of the chosen size and stacks them into tensors."),
+               "the order each epoch if asked, groups items into batches of the chosen size and stacks them into "
+               "tensors."),
     Reflection("Write pseudocode for one epoch of SGD.",
                "for each mini-batch (x, y): predictions = model(x); loss = loss_func(predictions, y); "
                "loss.backward(); for each parameter p: p -= lr * p.grad; zero the gradients."),
@@ -553,7 +556,8 @@ questionnaire = Questionnaire([
                "Matrix multiplication (it calls `__matmul__`); for tensors it is `torch.matmul`."),
     Reflection("What does `backward` do?",
                "Called on a scalar (the loss), it walks back through the operations that produced it and stores, "
-               "in each tensor that has `requires_grad`, the gradient of the loss with respect to that tensor (its `.grad`)."),
+               "in each tensor that has `requires_grad`, the gradient of the loss with respect to that tensor (its "
+               "`.grad`)."),
     Reflection("Why must the gradients be zeroed after each step?",
                "`backward` adds to whatever is already in `.grad`. Without clearing, each step would use the sum of "
                "all gradients so far instead of the current one."),

@@ -174,7 +174,8 @@ q1 = CodeExercise(
     reference=(62, 0, 437, 375),
     hints=["The square's side is the photo's short side.",
            "For validation the square sits in the middle: as much is cut off on the left as on the right."],
-    solution="answer = (62, 0, 437, 375)   # side 375; (500 - 375) // 2 = 62 pixels cut on the left (PresizeCrop rounds down)",
+    solution="answer = (62, 0, 437, 375)   # side 375; (500 - 375) // 2 = 62 pixels cut on the left (PresizeCrop "
+             "rounds down)",
     wrong_answers=[(0, 0, 375, 375), (0, 0, 500, 375), (62.5, 0, 437.5, 375), (62, 0, 438, 375), (125, 0, 500, 375)],
     right_answers=[(63, 0, 438, 375), [62, 0, 437, 375], (62.0, 0.0, 437.0, 375.0)],
     explanation=("PresizeCrop cuts the largest centred square, whose side is the short side (375); the 125 pixels "
@@ -294,7 +295,8 @@ questionnaire = Questionnaire([
                "final size, so each image is interpolated once and the work runs in parallel where it is fast."),
     Reflection("Name the two ways data augmentation can degrade an image, and how presizing avoids each.",
                "Empty zones: rotating or zooming out a picture that is already at its final size uncovers corners with "
-               "no data (black or padding). Interpolation loss: every resize, rotation or warp computes new pixels from "
+               "no data (black or padding). Interpolation loss: every resize, rotation or warp computes new pixels "
+               "from "
                "old ones, so doing them one after another blurs the image more each time. Presizing keeps a margin of "
                "real picture around the final crop, and composes all the transforms into one resampling."),
     ChoiceExercise("How many times is each image of a training batch resampled by our BatchAugment?",
@@ -303,20 +305,24 @@ questionnaire = Questionnaire([
                     "once per transform (flip, rotation, zoom, warp, crop)"],
                    answer="a", wrong_answers=["b", "c"],
                    hints=["Look at how many grid_sample calls the notebook counted."],
-                   solution="Once. (fastai's own version does two when min_scale < 1: its random crop is a separate step.)",
+                   solution="Once. (fastai's own version does two when min_scale < 1: its random crop is a separate "
+                            "step.)",
                    explanation=("All the geometric transforms are composed into one matrix, so "
                                 "grid_sample reads each output pixel from the presized image once.")),
     ChoiceExercise("What does BatchAugment do to a validation batch (eval mode)?",
                    ["the same random transforms as in training", "takes the centre square and resizes it once",
                     "nothing at all: validation images keep the presize"],
                    answer="b", wrong_answers=["a", "c"],
-                   hints=["Validation must measure the model, not the luck of the draw; and the model needs its input size."],
+                   hints=["Validation must measure the model, not the luck of the draw; and the model needs its input "
+                          "size."],
                    explanation=("Validation must measure the same thing every time, so eval mode "
                                 "skips the random transforms and takes a centre square at the "
                                 "final size.")),
-    Reflection("Why does the item transform cut its square at a random place for training but in the centre for validation?",
+    Reflection("Why does the item transform cut its square at a random place for training but in the centre for "
+               "validation?",
                "A random place is one more augmentation: the model sees slightly different framings of each training "
-               "image. Validation should be repeatable and comparable from epoch to epoch, so it always takes the same, "
+               "image. Validation should be repeatable and comparable from epoch to epoch, so it always takes the "
+               "same, "
                "most representative square: the centre."),
     ValueExercise("With a presize of 460 and `min_scale=0.75` (a fraction of the AREA), how many pixels wide is the "
                   "smallest square the random crop can take?",
@@ -326,9 +332,11 @@ questionnaire = Questionnaire([
                   solution="answer = round(math.sqrt(0.75) * 460)   # 398",
                   explanation=("min_scale is a fraction of the area, and the side grows with the "
                                "square root of the area: sqrt(0.75) * 460 is about 398 pixels.")),
-    Reflection("The optional antialiasing blurs the presized image before sampling. Why is that not a second resampling?",
+    Reflection("The optional antialiasing blurs the presized image before sampling. Why is that not a second "
+               "resampling?",
                "A blur is a convolution on the same pixel grid: every output pixel stays exactly where it was and is "
-               "a weighted average of its neighbours. Nothing is moved or sampled between pixels, so the image is still "
+               "a weighted average of its neighbours. Nothing is moved or sampled between pixels, so the image is "
+               "still "
                "interpolated only once, by grid_sample."),
 ])
 

@@ -136,7 +136,8 @@ q4 = ValueExercise(
     `answer = (first_lr, peak_batch)`: the rate of the very first batch, and the index (from 0) of the batch where
     the rate reaches `lr_max`.""",
     expected=(1e-3 / 25, 200),
-    hints=["The cycle starts at lr_max / div.", "The warm-up lasts pct_start of ALL the batches of the fit, not of one epoch."],
+    hints=["The cycle starts at lr_max / div.", "The warm-up lasts pct_start of ALL the batches of the fit, not of one "
+                                                "epoch."],
     solution="answer = (1e-3 / 25, 200)   # 4e-05, and 0.25 * 8 * 100 = 200",
     wrong_answers=[(1e-3 / 25, 25), (1e-3, 200), (1e-3 / 1e5, 200)],
     right_answers=[[4e-5, 200], (0.00004, 200.0)],
@@ -162,11 +163,15 @@ questionnaire = Questionnaire([
     Reflection("What are two good rules of thumb for picking a learning rate from the learning-rate finder's plot?",
                "Either take a rate about ten times smaller than the one where the smoothed loss was lowest (at the "
                "minimum itself the rate is already so high that training is about to become unstable), or take the "
-               "last rate where the loss was still clearly falling, the steepest part of the descent. fastai's default, "
-               "`valley`, picks a point a little past the start of the longest descent; it need not land near the other two "
-               "(on notebook 04's pets curve it sits more than ten times below them, as the notebook prints), so look at "
+               "last rate where the loss was still clearly falling, the steepest part of the descent. fastai's "
+               "default, "
+               "`valley`, picks a point a little past the start of the longest descent; it need not land near the "
+               "other two "
+               "(on notebook 04's pets curve it sits more than ten times below them, as the notebook prints), so look "
+               "at "
                "the curve rather than trust one rule."),
-    ChoiceExercise("The finder's curve is flat up to 1e-4, falls steeply between 1e-3 and 1e-2, bottoms out at 3e-2 and "
+    ChoiceExercise("The finder's curve is flat up to 1e-4, falls steeply between 1e-3 and 1e-2, bottoms out at 3e-2 "
+                   "and "
                    "shoots up after 1e-1. Which rate is a good choice?",
                    ["3e-3", "3e-2", "3e-1", "1e-6"], answer="a", wrong_answers=["b", "c", "d"],
                    hints=["At the bottom of the curve the rate is already too high; on the flat part nothing happens."],

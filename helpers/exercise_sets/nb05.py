@@ -92,7 +92,8 @@ pool = FunctionExercise(
     shape_matters=True,
     hints=["`F.adaptive_max_pool2d(x, 1)` and `F.adaptive_avg_pool2d(x, 1)` each give (n, c, 1, 1).",
            "`torch.cat([...], dim=1)` joins them along the channels."],
-    solution="def concat_pool(x):\n    return torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)], dim=1)",
+    solution="def concat_pool(x):\n    return torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)], "
+             "dim=1)",
     wrong_answers=[lambda x: torch.cat([F.adaptive_avg_pool2d(x, 1), F.adaptive_max_pool2d(x, 1)], dim=1),
                    lambda x: torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)], dim=1).flatten(1),
                    lambda x: torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_max_pool2d(x, 1)], dim=1)],
