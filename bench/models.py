@@ -5,7 +5,8 @@
     python bench/models.py --quick                # resnet18 only, 32 px: a smoke test of a few seconds
 
 Each configuration trains on random data: a few warm-up steps, then timed steps of forward, backward and
-optimizer step, through ``helpers.precision.Precision``, the policy the Learner itself follows. The configurations of one architecture run back to back, and the whole sweep repeats for
+optimizer step, through ``helpers.precision.Precision``, the policy the Learner itself follows. The configurations of
+one architecture run back to back, and the whole sweep repeats for
 several rounds, so a noisy (shared) machine slows every configuration alike and the ratios hold.
 The table goes to the screen and, with a plot, to --out (default bench/results/). Notebook 06 explains it.
 

@@ -1,4 +1,5 @@
-"""The offline pretrained backbone: a resnet10 body that learnt to read creatures' cues, never their breeds (notebook 05).
+"""The offline pretrained backbone: a resnet10 body that learnt to read creatures' cues, never their breeds
+(notebook 05).
 
 No ImageNet weights can be downloaded offline, yet the tiny profile must still show transfer learning. So the
 course ships its own pretrained body, learnt on a SOURCE task that shares the pets' visual vocabulary but not
@@ -41,7 +42,8 @@ THREADS = 1  # fixed: the sums inside convolutions then run in one order on any 
 
 # --- the source task ----------------------------------------------------------------------------------
 def random_cues(n: int, seed: int) -> torch.Tensor:
-    """``n`` random creatures' cues ``(n, 5)``, each cue uniform over its values and independent of the others (notebook 05)."""
+    """``n`` random creatures' cues ``(n, 5)``, each cue uniform over its values and independent of the others
+    (notebook 05)."""
     rng = np.random.default_rng([seed, 1])
     return torch.from_numpy(np.stack([rng.integers(0, k, size=n) for k in N_VALUES], axis=1)).long()
 
@@ -82,7 +84,8 @@ def cue_losses(logits: torch.Tensor, cues: torch.Tensor) -> tuple[torch.Tensor, 
 # --- training ---------------------------------------------------------------------------------------
 def pretrain(steps: int = 700, batch_size: int = 32, lr: float = 5e-3, seed: int = 0, pool_size: int = 2048,
              log_every: int = 25, valid_size: int = 512) -> tuple[nn.Module, dict]:
-    """Train a resnet10 to name the five cues of random creatures; return its body and validation accuracies (notebook 05)."""
+    """Train a resnet10 to name the five cues of random creatures; return its body and validation accuracies
+    (notebook 05)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:

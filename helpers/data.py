@@ -9,7 +9,8 @@ so ``from helpers.data import pets_tiny, pets_dataloaders, show_batch`` keeps wo
 * ``helpers.datasets``: the pets, the MNIST sample and sample photos, by profile;
 * ``helpers.images``: opening images as RGB, and finding the ones PIL cannot decode;
 * ``helpers.labelling``: finding image files, labels from names, splits;
-* ``helpers.loaders``: ``ImageDataset``, ``CachedImageDataset``, ``DataLoaders``, ``pets_dataloaders``, ``transform_mode``;
+* ``helpers.loaders``: ``ImageDataset``, ``CachedImageDataset``, ``DataLoaders``, ``pets_dataloaders``,
+``transform_mode``;
 * ``helpers.inspection``: ``show_batch`` and ``summary``.
 """
 from __future__ import annotations

@@ -3,7 +3,8 @@
 One name to import, ``from helpers import tabular``; the pieces live in modules named for their concern:
 
 * ``helpers.tabular_data``: ``load_txhousing``, ``add_date_parts``, ``TabularDataset``, ``tabular_dataloaders``;
-* ``helpers.tabular_procs``: ``FillMissing``, ``Categorify``, ``Normalize``, ``TabularProcessor`` (fitted on training rows);
+* ``helpers.tabular_procs``: ``FillMissing``, ``Categorify``, ``Normalize``, ``TabularProcessor`` (fitted on training
+rows);
 * ``helpers.tabular_model``: ``emb_sz_rule``, ``get_emb_szs``, ``LinBnDrop``, ``TabularModel``, ``sigmoid_range``;
 * ``helpers.tabular_metrics``: ``exp_rmspe``, ``log_y_range``, ``squared_pct_errors``, ``city_bootstrap``;
 * ``helpers.tabular_baselines``: the per-city mean, the same month a year earlier, tables for tree models.

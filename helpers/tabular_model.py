@@ -11,12 +11,14 @@ from helpers.tabular_procs import TabularProcessor
 __all__ = ["emb_sz_rule", "get_emb_szs", "sigmoid_range", "SigmoidRange", "LinBnDrop", "TabularModel"]
 
 def emb_sz_rule(n_cat: int) -> int:
-    """fastai's embedding width for a column with ``n_cat`` levels (counting #na#): min(600, round(1.6 n^0.56)) (notebook 09)."""
+    """fastai's embedding width for a column with ``n_cat`` levels (counting #na#): min(600, round(1.6 n^0.56))
+    (notebook 09)."""
     return min(600, round(1.6 * n_cat ** 0.56))
 
 
 def get_emb_szs(processor: TabularProcessor, sz_dict: dict[str, int] | None = None) -> list[tuple[int, int]]:
-    """``(levels, width)`` for each categorical column, by ``emb_sz_rule`` unless ``sz_dict`` names a width (notebook 09)."""
+    """``(levels, width)`` for each categorical column, by ``emb_sz_rule`` unless ``sz_dict`` names a width
+    (notebook 09)."""
     sz_dict = sz_dict or {}
     unknown = set(sz_dict) - set(processor.cat_names)
     if unknown:

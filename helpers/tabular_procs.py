@@ -1,4 +1,5 @@
-"""fastai's preprocessing for tables: FillMissing, Categorify and Normalize, fitted on the training rows (notebook 09)."""
+"""fastai's preprocessing for tables: FillMissing, Categorify and Normalize, fitted on the training rows
+(notebook 09)."""
 from __future__ import annotations
 
 import math
@@ -102,7 +103,8 @@ class Normalize:
 
 
 class TabularProcessor:
-    """FillMissing, Categorify and Normalize together, fitted on the training rows only, like fastai's TabularPandas (notebook 09).
+    """FillMissing, Categorify and Normalize together, fitted on the training rows only, like fastai's TabularPandas
+    (notebook 09).
 
     After ``fit``, ``cat_names`` includes the ``_na`` columns FillMissing added (they are categorical: False,
     True, plus #na#), ``vocab[name]`` lists each categorical column's levels, and ``transform`` turns any frame

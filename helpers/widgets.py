@@ -104,7 +104,8 @@ class SoftmaxExplorer(_Explorer):
 
 
 class PresizingExplorer(_Explorer):
-    """Sliders for rotation, zoom, warp and crop scale; the original, our one-resampling result and the step-by-step chain side by side (notebook 02)."""
+    """Sliders for rotation, zoom, warp and crop scale; the original, our one-resampling result and the step-by-step
+    chain side by side (notebook 02)."""
 
     def __init__(self, photo=None, size: int = 224, presize: int = 460):
         if photo is None:
@@ -159,7 +160,8 @@ class PresizingExplorer(_Explorer):
 
 
 class OneCycleExplorer(_Explorer):
-    """Sliders for fit_one_cycle's settings with a live plot of the learning-rate and momentum schedules (notebook 04)."""
+    """Sliders for fit_one_cycle's settings with a live plot of the learning-rate and momentum schedules
+    (notebook 04)."""
 
     def __init__(self, n_batches: int = 200, lr_max: float = 1e-3, pct_start: float = 0.25, div: float = 25.0,
                  div_final: float = 1e5, moms: tuple[float, float, float] = (0.95, 0.85, 0.95)):
@@ -248,7 +250,8 @@ def _grey_picture(image) -> torch.Tensor:
 
 
 def convolve_picture(picture: torch.Tensor, kernel: torch.Tensor, stride: int = 1, padding: str = "zeros") -> torch.Tensor:
-    """One 3x3 kernel over one H x W picture with ``F.conv2d``; ``padding`` is zeros, reflect, replicate or none (notebook 07)."""
+    """One 3x3 kernel over one H x W picture with ``F.conv2d``; ``padding`` is zeros, reflect, replicate or none
+    (notebook 07)."""
     if padding not in PADDING_CHOICES:
         raise ValueError(f"padding must be one of {PADDING_CHOICES}, got {padding!r}.")
     x = picture[None, None].float()

@@ -3,7 +3,8 @@
 nbval compares text; a learner sees a rendered page. For every notebook that uses ``helpers.widgets`` this
 test starts JupyterLab on copies of the notebooks, runs all cells from the Run menu (training capped at one
 batch per pass: nbval checks the results), checks that no cell shows an error, moves the first slider of every
-``course-widget`` box and checks that what the box draws changed. The fixture notebook ``tests/browser/widget_fixture.ipynb`` and broken copies of it prove that
+``course-widget`` box and checks that what the box draws changed. The fixture notebook
+``tests/browser/widget_fixture.ipynb`` and broken copies of it prove that
 each check can fail.
 
 Optional: it needs Debian's ``chromium`` package and is skipped with a notice without it. Playwright
