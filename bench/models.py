@@ -306,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"threads: {torch.get_num_threads()} | native bf16 instructions (avx512_bf16/amx_bf16): "
               f"{cpu_supports_native_bf16()}")
-    print(f"{size} px, batch {batch_size}, {warmup} warm-up + {steps} timed steps x {rounds} round(s); AdamW", flush=True)
+    print(f"{size} px, batch {batch_size}, {warmup} warm-up + {steps} timed steps x {rounds} round(s); "
+          "AdamW", flush=True)
 
     df = run(archs, precisions, device, size, batch_size, warmup, steps, rounds)
     df.insert(0, "device", device.type)

@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=WEIGHTS_FILE)
     args = parser.parse_args(argv)
     if args.out.is_dir():
-        parser.error(f"--out names the weights file to write (e.g. resnet10_creatures.pth), but {args.out} is a folder.")
+        parser.error(f"--out names the weights file to write (e.g. resnet10_creatures.pth), but {args.out} is a "
+                     "folder.")
     writable_or_exit(args.out.parent, parser)  # now, not after minutes of pretraining
     body, _ = pretrain(args.steps, args.batch_size, args.lr, args.seed, args.pool_size)
     digest = save_backbone(body, args.out, args.out.with_suffix(".sha256"))

@@ -338,7 +338,8 @@ class ChoiceExercise(Exercise):
                             f"{', '.join(repr(letter) for letter in self.letters)} (as a string, in quotes).")
         if chosen == self.answer_index:
             return CheckResult("correct", f"{self.letters[chosen]}) is right.")
-        return CheckResult("incorrect", f"{self.letters[chosen]}) is not the best choice. Try .hint() if you are stuck.")
+        return CheckResult("incorrect", f"{self.letters[chosen]}) is not the best choice. Try .hint() if you are "
+                                        "stuck.")
 
     def solution_text(self) -> str:
         line = f"{self.answer}) {self.options[self.answer_index]}"

@@ -127,7 +127,8 @@ def _check_targets(input: torch.Tensor, target: torch.Tensor, ignore_index: int,
     expected = input.shape[:1] + input.shape[2:] if input.ndim > 1 else torch.Size([])
     if target.shape != expected:
         raise ValueError(f"{name}: input of shape {tuple(input.shape)} needs a target of shape {tuple(expected)} "
-                         f"(one class index per item, classes along dim 1), but target has shape {tuple(target.shape)}.")
+                         "(one class index per item, classes along dim 1), but target has shape "
+                         f"{tuple(target.shape)}.")
     n_classes = input.shape[1] if input.ndim > 1 else input.shape[0]
     used = target[target != ignore_index]
     if used.numel() and (used.min() < 0 or used.max() >= n_classes):

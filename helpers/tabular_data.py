@@ -81,7 +81,8 @@ class TabularDataset(Dataset):
 
     def __init__(self, x_cat: torch.Tensor, x_cont: torch.Tensor, y: torch.Tensor):
         if not len(x_cat) == len(x_cont) == len(y):
-            raise ValueError(f"x_cat, x_cont and y have {len(x_cat)}, {len(x_cont)} and {len(y)} rows: they must match.")
+            raise ValueError(f"x_cat, x_cont and y have {len(x_cat)}, {len(x_cont)} and {len(y)} rows: they must "
+                             "match.")
         self.x_cat, self.x_cont, self.y = x_cat, x_cont, y
 
     def __len__(self) -> int:

@@ -77,7 +77,8 @@ def _number(x: float, digits: int, sign: bool = False) -> str:
 def _why_not_checked(profile: Profile) -> str:
     """The one line said instead of an assertion, in a run whose results are not meant to be checked."""
     if max_batches() is not None:
-        return (f"Not checked in this run: {MAX_BATCHES_ENV} cuts training short, so its numbers cannot test the claim.")
+        return (f"Not checked in this run: {MAX_BATCHES_ENV} cuts training short, so its numbers cannot test the "
+                "claim.")
     return f"Not checked in the {profile.name} profile: the claim is checked in the tiny profile, trained in full."
 
 

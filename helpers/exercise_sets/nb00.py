@@ -375,7 +375,8 @@ q5 = CodeExercise(
     solution="\n" + inspect.getsource(_ReferenceMomentum).replace("_ReferenceMomentum", "MomentumOptim"),
     wrong_answers=[_MomentumIgnored, _DampedMomentum, _VelocityNeverKept, _ReferenceOptim],
     explanation=("The velocity is a running sum of past gradients that decays by mom each step, so a direction "
-                 "the gradients keep agreeing on builds speed while zig-zags cancel out; with mom = 0 it is plain SGD."),
+                 "the gradients keep agreeing on builds speed while zig-zags cancel out; with mom = 0 it is plain "
+                 "SGD."),
 )
 
 q10 = CodeExercise(
@@ -521,7 +522,8 @@ questionnaire = Questionnaire([
                "is zero almost everywhere (and undefined where a prediction flips). SGD would get no signal at all."),
     Reflection("Sketch the sigmoid. What is special about its shape?",
                "An S-shaped curve rising smoothly from 0 to 1, equal to 0.5 at 0. It maps any real number into "
-               "(0, 1) and is steepest in the middle, so it turns raw outputs into probabilities with useful gradients."),
+               "(0, 1) and is steepest in the middle, so it turns raw outputs into probabilities with useful "
+               "gradients."),
     Reflection("What is the difference between a loss and a metric?",
                "The metric is for people: it says how good the model is in terms we care about (accuracy, error "
                "rate). The loss is for the optimiser: it must change smoothly with the parameters so its gradient "

@@ -190,7 +190,8 @@ q2 = FunctionExercise(
     test_cases=[0.0, 90.0, 30.0, -10.0],
     hints=["`torch.deg2rad` first: cos and sin want radians.",
            "Check it with 90 degrees: turning the picture a quarter counter-clockwise brings the input's top-right "
-           "corner (1, -1) to the output's top-left corner (-1, -1), so the matrix must send (-1, -1, 1) to (1, -1, 1).",
+           "corner (1, -1) to the output's top-left corner (-1, -1), so the matrix must send (-1, -1, 1) to (1, -1, "
+           "1).",
            "The bottom row is (0, 0, 1): rotation moves no point off the image plane."],
     solution="""
     def rotation_matrix(degrees):

@@ -192,7 +192,8 @@ questionnaire = Questionnaire([
                "middle epochs run at high learning rates and never had the chance to anneal: the best results come "
                "from the final low-rate phase. An early epoch is a half-finished model. Better: retrain from scratch "
                "with the number of epochs at which the validation score was best, so the schedule ends there."),
-    ChoiceExercise("In Jupyter, how do you see the source code of a function such as `helpers.learner.Learner.lr_find`?",
+    ChoiceExercise("In Jupyter, how do you see the source code of a function such as "
+                   "`helpers.learner.Learner.lr_find`?",
                    ["type `Learner.lr_find??` in a cell", "type `Learner.lr_find?` in a cell",
                     "call `print(Learner.lr_find)`"],
                    answer="a", wrong_answers=["b", "c"],

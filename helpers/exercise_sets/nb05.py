@@ -150,7 +150,8 @@ rates = FunctionExercise(
     wrong_answers=[_linear_spread, _tenth_for_all, lambda lr, n: [getattr(lr, "stop", lr)] * n],
     right_answers=[_geometric],
     explanation=("A slice with both ends spreads the rates evenly on a log scale, so each group moves a fixed "
-                 "factor faster than the one before; a slice with one end gives the head its rate and the body a tenth."),
+                 "factor faster than the one before; a slice with one end gives the head its rate and the body a "
+                 "tenth."),
 )
 
 
