@@ -219,7 +219,7 @@ def _round_all(value: Any, digits: int) -> Any:
     return round(float(value), digits)
 
 
-# ---- the cases issue 29 names ------------------------------------------------------------------------------------------
+# ---- the cases issue 29 names ----------------------------------------------------------------------------------------
 
 def test_nb07_batchnorm_needs_eps_where_it_matters():
     from helpers.exercise_sets import nb07

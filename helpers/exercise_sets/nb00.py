@@ -330,9 +330,9 @@ q9 = FunctionExercise(
         p = predictions.sigmoid()
         return torch.where(targets == 1, 1 - p, p).mean()
     """,
-    wrong_answers=[lambda p, t: torch.where(t == 1, 1 - p, p).mean(),                          # no sigmoid
-                   lambda p, t: torch.where(t == 1, p.sigmoid(), 1 - p.sigmoid()).mean(),      # the two cases swapped
-                   lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()).sum()],      # sums instead of averaging
+    wrong_answers=[lambda p, t: torch.where(t == 1, 1 - p, p).mean(),                      # no sigmoid
+                   lambda p, t: torch.where(t == 1, p.sigmoid(), 1 - p.sigmoid()).mean(),  # the two cases swapped
+                   lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()).sum()],  # sums, not averages
     explanation=("The sigmoid puts every raw output between 0 and 1; then a 3 (target 1) is off by 1 - p and a 7 "
                  "(target 0) by p, and the mean of these distances is smooth, so its gradient tells each weight "
                  "which way to move."),

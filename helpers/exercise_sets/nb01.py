@@ -204,7 +204,8 @@ q3 = FunctionExercise(
                    lambda train, valid, n: set(train) | set(valid) == set(range(n))],  # misses duplicates
     right_answers=[lambda train, valid, n: sorted(list(train) + list(valid)) == list(range(n)),
                    lambda train, valid, n: (not set(train) & set(valid) and len(set(train)) == len(train)
-                                            and len(set(valid)) == len(valid) and set(train) | set(valid) == set(range(n)))],
+                                            and len(set(valid)) == len(valid)
+                                            and set(train) | set(valid) == set(range(n)))],
     explanation=("A clean split puts each index in exactly one set: together the lists have n entries and those "
                  "entries are exactly 0 to n-1, which rules out overlaps, losses and duplicates at once."),
 )
@@ -366,7 +367,8 @@ questionnaire = Questionnaire([
     ChoiceExercise(
         "The book keeps file lists in fastai's `L`, which accepts a list of indices as an index: `files[valid_idx]`. "
         "With a plain Python list, which expression gives the same items?",
-        ["[files[i] for i in valid_idx]", "files[valid_idx]", "files(valid_idx)", "files[min(valid_idx):max(valid_idx)]"],
+        ["[files[i] for i in valid_idx]", "files[valid_idx]", "files(valid_idx)",
+         "files[min(valid_idx):max(valid_idx)]"],
         answer="a",
         hints=["A plain list only takes an int or a slice as its index; what builds a new list item by item?"],
         solution="A list comprehension; `operator.itemgetter(*valid_idx)(files)` also works (it returns a tuple).",

@@ -131,13 +131,17 @@ crop_matrix = FunctionExercise(
                              [0, s, crop_centre[1] * (1 - s)],
                              [0, 0, 1.0]])
     """,
-    wrong_answers=[lambda a, c: torch.tensor([[a, 0, c[0] * (1 - a)], [0, a, c[1] * (1 - a)], [0, 0, 1.0]]),  # area as side
-                   lambda a, c: torch.tensor([[math.sqrt(a), 0, c[0]], [0, math.sqrt(a), c[1]], [0, 0, 1.0]]),  # leaves the picture
+    wrong_answers=[# the area used as the side
+                   lambda a, c: torch.tensor([[a, 0, c[0] * (1 - a)], [0, a, c[1] * (1 - a)], [0, 0, 1.0]]),
+                   # shifted by c itself: the crop leaves the picture
+                   lambda a, c: torch.tensor([[math.sqrt(a), 0, c[0]], [0, math.sqrt(a), c[1]], [0, 0, 1.0]]),
+                   # the inverse scale
                    lambda a, c: torch.tensor([[1 / math.sqrt(a), 0, c[0] * (1 - math.sqrt(a))],
-                                              [0, 1 / math.sqrt(a), c[1] * (1 - math.sqrt(a))], [0, 0, 1.0]])],  # inverse scale
+                                              [0, 1 / math.sqrt(a), c[1] * (1 - math.sqrt(a))], [0, 0, 1.0]])],
     right_answers=[lambda a, c: torch.tensor([[a ** 0.5, 0.0, c[0] - c[0] * a ** 0.5],
                                               [0.0, a ** 0.5, c[1] - c[1] * a ** 0.5], [0.0, 0.0, 1.0]]),
-                   lambda a, c: [[math.sqrt(a), 0, c[0] * (1 - math.sqrt(a))], [0, math.sqrt(a), c[1] * (1 - math.sqrt(a))],
+                   lambda a, c: [[math.sqrt(a), 0, c[0] * (1 - math.sqrt(a))],
+                                 [0, math.sqrt(a), c[1] * (1 - math.sqrt(a))],
                                  [0, 0, 1]]],
     explanation=("The output square [-1, 1] is shrunk to the crop's side s and shifted by c(1 - s), the most it can "
                  "move while staying inside the picture: c = -1 puts it against one edge, +1 against the other."),
@@ -156,10 +160,12 @@ normalise = FunctionExercise(
         std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
         return (x - mean) / std
     """,
-    wrong_answers=[lambda x: (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+    wrong_answers=[lambda x: ((x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+                              * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)),
                    lambda x: x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
                    lambda x: (x - 0.449) / 0.226],                                    # one average for all channels
-    right_answers=[lambda x: (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None],
+    right_answers=[lambda x: ((x - torch.tensor(IMAGENET_MEAN)[:, None, None])
+                              / torch.tensor(IMAGENET_STD)[:, None, None]),
                    lambda x: __import__("torchvision").transforms.v2.functional.normalize(x, list(IMAGENET_MEAN),
                                                                                         list(IMAGENET_STD))],
     explanation=("Each channel gets its own mean and standard deviation, so the statistics must be shaped to broadcast "
@@ -201,9 +207,10 @@ q2 = FunctionExercise(
                              [0.,           0.,          1.]])
     """,
     wrong_answers=[_rotation_clockwise, _rotation_in_radians, lambda degrees: _rotation_reference(degrees)[:2]],
-    right_answers=[lambda degrees: torch.tensor([[math.cos(math.radians(degrees)), -math.sin(math.radians(degrees)), 0.0],
-                                                 [math.sin(math.radians(degrees)), math.cos(math.radians(degrees)), 0.0],
-                                                 [0.0, 0.0, 1.0]]),
+    right_answers=[lambda degrees: torch.tensor([
+                       [math.cos(math.radians(degrees)), -math.sin(math.radians(degrees)), 0.0],
+                       [math.sin(math.radians(degrees)), math.cos(math.radians(degrees)), 0.0],
+                       [0.0, 0.0, 1.0]]),
                    lambda degrees: [[math.cos(math.radians(degrees)), -math.sin(math.radians(degrees)), 0],
                                     [math.sin(math.radians(degrees)), math.cos(math.radians(degrees)), 0], [0, 0, 1]]],
     explanation=("A counter-clockwise turn on screen, with y pointing down, sends each output point to the input "
@@ -211,7 +218,8 @@ q2 = FunctionExercise(
                  "convention, extended to 3 x 3 so that it composes with the others."),
 )
 
-# Hint 2 of q2 as numbers, so a test can check the hint against the reference: (output point, input point) at 90 degrees.
+# Hint 2 of q2 as numbers, so a test can check the hint against the reference:
+# (output point, input point) at 90 degrees.
 Q2_HINT_POINTS = ((-1.0, -1.0), (1.0, -1.0))
 
 ZOOM_CENTRE = (0.5, 0.0)  # q3 zooms towards the middle of the right half, so zoom and flip do not commute

@@ -111,7 +111,8 @@ log_softmax_rows = FunctionExercise(
                    lambda x: (x - x.max()) - (x - x.max()).exp().sum(dim=1, keepdim=True).log()],  # one max per batch
     right_answers=[lambda x: torch.log_softmax(x, dim=1),
                    lambda x: x - x.logsumexp(dim=1, keepdim=True),
-                   lambda x: x - x.amax(1, keepdim=True) - (x - x.amax(1, keepdim=True)).exp().sum(1, keepdim=True).log()],
+                   lambda x: (x - x.amax(1, keepdim=True)
+                              - (x - x.amax(1, keepdim=True)).exp().sum(1, keepdim=True).log())],
     explanation=("log(exp(x_i) / sum exp(x_j)) is x_i minus the log of the sum; shifting the row by its maximum "
                  "keeps every exponential at most 1, so nothing overflows and no probability rounds to 0 before the "
                  "log."),
@@ -142,7 +143,8 @@ q1 = FunctionExercise(
 
 q2 = ValueExercise(
     """The notebook's table shows exp and softmax for `[0.02, -2.49, 1.25]`. Now do it for `[-1.0, 0.5, 3.0]`:
-    `answer = (exps, probs)` with the exponential of each activation and its softmax (two lists or tensors of 3 numbers).""",
+    `answer = (exps, probs)` with the exponential of each activation and its softmax """
+    """(two lists or tensors of 3 numbers).""",
     expected=(TABLE_ACTS.exp(), torch.softmax(TABLE_ACTS, dim=0)),
     decimals=2,
     hints=["exp(0) is 1, exp(-1) is about 0.37, and exp(3) is about 20.",
@@ -163,7 +165,8 @@ q2 = ValueExercise(
 )
 
 q3 = FunctionExercise(
-    """Write `stable_softmax(x)` over the last dimension that stays finite for activations like `[1000., 0., -1000.]`.""",
+    "Write `stable_softmax(x)` over the last dimension that stays finite for activations like "
+    "`[1000., 0., -1000.]`.",
     reference=_stable_softmax_last,
     test_cases=[torch.tensor([1000.0, 0.0, -1000.0]), torch.tensor([[800.0, 805.0], [-3.0, 2.0]]), ROWS],
     hints=["exp(1000.) is inf in float32, and inf / inf is nan.",
@@ -177,7 +180,8 @@ q3 = FunctionExercise(
     """,
     wrong_answers=[_softmax_last,                                                    # overflows to nan
                    lambda x: _softmax_last(x - x.max()),                             # one max for the whole batch
-                   lambda x: _softmax_last(x / x.abs().max(dim=-1, keepdim=True).values)],  # rescales: a different softmax
+                   # rescales the row: a different softmax
+                   lambda x: _softmax_last(x / x.abs().max(dim=-1, keepdim=True).values)],
     right_answers=[lambda x: torch.softmax(x, dim=-1),
                    lambda x: (x - x.logsumexp(dim=-1, keepdim=True)).exp(),
                    lambda x: _softmax_last(x - x.amax(dim=-1, keepdim=True))],
@@ -186,7 +190,8 @@ q3 = FunctionExercise(
 )
 
 q4 = FunctionExercise(
-    """Write `pick_targets(probs, targets)`: for each row `i` of `probs` (batch x classes), the value in column `targets[i]`.""",
+    "Write `pick_targets(probs, targets)`: for each row `i` of `probs` (batch x classes), the value in column "
+    "`targets[i]`.",
     reference=_pick_targets,
     test_cases=[(torch.softmax(ROWS, dim=1), torch.tensor([0, 1, 0])),
                 (torch.tensor([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]), torch.tensor([2, 0]))],

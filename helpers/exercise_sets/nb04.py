@@ -40,7 +40,8 @@ def _one_cycle_rate(pos: float, lr_max: float) -> float:
 one_cycle_rate = FunctionExercise(
     """Write `one_cycle_rate(pos, lr_max)`: the one-cycle rate at `pos`, the fraction of the whole fit done (0 to 1).
     For the first quarter (`pos < 0.25`) it rises from `lr_max / 25` to `lr_max`, then falls to `lr_max / 1e5`,
-    each phase along half a cosine: from `a` to `b` at fraction `f` of the phase, `a + (1 - cos(pi * f)) * (b - a) / 2`.""",
+    each phase along half a cosine: from `a` to `b` at fraction `f` of the phase, """
+    """`a + (1 - cos(pi * f)) * (b - a) / 2`.""",
     reference=_one_cycle_rate,
     test_cases=[(0.0, 1e-3), (0.1, 1e-3), (0.25, 2e-2), (0.5, 1e-3), (0.9, 4e-3), (0.999, 1e-3)],
     hints=["Split at 0.25: the phase's own fraction is pos / 0.25 in the warm-up and (pos - 0.25) / 0.75 after.",
@@ -53,11 +54,17 @@ one_cycle_rate = FunctionExercise(
             f, a, b = (pos - 0.25) / 0.75, lr_max, lr_max / 1e5
         return a + (1 - math.cos(math.pi * f)) * (b - a) / 2
     """,
-    wrong_answers=[lambda pos, lr: _one_cycle_rate(pos, lr) if pos < 0.25 else lr + (lr / 1e5 - lr) * (pos - 0.25) / 0.75,  # linear anneal
-                   lambda pos, lr: _one_cycle_rate(min(pos * 4 / 3, 1.0), lr) if pos < 0.25 else _one_cycle_rate(pos, lr),  # wrong warm-up length
+    wrong_answers=[# a linear anneal
+                   lambda pos, lr: (_one_cycle_rate(pos, lr) if pos < 0.25
+                                    else lr + (lr / 1e5 - lr) * (pos - 0.25) / 0.75),
+                   # the wrong warm-up length
+                   lambda pos, lr: (_one_cycle_rate(min(pos * 4 / 3, 1.0), lr) if pos < 0.25
+                                    else _one_cycle_rate(pos, lr)),
                    lambda pos, lr: lr if pos < 0.25 else _one_cycle_rate(pos, lr)],  # no warm-up
-    right_answers=[lambda pos, lr: __import__("helpers.schedule", fromlist=["x"]).combined_cos(0.25, lr / 25, lr, lr / 1e5)(pos),
-                   lambda pos, lr: (lr / 25 + (lr - lr / 25) * (1 - math.cos(math.pi * pos / 0.25)) / 2 if pos < 0.25 else
+    right_answers=[lambda pos, lr: __import__("helpers.schedule", fromlist=["x"]).combined_cos(
+                       0.25, lr / 25, lr, lr / 1e5)(pos),
+                   lambda pos, lr: (lr / 25 + (lr - lr / 25) * (1 - math.cos(math.pi * pos / 0.25)) / 2
+                                    if pos < 0.25 else
                                     lr / 1e5 + (lr - lr / 1e5) * (1 + math.cos(math.pi * (pos - 0.25) / 0.75)) / 2)],
     explanation=("Both phases are half a cosine between their two ends, so the rate leaves and reaches each end with "
                  "zero slope: a gentle warm-up from lr_max / 25 to lr_max over the first quarter, then a long anneal."),
@@ -114,7 +121,8 @@ q2 = FunctionExercise(
 )
 
 q3 = FunctionExercise(
-    """Write `tenth_of_minimum(lrs, losses)`: the first rule of thumb, a tenth of the rate where the loss was lowest.""",
+    "Write `tenth_of_minimum(lrs, losses)`: the first rule of thumb, a tenth of the rate where the loss was "
+    "lowest.",
     reference=_tenth_of_minimum,
     test_cases=[(CURVE_LRS, CURVE_LOSSES), ([1e-3, 1e-2, 1e-1], [1.0, 0.5, 0.7])],
     hints=["`np.argmin(losses)` gives the position of the lowest loss."],

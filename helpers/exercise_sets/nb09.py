@@ -83,7 +83,7 @@ forward = FunctionExercise(
                  "sigmoid range) do the rest."),
 )
 
-# ---- city_mean: the per-city baseline ---------------------------------------------------------------------------------
+# ---- city_mean: the per-city baseline --------------------------------------------------------------------------------
 
 _TRAIN = pd.DataFrame({"city": ["a", "a", "b", "c", "c", "c"], "sales": [10.0, 30.0, 5.0, 1.0, 2.0, 9.0]})
 city_mean = FunctionExercise(
@@ -177,7 +177,8 @@ q3 = FunctionExercise(
     wrong_answers=[lambda p, t: (((t - p) / p) ** 2).mean().sqrt(),      # divides by the prediction
                    lambda p, t: ((t - p) ** 2).mean().sqrt(),            # plain RMSE
                    lambda p, t: ((t - p) / t).abs().mean()],             # mean absolute percentage error
-    right_answers=[lambda p, t: torch.tensor(_rmspe_numpy(p, t)), lambda p, t: torch.sqrt(torch.mean((1 - p / t) ** 2))],
+    right_answers=[lambda p, t: torch.tensor(_rmspe_numpy(p, t)),
+                   lambda p, t: torch.sqrt(torch.mean((1 - p / t) ** 2))],
     hints=["Each row's error is divided by that row's target, so big and small rows count alike.",
            "Square, average, then take the square root: `(((targs - preds) / targs) ** 2).mean().sqrt()`."],
     solution="""
@@ -203,9 +204,13 @@ q4 = FunctionExercise(
     reference=_categorify,
     test_cases=[(["b", "a", "b"], ["a", "c", None, "b"]), ([3, 1, 2], [1, 2, 3, 4]),
                 (["x", None, "y"], ["y", "x", "z"])],
-    wrong_answers=[lambda tr, vs: [sorted(set(tr) - {None}).index(v) if v in tr and v is not None else 0 for v in vs],  # no #na# slot
-                   lambda tr, vs: [sorted(set(vs) - {None}).index(v) + 1 if v is not None else 0 for v in vs],         # vocabulary from the new values
-                   lambda tr, vs: [list(dict.fromkeys(tr)).index(v) + 1 if v in tr and v is not None else 0 for v in vs]],  # unsorted
+    wrong_answers=[# no #na# slot
+                   lambda tr, vs: [sorted(set(tr) - {None}).index(v) if v in tr and v is not None else 0 for v in vs],
+                   # the vocabulary taken from the new values
+                   lambda tr, vs: [sorted(set(vs) - {None}).index(v) + 1 if v is not None else 0 for v in vs],
+                   # an unsorted vocabulary
+                   lambda tr, vs: [list(dict.fromkeys(tr)).index(v) + 1 if v in tr and v is not None else 0
+                                   for v in vs]],
     right_answers=[lambda tr, vs: [{v: i + 1 for i, v in enumerate(sorted(set(tr) - {None}))}.get(v, 0) for v in vs]],
     hints=["vocab = ['#na#'] + sorted(set of the training values that are not None).",
            "Anything not in the vocabulary (or None) gets 0; a dict from value to index with .get(v, 0) does it."],
@@ -236,7 +241,7 @@ q5 = ChoiceExercise(
                  "come from the training rows and be reused unchanged everywhere."),
 )
 
-# ---- q6: repeat an experiment ------------------------------------------------------------------------------------------
+# ---- q6: repeat an experiment ----------------------------------------------------------------------------------------
 
 q6 = Reflection(
     "Add a third seed (`seed=2`) to the embedding-dropout comparison, and then a third setting, `embed_p=0.3`. Does "
@@ -250,7 +255,7 @@ q6 = Reflection(
     "epochs there is little overfitting for dropout to prevent, so a small or unstable effect is what to expect.",
 )
 
-# ---- the questionnaire -----------------------------------------------------------------------------------------------------
+# ---- the questionnaire -----------------------------------------------------------------------------------------------
 
 questionnaire = Questionnaire([
     Reflection("What is the difference between a categorical and a continuous column? Give an integer column that "
