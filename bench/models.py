@@ -218,7 +218,8 @@ def ratios(df: pd.DataFrame) -> dict[str, float]:
     out = {}
     for p in sorted(set(df.precision) - {"fp32"}):
         out[f"resnet50 {p}+channels_last / fp32 (speed-up)"] = ips("resnet50", p, True) / ips("resnet50", "fp32", False)
-        out[f"resnet101 / resnet50 time per image ({p}+channels_last)"] = ips("resnet50", p, True) / ips("resnet101", p, True)
+        out[f"resnet101 / resnet50 time per image ({p}+channels_last)"] = (ips("resnet50", p, True)
+                                                                           / ips("resnet101", p, True))
     out["resnet101 / resnet50 time per image (fp32)"] = ips("resnet50", "fp32", False) / ips("resnet101", "fp32", False)
     return {k: v for k, v in out.items() if v == v}  # drop the ones whose architectures were not run
 
@@ -318,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in ratios(df).items():
         print(f"{name}: {value:.2f}x")
 
-    stem = f"models_{device.type}{'_quick' if args.quick else ''}{'' if args.tf32 == 'default' else '_tf32' + args.tf32}"
+    tf32 = "" if args.tf32 == "default" else "_tf32" + args.tf32
+    stem = f"models_{device.type}{'_quick' if args.quick else ''}{tf32}"
     with written_whole(args.out / f"{stem}.csv") as temporary:
         df.to_csv(temporary, index=False)
     with written_whole(args.out / f"{stem}.png") as temporary:

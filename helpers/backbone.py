@@ -29,7 +29,13 @@ from torch import nn
 from helpers.augment import BatchAugment, PresizeCrop
 from helpers.creatures import CUES, N_VALUES, draw_scene
 from helpers.models import create_cnn
-from helpers.offline_weights import CHECKSUM_FILE, WEIGHTS_FILE, file_sha256, load_backbone_state, save_backbone  # noqa: F401
+from helpers.offline_weights import (  # re-exported: callers import these names from helpers.backbone
+    CHECKSUM_FILE,  # noqa: F401
+    WEIGHTS_FILE,
+    file_sha256,  # noqa: F401
+    load_backbone_state,  # noqa: F401
+    save_backbone,
+)
 from helpers.outputs import writable_or_exit
 
 IMAGE_SIZE = 64      # the tiny profile's model input, so the features are learnt at the scale they are used
@@ -37,7 +43,8 @@ POOL_PRESIZE = 96    # source pictures are stored presized, and cropped/augmente
 # The course normalises inputs with ImageNet's statistics everywhere; pretraining does the same.
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-THREADS = 1  # fixed: the sums inside convolutions then run in one order on any machine (and one thread shares a busy CPU best)
+# Fixed: the sums inside convolutions then run in one order on any machine (and one thread shares a busy CPU best).
+THREADS = 1
 
 
 # --- the source task ----------------------------------------------------------------------------------

@@ -114,7 +114,8 @@ def _judge(names: tuple[str, str], values: tuple[float, float], noise: float, cl
     (a, b), (va, vb) = names, values
     difference = va - vb
     # lead: how far the first arm is ahead (negative: behind); None without a direction to say who is ahead
-    lead = None if better is None or not math.isfinite(difference) else difference if better == "higher" else -difference
+    lead = (None if better is None or not math.isfinite(difference)
+            else difference if better == "higher" else -difference)
     winner = None if lead is None or not abs(lead) > noise else (a if lead > 0 else b)
     about = ", ".join(part for part in (metric, f"{better} is better" if better else "") if part)
     about = f" ({about})" if about else ""

@@ -82,7 +82,8 @@ class SoftmaxExplorer(_Explorer):
                       "exps": (logits / temperature).exp().tolist(), "draws": self.state["draws"] + 1}
         self.image.value = self._chart(probs.tolist(), temperature)
         rows = "".join(f"<tr><td>{name}</td><td>{x:+.2f}</td><td>{e:.4g}</td><td>{p:.4f}</td></tr>"
-                       for name, x, e, p in zip(self.labels, self.state["logits"], self.state["exps"], self.state["probs"]))
+                       for name, x, e, p in zip(self.labels, self.state["logits"], self.state["exps"],
+                                                self.state["probs"]))
         self.table.value = ("<table><tr><th>class</th><th>logit</th><th>exp(logit/T)</th><th>softmax</th></tr>"
                             f"{rows}</table>")
 
@@ -113,7 +114,8 @@ class PresizingExplorer(_Explorer):
             photo = augment.Image.fromarray(data.astronaut())
         self.photo, self.size, self.presize = photo.convert("RGB"), int(size), int(presize)
         style = {"description_width": "initial"}
-        self.rotate = widgets.FloatSlider(value=10.0, min=-45.0, max=45.0, step=0.5, description="rotation (degrees)", style=style)
+        self.rotate = widgets.FloatSlider(value=10.0, min=-45.0, max=45.0, step=0.5, description="rotation (degrees)",
+                                          style=style)
         self.zoom = widgets.FloatSlider(value=1.1, min=1.0, max=2.0, step=0.05, description="zoom", style=style)
         self.warp = widgets.FloatSlider(value=0.2, min=-0.4, max=0.4, step=0.02, description="warp (tilt)", style=style)
         self.crop_scale = widgets.FloatSlider(value=0.75, min=0.25, max=1.0, step=0.05, description="crop scale (area)",
@@ -249,7 +251,8 @@ def _grey_picture(image) -> torch.Tensor:
     return picture / 255 if picture.max() > 1 else picture
 
 
-def convolve_picture(picture: torch.Tensor, kernel: torch.Tensor, stride: int = 1, padding: str = "zeros") -> torch.Tensor:
+def convolve_picture(picture: torch.Tensor, kernel: torch.Tensor, stride: int = 1,
+                     padding: str = "zeros") -> torch.Tensor:
     """One 3x3 kernel over one H x W picture with ``F.conv2d``; ``padding`` is zeros, reflect, replicate or none
     (notebook 07)."""
     if padding not in PADDING_CHOICES:
