@@ -95,7 +95,8 @@ def create_head(n_features: int, n_out: int, hidden: int | None = 512, dropout: 
     (notebook 08) explains it exactly.
     """
     if hidden is None:
-        head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout / 2), nn.Linear(n_features, n_out))
+        head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout / 2),
+                             nn.Linear(n_features, n_out))
         init_head(head)
         return head
     pooled = 2 * n_features
