@@ -22,7 +22,8 @@ def test_starts_drawn_with_a_css_class_and_labelled_sliders(explorer):
 
 
 def test_every_slider_changes_the_picture_and_the_state(explorer):
-    for control, value in [(explorer.rotate, -20.0), (explorer.zoom, 1.5), (explorer.warp, -0.3), (explorer.crop_scale, 0.5)]:
+    for control, value in [(explorer.rotate, -20.0), (explorer.zoom, 1.5), (explorer.warp, -0.3),
+                           (explorer.crop_scale, 0.5)]:
         before_png, before = explorer.image.value, dict(explorer.state)
         control.value = value
         assert explorer.state["draws"] == before["draws"] + 1
