@@ -138,7 +138,8 @@ def bench_device(device: torch.device, files: list[Path], args) -> list[dict]:
             ("decoded presize + BatchAugment", "every epoch", n / min(seconds["decoded presize + BatchAugment"])),
             ("cached presize + BatchAugment", "first epoch (builds cache)", n / first)]
     if seconds["cached presize + BatchAugment"]:
-        rows.append(("cached presize + BatchAugment", "later epochs", n / min(seconds["cached presize + BatchAugment"])))
+        rows.append(("cached presize + BatchAugment", "later epochs",
+                     n / min(seconds["cached presize + BatchAugment"])))
 
     batch = torch.stack([holder["cache"][i % n][0] for i in range(args.batch_size)]).to(device)
     steps = max(2, args.epochs * n // args.batch_size)
@@ -171,14 +172,16 @@ class _LazyCache(Dataset):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", action="append", help="cpu or cuda (repeatable); default: cpu, plus cuda if present")
+    parser.add_argument("--device", action="append",
+                        help="cpu or cuda (repeatable); default: cpu, plus cuda if present")
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=3, help="rounds; every pipeline runs one epoch per round")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--presize", type=int, default=460)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (the same for every row)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the batch step (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the batch step (default: "
+                                                                  "torch's)")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run: 16 images, 2 epochs, 64 px from 128 px")
     args = parser.parse_args(argv)
     if args.quick:
@@ -198,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
             rows += bench_device(torch.device(name), files, args)
 
     import pandas as pd
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+               f"{torch.get_num_threads()} threads")
     if any(name.startswith("cuda") for name in devices):
         machine += f", {torch.cuda.get_device_name()}"
     print(f"{args.images} JPEGs (~500x375) -> {args.size}px training tensors, batch {args.batch_size}, "

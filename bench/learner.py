@@ -36,13 +36,15 @@ def make_data(n_train: int, n_valid: int, size: int, batch_size: int) -> SimpleN
         return TensorDataset(torch.randn(n, 3, size, size, generator=g), torch.randint(0, 10, (n,), generator=g))
     train = DataLoader(dataset(n_train), batch_size=batch_size, shuffle=True, drop_last=True,
                        generator=torch.Generator().manual_seed(0))
-    return SimpleNamespace(train=train, valid=DataLoader(dataset(n_valid), batch_size=batch_size), vocab=list("0123456789"))
+    return SimpleNamespace(train=train, valid=DataLoader(dataset(n_valid), batch_size=batch_size),
+                           vocab=list("0123456789"))
 
 
 def make_model() -> nn.Module:
     torch.manual_seed(0)
     def block(c_in, c_out):
-        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                             nn.ReLU())
     return nn.Sequential(block(3, 32), block(32, 64), block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Linear(128, 10))
 
@@ -115,7 +117,8 @@ def main() -> int:
         times["hand loop, 1 epoch"].append(hand_loop(copy.deepcopy(base), dls))
         times["Learner.fit, 1 epoch"].append(learner_epoch(copy.deepcopy(base), dls))
         times["Learner.fit + EveryEvent"].append(learner_epoch(copy.deepcopy(base), dls, [EveryEvent()]))
-        times[f"hand loop, {num_it} steps"].append(hand_loop(copy.deepcopy(base), dls, max_steps=num_it, validate=False))
+        times[f"hand loop, {num_it} steps"].append(hand_loop(copy.deepcopy(base), dls, max_steps=num_it,
+                                                             validate=False))
         times[f"lr_find(num_it={num_it})"].append(learner_lr_find(copy.deepcopy(base), dls, num_it))
     medians = {name: statistics.median(values) for name, values in times.items()}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -5,7 +5,8 @@
     python bench/models.py --quick                # resnet18 only, 32 px: a smoke test of a few seconds
 
 Each configuration trains on random data: a few warm-up steps, then timed steps of forward, backward and
-optimizer step, through ``helpers.precision.Precision``, the policy the Learner itself follows. The configurations of one architecture run back to back, and the whole sweep repeats for
+optimizer step, through ``helpers.precision.Precision``, the policy the Learner itself follows. The configurations of
+one architecture run back to back, and the whole sweep repeats for
 several rounds, so a noisy (shared) machine slows every configuration alike and the ratios hold.
 The table goes to the screen and, with a plot, to --out (default bench/results/). Notebook 06 explains it.
 
@@ -217,7 +218,8 @@ def ratios(df: pd.DataFrame) -> dict[str, float]:
     out = {}
     for p in sorted(set(df.precision) - {"fp32"}):
         out[f"resnet50 {p}+channels_last / fp32 (speed-up)"] = ips("resnet50", p, True) / ips("resnet50", "fp32", False)
-        out[f"resnet101 / resnet50 time per image ({p}+channels_last)"] = ips("resnet50", p, True) / ips("resnet101", p, True)
+        out[f"resnet101 / resnet50 time per image ({p}+channels_last)"] = (ips("resnet50", p, True)
+                                                                           / ips("resnet101", p, True))
     out["resnet101 / resnet50 time per image (fp32)"] = ips("resnet50", "fp32", False) / ips("resnet101", "fp32", False)
     return {k: v for k, v in out.items() if v == v}  # drop the ones whose architectures were not run
 
@@ -256,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice; 1 is steadier on a crowded machine)")
     parser.add_argument("--precisions", default=None,
-                        help="comma-separated subset of fp32,bf16,fp16 (default: fp32 and the device's mixed precisions)")
+                        help="comma-separated subset of fp32,bf16,fp16 (default: fp32 and the device's mixed "
+                             "precisions)")
     parser.add_argument("--tf32", choices=("default", "on", "off"), default="default",
                         help="CUDA: let fp32 convolutions and matrix products use TF32 tensor cores (on) or not (off); "
                              "default keeps PyTorch's settings (on for cuDNN convolutions, off for matrix products)")
@@ -304,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"threads: {torch.get_num_threads()} | native bf16 instructions (avx512_bf16/amx_bf16): "
               f"{cpu_supports_native_bf16()}")
-    print(f"{size} px, batch {batch_size}, {warmup} warm-up + {steps} timed steps x {rounds} round(s); AdamW", flush=True)
+    print(f"{size} px, batch {batch_size}, {warmup} warm-up + {steps} timed steps x {rounds} round(s); "
+          "AdamW", flush=True)
 
     df = run(archs, precisions, device, size, batch_size, warmup, steps, rounds)
     df.insert(0, "device", device.type)
@@ -315,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in ratios(df).items():
         print(f"{name}: {value:.2f}x")
 
-    stem = f"models_{device.type}{'_quick' if args.quick else ''}{'' if args.tf32 == 'default' else '_tf32' + args.tf32}"
+    tf32 = "" if args.tf32 == "default" else "_tf32" + args.tf32
+    stem = f"models_{device.type}{'_quick' if args.quick else ''}{tf32}"
     with written_whole(args.out / f"{stem}.csv") as temporary:
         df.to_csv(temporary, index=False)
     with written_whole(args.out / f"{stem}.png") as temporary:

@@ -36,7 +36,8 @@ def failures(nb: nbformat.NotebookNode) -> list[dict]:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 message = (output.get("evalue") or "").strip().splitlines()
-                found.append({"cell": index, "error": output.get("ename"), "message": message[0][:300] if message else "",
+                found.append({"cell": index, "error": output.get("ename"),
+                              "message": message[0][:300] if message else "",
                               "source": cell.source.strip().splitlines()[0][:120] if cell.source.strip() else ""})
     return found
 

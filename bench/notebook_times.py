@@ -38,8 +38,8 @@ def notebook_paths(targets: list[str]) -> list[Path]:
 def run_notebook(path: Path, save: bool, timeout: int = 900) -> float:
     """Execute one notebook in its own folder; return the seconds it took."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-                            allow_errors=False)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}, allow_errors=False)
     # Cells marked NBVAL_RAISES_EXCEPTION raise on purpose. The "raises-exception" tag is what lets them raise
     # without stopping the run, here (nbclient) and in JupyterLab's Run All, so such cells keep it when saved.
     for cell in nb.cells:

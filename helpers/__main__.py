@@ -1,6 +1,7 @@
 """The course's commands: ``python -m helpers doctor`` checks the install and ``python -m helpers clean`` clears the
 data cache's leftovers (helpers/doctor.py); ``python -m helpers progress [--reset]`` shows the exercises solved in
-each notebook (helpers/progress_report.py); ``python -m helpers lab|test`` do what ``make lab|test`` do (helpers/launch.py)."""
+each notebook (helpers/progress_report.py); ``python -m helpers lab|test`` do what ``make lab|test`` do
+(helpers/launch.py)."""
 import sys
 
 if sys.argv[1:2] == ["progress"]:

@@ -267,7 +267,8 @@ def compare(answer: Any, expected: Any, tol: Tolerance) -> str | None:
         if not isinstance(answer, str):
             raise WrongKind(f"expected a string (text in quotes), but your answer is {kind_name(answer)}: "
                             f"{short_repr(answer)}.")
-        return None if answer.strip() == expected.strip() else f"your answer {answer.strip()!r} is not the expected text."
+        return (None if answer.strip() == expected.strip()
+                else f"your answer {answer.strip()!r} is not the expected text.")
     if isinstance(expected, (list, tuple, Mapping)):
         return _compare_items(answer, expected, tol)
     return None if answer == expected else f"your answer {short_repr(answer)} is not the expected value."

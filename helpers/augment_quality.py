@@ -42,7 +42,8 @@ def random_geometry(generator: torch.Generator | None = None, recipe: AugmentRec
     r = recipe
     return {"crop_scale": uniform(r.min_scale, 1), "crop_centre": (uniform(-1, 1), uniform(-1, 1)),
             "flip": bool(torch.rand((), generator=generator) < 0.5), "rotate": uniform(-r.max_rotate, r.max_rotate),
-            "zoom": uniform(r.min_zoom, r.max_zoom), "warp": (uniform(-r.max_warp, r.max_warp), uniform(-r.max_warp, r.max_warp))}
+            "zoom": uniform(r.min_zoom, r.max_zoom),
+            "warp": (uniform(-r.max_warp, r.max_warp), uniform(-r.max_warp, r.max_warp))}
 
 
 def step_by_step(image: Tensor, geometry: dict, size: int = 224, antialias: bool = True) -> Tensor:

@@ -1,4 +1,5 @@
-"""The offline pretrained backbone: a resnet10 body that learnt to read creatures' cues, never their breeds (notebook 05).
+"""The offline pretrained backbone: a resnet10 body that learnt to read creatures' cues, never their breeds
+(notebook 05).
 
 No ImageNet weights can be downloaded offline, yet the tiny profile must still show transfer learning. So the
 course ships its own pretrained body, learnt on a SOURCE task that shares the pets' visual vocabulary but not
@@ -28,8 +29,13 @@ from torch import nn
 from helpers.augment import BatchAugment, PresizeCrop
 from helpers.creatures import CUES, N_VALUES, draw_scene
 from helpers.models import create_cnn
-from helpers.offline_weights import (CHECKSUM_FILE, WEIGHTS_FILE, file_sha256, load_backbone_state,  # noqa: F401
-                                     save_backbone)
+from helpers.offline_weights import (  # re-exported: callers import these names from helpers.backbone
+    CHECKSUM_FILE,  # noqa: F401
+    WEIGHTS_FILE,
+    file_sha256,  # noqa: F401
+    load_backbone_state,  # noqa: F401
+    save_backbone,
+)
 from helpers.outputs import writable_or_exit
 
 IMAGE_SIZE = 64      # the tiny profile's model input, so the features are learnt at the scale they are used
@@ -37,12 +43,14 @@ POOL_PRESIZE = 96    # source pictures are stored presized, and cropped/augmente
 # The course normalises inputs with ImageNet's statistics everywhere; pretraining does the same.
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-THREADS = 1  # fixed: the sums inside convolutions then run in one order on any machine (and one thread shares a busy CPU best)
+# Fixed: the sums inside convolutions then run in one order on any machine (and one thread shares a busy CPU best).
+THREADS = 1
 
 
 # --- the source task ----------------------------------------------------------------------------------
 def random_cues(n: int, seed: int) -> torch.Tensor:
-    """``n`` random creatures' cues ``(n, 5)``, each cue uniform over its values and independent of the others (notebook 05)."""
+    """``n`` random creatures' cues ``(n, 5)``, each cue uniform over its values and independent of the others
+    (notebook 05)."""
     rng = np.random.default_rng([seed, 1])
     return torch.from_numpy(np.stack([rng.integers(0, k, size=n) for k in N_VALUES], axis=1)).long()
 
@@ -83,7 +91,8 @@ def cue_losses(logits: torch.Tensor, cues: torch.Tensor) -> tuple[torch.Tensor, 
 # --- training ---------------------------------------------------------------------------------------
 def pretrain(steps: int = 700, batch_size: int = 32, lr: float = 5e-3, seed: int = 0, pool_size: int = 2048,
              log_every: int = 25, valid_size: int = 512) -> tuple[nn.Module, dict]:
-    """Train a resnet10 to name the five cues of random creatures; return its body and validation accuracies (notebook 05)."""
+    """Train a resnet10 to name the five cues of random creatures; return its body and validation accuracies
+    (notebook 05)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
@@ -132,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=WEIGHTS_FILE)
     args = parser.parse_args(argv)
     if args.out.is_dir():
-        parser.error(f"--out names the weights file to write (e.g. resnet10_creatures.pth), but {args.out} is a folder.")
+        parser.error(f"--out names the weights file to write (e.g. resnet10_creatures.pth), but {args.out} is a "
+                     "folder.")
     writable_or_exit(args.out.parent, parser)  # now, not after minutes of pretraining
     body, _ = pretrain(args.steps, args.batch_size, args.lr, args.seed, args.pool_size)
     digest = save_backbone(body, args.out, args.out.with_suffix(".sha256"))

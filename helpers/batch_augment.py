@@ -181,8 +181,10 @@ def antialias_blur(x: Tensor, scale: Tensor) -> Tensor:
     kernel = (kernel / kernel.sum(dim=1, keepdim=True)).to(x.dtype).repeat_interleave(channels, dim=0)
     # One channel per group (depthwise) lets every image have its own sigma in a single convolution.
     flat = x.reshape(1, batch * channels, height, width)
-    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel[:, None, None, :], groups=batch * channels)
-    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel[:, None, :, None], groups=batch * channels)
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel[:, None, None, :],
+                    groups=batch * channels)
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel[:, None, :, None],
+                    groups=batch * channels)
     return flat.reshape(batch, channels, height, width)
 
 
@@ -330,7 +332,8 @@ class BatchAugment(nn.Module):
         pieces = []
         for start in range(0, batch, chunk):
             part = slice(start, start + chunk)
-            piece = resample(x[part].to(out_dtype), grid[part], antialias=self.antialias, padding_mode=self.padding_mode)
+            piece = resample(x[part].to(out_dtype), grid[part], antialias=self.antialias,
+                             padding_mode=self.padding_mode)
             scale = to_unit
             if lighting:
                 piece = adjust_lighting(piece.mul_(scale), geometry["brightness"][part], geometry["contrast"][part])

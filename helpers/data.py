@@ -9,7 +9,8 @@ so ``from helpers.data import pets_tiny, pets_dataloaders, show_batch`` keeps wo
 * ``helpers.datasets``: the pets, the MNIST sample and sample photos, by profile;
 * ``helpers.images``: opening images as RGB, and finding the ones PIL cannot decode;
 * ``helpers.labelling``: finding image files, labels from names, splits;
-* ``helpers.loaders``: ``ImageDataset``, ``CachedImageDataset``, ``DataLoaders``, ``pets_dataloaders``, ``transform_mode``;
+* ``helpers.loaders``: ``ImageDataset``, ``CachedImageDataset``, ``DataLoaders``, ``pets_dataloaders``,
+``transform_mode``;
 * ``helpers.inspection``: ``show_batch`` and ``summary``.
 """
 from __future__ import annotations
@@ -75,7 +76,8 @@ __all__ = [
     "CACHE_ENV", "COMPLETE_MARKER", "DownloadError", "UnfinishedFolderError", "build_once", "cache_dir",
     "file_hashes", "first_mib_md5", "is_complete", "mark_complete", "untar_data",
     "BODIES", "COAT_COLOURS", "COLOUR_NAMES", "CUES", "EARS", "PATTERNS", "TAILS", "describe",
-    "MNIST_SAMPLE", "MNIST_SAMPLE_URL", "PETS", "PETS_URL", "SAMPLE_PHOTOS", "Download", "fetch", "resolve", "mnist_path", "mnist_sample", "pets_path", "sample_photo",
+    "MNIST_SAMPLE", "MNIST_SAMPLE_URL", "PETS", "PETS_URL", "SAMPLE_PHOTOS", "Download", "fetch", "resolve",
+    "mnist_path", "mnist_sample", "pets_path", "sample_photo",
     "PipelineError", "show_batch", "summary",
     "IMAGE_EXTENSIONS", "PETS_PATTERN", "RegexLabeller", "get_image_files", "make_vocab", "open_rgb",
     "random_split", "verify_images",

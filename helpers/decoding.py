@@ -1,4 +1,5 @@
-"""Decoding and presizing with torchvision.io and torch: per item in the workers, or per batch on the GPU (full profile).
+"""Decoding and presizing with torchvision.io and torch: per item in the workers, or per batch on the GPU (full
+profile).
 
 The book's pipeline (notebook 02's ``PresizeCrop``) opens every picture with PIL in a worker process and resizes
 it there. On a host with few cores beside a fast GPU that is the bottleneck: decoding a 500x375 JPEG and
@@ -35,7 +36,8 @@ DECODE_MODES = ("device", "workers", "pil")
 
 
 def read_encoded(path: Path | str) -> Tensor:
-    """A picture as nvJPEG can take it: the file's bytes (1-D uint8) for an RGB or grey JPEG, else decoded by PIL (3xHxW).
+    """A picture as nvJPEG can take it: the file's bytes (1-D uint8) for an RGB or grey JPEG, else decoded by PIL
+    (3xHxW).
 
     The two kinds are told apart by their number of dimensions, so a batch can mix them (the full profile).
     """
@@ -47,7 +49,8 @@ def read_encoded(path: Path | str) -> Tensor:
 
 
 def decode_images(payloads: Sequence[Tensor], device: torch.device | str = "cpu") -> list[Tensor]:
-    """Decode every 1-D payload (JPEG bytes) in one batched call on ``device``; move the decoded ones there (full profile).
+    """Decode every 1-D payload (JPEG bytes) in one batched call on ``device``; move the decoded ones there (full
+    profile).
 
     A batch that nvJPEG refuses as a whole is decoded one picture at a time, and a picture it still refuses is
     decoded by PIL, so one odd file never costs the batch.

@@ -76,7 +76,8 @@ def report() -> list[tuple[str, str]]:
     from helpers.profiles import get_profile
 
     rows = [("python", platform.python_version()), ("platform", platform.platform())]
-    for dist in ["torch", "torchvision", "numpy", "pillow", "matplotlib", "pandas", "ipywidgets", "jupyterlab", "nbval"]:
+    for dist in ["torch", "torchvision", "numpy", "pillow", "matplotlib", "pandas", "ipywidgets", "jupyterlab",
+                 "nbval"]:
         try:
             rows.append((dist, md.version(dist)))
         except md.PackageNotFoundError:

@@ -32,7 +32,8 @@ from helpers.answers import (
 __all__ = ["CheckResult", "Exercise", "ValueExercise", "FunctionExercise", "CodeExercise", "ChoiceExercise",
            "Reflection"]
 
-HEADLINES = {"correct": "Correct!", "incorrect": "Not quite:", "not attempted": "", "error": "Could not check this answer."}
+HEADLINES = {"correct": "Correct!", "incorrect": "Not quite:", "not attempted": "", "error": "Could not check this "
+                                                                                             "answer."}
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ class Exercise:
     def hint(self, n: int = 1) -> None:
         """Show hint number ``n`` (counting from 1)."""
         if not self.hints:
-            verdict_display.show("hint", "No hints:", "there are no hints for this exercise; .solution() shows the answer.")
+            verdict_display.show("hint", "No hints:", "there are no hints for this exercise; .solution() shows the "
+                                                      "answer.")
         elif not isinstance(n, int) or n < 1:
             verdict_display.show("hint", "Hints are numbered from 1:", f"try .hint(1) (there are {len(self.hints)}).")
         elif n > len(self.hints):
@@ -230,7 +232,8 @@ class FunctionExercise(Exercise):
             try:
                 problem = compare(got, expected, self.tolerance)
             except WrongKind as wrong:
-                return CheckResult("error", f"On test case {number}, {call}, your function returned the wrong type: {wrong}")
+                return CheckResult("error", f"On test case {number}, {call}, your function returned the wrong type: "
+                                            f"{wrong}")
             if problem:
                 return CheckResult("incorrect", f"Test case {number} of {len(self.test_cases)} fails: for {call}, "
                                                 f"{problem} Expected {short_repr(expected)}.")
@@ -335,7 +338,8 @@ class ChoiceExercise(Exercise):
                             f"{', '.join(repr(letter) for letter in self.letters)} (as a string, in quotes).")
         if chosen == self.answer_index:
             return CheckResult("correct", f"{self.letters[chosen]}) is right.")
-        return CheckResult("incorrect", f"{self.letters[chosen]}) is not the best choice. Try .hint() if you are stuck.")
+        return CheckResult("incorrect", f"{self.letters[chosen]}) is not the best choice. Try .hint() if you are "
+                                        "stuck.")
 
     def solution_text(self) -> str:
         line = f"{self.answer}) {self.options[self.answer_index]}"
@@ -360,7 +364,8 @@ class Reflection(Exercise):
         if not isinstance(answer, str):
             raise WrongKind(f"write your answer as text in quotes; got {kind_name(answer)}.")
         if not answer.strip():
-            return CheckResult("not attempted", "Not attempted yet: write your answer in the quotes, then run the cell again.")
+            return CheckResult("not attempted", "Not attempted yet: write your answer in the quotes, then run the cell "
+                                                "again.")
         return CheckResult("correct", "Noted. This one is not checked automatically: "
                                       "compare your answer with the model answer from .solution().")
 

@@ -150,6 +150,7 @@ def summary(source: DataLoaders | ImageDataset, n: int = 4, train: bool = True) 
             out = after_batch(x.to(_module_device(after_batch)))
     except Exception as error:
         raise _fail("after_batch", error, f"{type(after_batch).__name__} rejected the batch {tuple(x.shape)} "
-                                          f"{x.dtype}; check its expected input (a uint8 or float Bx3xHxW batch).") from error
+                                          f"{x.dtype}; check its expected input (a uint8 or float Bx3xHxW "
+                                          "batch).") from error
     print(f"  7. after_batch:     {type(after_batch).__name__} -> {_describe(out)}")
     print("Every step worked: this pipeline is ready for training.")

@@ -24,8 +24,9 @@ class ClassificationInterpretation:
         self.dl, self.after_batch = dl, after_batch
 
     @classmethod
-    def from_learner(cls, learn, dl=None) -> "ClassificationInterpretation":
-        """Run ``learn.get_preds(with_loss=True)`` over ``dl`` (default: validation) and keep the results (notebook 05)."""
+    def from_learner(cls, learn, dl=None) -> ClassificationInterpretation:
+        """Run ``learn.get_preds(with_loss=True)`` over ``dl`` (default: validation) and keep the results
+        (notebook 05)."""
         dl = dl if dl is not None else learn.dls.valid
         probs, targets, losses = learn.get_preds(dl=dl, with_loss=True)
         return cls(learn.dls.vocab, probs, targets, losses, dl=dl, after_batch=getattr(learn, "after_batch", None))
@@ -40,7 +41,8 @@ class ClassificationInterpretation:
         return frame
 
     def most_confused(self, min_val: int = 1) -> list[tuple[str, str, int]]:
-        """(actual, predicted, count) for every mistake made at least ``min_val`` times, most frequent first (notebook 05)."""
+        """(actual, predicted, count) for every mistake made at least ``min_val`` times, most frequent first
+        (notebook 05)."""
         matrix = self.confusion_matrix()
         pairs = [(actual, predicted, int(matrix.loc[actual, predicted]))
                  for actual in self.vocab for predicted in self.vocab
@@ -91,7 +93,8 @@ class ClassificationInterpretation:
         return x[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
 
     def plot_top_losses(self, k: int = 9, ncols: int = 3) -> np.ndarray:
-        """The ``k`` items with the highest loss, titled predicted / actual / loss / probability of the prediction (notebook 05)."""
+        """The ``k`` items with the highest loss, titled predicted / actual / loss / probability of the prediction
+        (notebook 05)."""
         losses, indices = self.top_losses(k)
         nrows = max(1, math.ceil(len(indices) / ncols))
         fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.4 * nrows), squeeze=False)

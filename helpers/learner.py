@@ -62,9 +62,9 @@ class Learner(FitPolicies, Evaluation, HyperParams):
 
     Callbacks (``cbs``) act at the loop's events (``helpers.callbacks``). Set the environment variable
     ``COURSE_MAX_BATCHES=N`` before creating the Learner to stop every training and validation pass of a fit after
-    N batches (quick smoke runs of the full profile; ``helpers.short_run.ShortRun``); a fit then runs at most ``SMOKE_MAX_EPOCHS`` epochs (its whole schedule squeezed
-    into them) and the learning-rate finder at most ``SMOKE_FINDER_ITERS`` steps, while ``get_preds`` and
-    ``validate`` still see every item.
+    N batches (quick smoke runs of the full profile; ``helpers.short_run.ShortRun``); a fit then runs at most
+    ``SMOKE_MAX_EPOCHS`` epochs (its whole schedule squeezed into them) and the learning-rate finder at most
+    ``SMOKE_FINDER_ITERS`` steps, while ``get_preds`` and ``validate`` still see every item.
     """
 
     def __init__(self, dls, model: nn.Module, loss_func: Callable | None = None,

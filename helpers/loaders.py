@@ -26,7 +26,6 @@ from helpers.images import open_rgb
 from helpers.images import why_unreadable as _why_unreadable
 from helpers.labelling import PETS_PATTERN, RegexLabeller, get_image_files, make_vocab, random_split
 
-
 _REPORTED: set[Path] = set()  # unreadable files already reported in this process
 
 

@@ -22,7 +22,8 @@ def sigmoid(x: torch.Tensor) -> torch.Tensor:
 
 
 def binary_from_two(acts: torch.Tensor) -> torch.Tensor:
-    """The probability of the first of two classes, sigmoid(a0 - a1): equal to column 0 of the two-class softmax (notebook 03).
+    """The probability of the first of two classes, sigmoid(a0 - a1): equal to column 0 of the two-class softmax
+    (notebook 03).
 
     Softmax only cares about differences between activations, so with two columns
     e^a0 / (e^a0 + e^a1) = 1 / (1 + e^-(a0 - a1)) = sigmoid(a0 - a1).
@@ -104,7 +105,8 @@ def softmax(input: torch.Tensor, dim: int | None = None, dtype: torch.dtype | No
 
 
 def log_softmax(input: torch.Tensor, dim: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """log(softmax(x)) computed as x - logsumexp(x), which stays finite where the log of a tiny softmax would not (notebook 03)."""
+    """log(softmax(x)) computed as x - logsumexp(x), which stays finite where the log of a tiny softmax would not
+    (notebook 03)."""
     dim = _check_dim(input, dim, "log_softmax")
     x, out_dtype = _working(input, dtype, "log_softmax")
     # Same as x - logsumexp(x), grouped so that the big maximum cancels exactly before anything is rounded:
@@ -125,13 +127,15 @@ def _check_targets(input: torch.Tensor, target: torch.Tensor, ignore_index: int,
     expected = input.shape[:1] + input.shape[2:] if input.ndim > 1 else torch.Size([])
     if target.shape != expected:
         raise ValueError(f"{name}: input of shape {tuple(input.shape)} needs a target of shape {tuple(expected)} "
-                         f"(one class index per item, classes along dim 1), but target has shape {tuple(target.shape)}.")
+                         "(one class index per item, classes along dim 1), but target has shape "
+                         f"{tuple(target.shape)}.")
     n_classes = input.shape[1] if input.ndim > 1 else input.shape[0]
     used = target[target != ignore_index]
     if used.numel() and (used.min() < 0 or used.max() >= n_classes):
         bad = used[(used < 0) | (used >= n_classes)][0].item()
         raise IndexError(f"{name}: target holds class index {bad}, but input has {n_classes} classes "
-                         f"(valid indices are 0 to {n_classes - 1}); check the labels and the model's number of outputs.")
+                         f"(valid indices are 0 to {n_classes - 1}); check the labels and the model's number of "
+                         "outputs.")
 
 
 def nll_loss(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,

@@ -1,7 +1,8 @@
 """The learning-rate finder: the callback that runs the range test, its rules of thumb and its plot (notebook 04).
 
 ``Learner.lr_find`` trains with ``LRFinder`` attached: a rate that grows exponentially each batch, a stop
-when the smoothed loss blows up, and everything put back afterwards. The functions here read the curve. Each takes the recorded rates and smoothed losses, already
+when the smoothed loss blows up, and everything put back afterwards. The functions here read the curve. Each takes the
+recorded rates and smoothed losses, already
 trimmed by ``trim_curve`` as fastai trims them, and returns ``(suggested_lr, index)``: the rate it
 suggests and the index of the point to mark on the plot.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 from collections import namedtuple
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -115,7 +116,8 @@ def valley(lrs: np.ndarray, losses: np.ndarray) -> tuple[float, int]:
 
 def slide(lrs: np.ndarray, losses: np.ndarray, lr_diff: int = 15, thresh: float = 0.005,
           adjust_value: float = 1.0) -> tuple[float, int]:
-    """Walk left from the end until the slope 15 points apart stops changing: the end of the flat bottom (notebook 04)."""
+    """Walk left from the end until the slope 15 points apart stops changing: the end of the flat bottom
+    (notebook 04)."""
     slope = np.gradient(np.asarray(losses, dtype=float))
     n = len(losses)
     right, left = n - 1, n - 1 - lr_diff

@@ -7,7 +7,7 @@ initialised *head* on top, built the way fastai builds it so the numbers match t
 from __future__ import annotations
 
 import urllib.error
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -29,7 +29,8 @@ def resnet10(weights=None) -> tvm.ResNet:
 
 
 def torchvision_resnet(arch: str, imagenet: bool = False) -> tvm.ResNet:
-    """A whole torchvision ResNet (resnet10 is ours), with ImageNet weights when ``imagenet``; offline, a clear error (notebook 05)."""
+    """A whole torchvision ResNet (resnet10 is ours), with ImageNet weights when ``imagenet``; offline, a clear error
+    (notebook 05)."""
     if arch == "resnet10":
         return resnet10()
     builder: Callable[..., tvm.ResNet] = getattr(tvm, arch)
@@ -94,7 +95,8 @@ def create_head(n_features: int, n_out: int, hidden: int | None = 512, dropout: 
     (notebook 08) explains it exactly.
     """
     if hidden is None:
-        head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout / 2), nn.Linear(n_features, n_out))
+        head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout / 2),
+                             nn.Linear(n_features, n_out))
         init_head(head)
         return head
     pooled = 2 * n_features

@@ -64,7 +64,8 @@ def device_name(device: torch.device | str = "cpu") -> str:
 
 
 def mixed_precision_dtypes(device: torch.device | str) -> list[str]:
-    """The mixed precisions worth trying on ``device``: bf16 on a CPU, fp16 (and bf16 if supported) on CUDA (notebook 06)."""
+    """The mixed precisions worth trying on ``device``: bf16 on a CPU, fp16 (and bf16 if supported) on CUDA
+    (notebook 06)."""
     device = torch.device(device)
     if device.type == "cuda":
         # bf16 needs Ampere (A100, RTX 30xx) or newer; older GPUs only do fp16 quickly.
@@ -96,7 +97,8 @@ def mps_precision_problem(mode: str) -> str | None:
 
 
 def pick_mixed_precision(device: torch.device | str) -> str:
-    """The first mixed precision ``device`` supports (fp16 on CUDA and mps, bf16 on a CPU), else fp32 with a printed reason (notebook 06)."""
+    """The first mixed precision ``device`` supports (fp16 on CUDA and mps, bf16 on a CPU), else fp32 with a printed
+    reason (notebook 06)."""
     choices = mixed_precision_dtypes(device)
     if choices:
         return choices[0]
@@ -193,7 +195,8 @@ def describe_float_formats(dtypes: tuple[torch.dtype, ...] = (torch.float32, tor
 
 
 def underflow_fraction(values: torch.Tensor, dtype: torch.dtype = torch.float16, scale: float = 1.0) -> float:
-    """Share of the non-zero ``values`` that become 0 once multiplied by ``scale`` and stored in ``dtype`` (notebook 06)."""
+    """Share of the non-zero ``values`` that become 0 once multiplied by ``scale`` and stored in ``dtype``
+    (notebook 06)."""
     values = values.detach().double().flatten()  # float64 holds every float16/float32 value exactly
     nonzero = values[values != 0]
     if nonzero.numel() == 0:

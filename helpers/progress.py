@@ -34,7 +34,8 @@ class ProgressCallback(Callback):
 
     In a notebook the bar is one output (HTML, with a plain-text twin) updated in place; at the end of the
     fit it says where the fit ended, "finished at epoch 2/2, batch 14/14", so a stored notebook shows that and
-    never a frozen "0%" widget. The table is a DataFrame updated in place. In a terminal the bar is tqdm's and goes away, the table is printed lines;
+    never a frozen "0%" widget. The table is a DataFrame updated in place. In a terminal the bar is tqdm's and goes
+    away, the table is printed lines;
     in a log file (no terminal) only the lines. ``Learner(quiet=True)`` shows nothing.
     """
 

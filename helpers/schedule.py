@@ -7,7 +7,7 @@ entry per parameter group; the formulas then work group by group.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

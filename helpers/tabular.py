@@ -3,7 +3,8 @@
 One name to import, ``from helpers import tabular``; the pieces live in modules named for their concern:
 
 * ``helpers.tabular_data``: ``load_txhousing``, ``add_date_parts``, ``TabularDataset``, ``tabular_dataloaders``;
-* ``helpers.tabular_procs``: ``FillMissing``, ``Categorify``, ``Normalize``, ``TabularProcessor`` (fitted on training rows);
+* ``helpers.tabular_procs``: ``FillMissing``, ``Categorify``, ``Normalize``, ``TabularProcessor`` (fitted on training
+rows);
 * ``helpers.tabular_model``: ``emb_sz_rule``, ``get_emb_szs``, ``LinBnDrop``, ``TabularModel``, ``sigmoid_range``;
 * ``helpers.tabular_metrics``: ``exp_rmspe``, ``log_y_range``, ``squared_pct_errors``, ``city_bootstrap``;
 * ``helpers.tabular_baselines``: the per-city mean, the same month a year earlier, tables for tree models.
@@ -13,10 +14,15 @@ maps onto these files line by line and a model here has exactly as many paramete
 """
 from __future__ import annotations
 
-from helpers.tabular_baselines import (city_mean_preds, embedding_table, months_earlier, same_month_last_year,
-                                       tree_table)
-from helpers.tabular_data import DATE_PARTS, TabularDataset, add_date_parts, load_txhousing, tabular_dataloaders, \
-    txhousing_path
+from helpers.tabular_baselines import city_mean_preds, embedding_table, months_earlier, same_month_last_year, tree_table
+from helpers.tabular_data import (
+                                       DATE_PARTS,
+                                       TabularDataset,
+                                       add_date_parts,
+                                       load_txhousing,
+                                       tabular_dataloaders,
+                                       txhousing_path,
+)
 from helpers.tabular_metrics import city_bootstrap, exp_rmspe, log_y_range, rmspe, rmspe_margin, squared_pct_errors
 from helpers.tabular_model import LinBnDrop, SigmoidRange, TabularModel, emb_sz_rule, get_emb_szs, sigmoid_range
 from helpers.tabular_procs import NA, Categorify, FillMissing, Normalize, TabularProcessor

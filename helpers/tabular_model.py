@@ -11,12 +11,14 @@ from helpers.tabular_procs import TabularProcessor
 __all__ = ["emb_sz_rule", "get_emb_szs", "sigmoid_range", "SigmoidRange", "LinBnDrop", "TabularModel"]
 
 def emb_sz_rule(n_cat: int) -> int:
-    """fastai's embedding width for a column with ``n_cat`` levels (counting #na#): min(600, round(1.6 n^0.56)) (notebook 09)."""
+    """fastai's embedding width for a column with ``n_cat`` levels (counting #na#): min(600, round(1.6 n^0.56))
+    (notebook 09)."""
     return min(600, round(1.6 * n_cat ** 0.56))
 
 
 def get_emb_szs(processor: TabularProcessor, sz_dict: dict[str, int] | None = None) -> list[tuple[int, int]]:
-    """``(levels, width)`` for each categorical column, by ``emb_sz_rule`` unless ``sz_dict`` names a width (notebook 09)."""
+    """``(levels, width)`` for each categorical column, by ``emb_sz_rule`` unless ``sz_dict`` names a width
+    (notebook 09)."""
     sz_dict = sz_dict or {}
     unknown = set(sz_dict) - set(processor.cat_names)
     if unknown:
@@ -80,7 +82,8 @@ class TabularModel(nn.Module):
             ps = [float(ps)] * len(layers)
         ps = list(ps)
         if len(ps) != len(layers):
-            raise ValueError(f"ps has {len(ps)} dropout probabilities for {len(layers)} hidden layers: give one per layer.")
+            raise ValueError(f"ps has {len(ps)} dropout probabilities for {len(layers)} hidden layers: give one per "
+                             "layer.")
         self.embeds = nn.ModuleList([nn.Embedding(n, width) for n, width in emb_szs])
         for embedding in self.embeds:
             nn.init.trunc_normal_(embedding.weight, std=0.01, a=-0.02, b=0.02)  # fastai's small initial embeddings

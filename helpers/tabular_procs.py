@@ -1,4 +1,5 @@
-"""fastai's preprocessing for tables: FillMissing, Categorify and Normalize, fitted on the training rows (notebook 09)."""
+"""fastai's preprocessing for tables: FillMissing, Categorify and Normalize, fitted on the training rows
+(notebook 09)."""
 from __future__ import annotations
 
 import math
@@ -18,7 +19,8 @@ def _check_continuous(df: pd.DataFrame, names: Sequence[str]) -> None:
     for name in names:
         kind = df[name].dtype.kind
         if kind not in "biuf":
-            raise TypeError(f"continuous column {name!r} holds {df[name].dtype} values such as {df[name].dropna().iloc[0]!r}, "
+            raise TypeError(f"continuous column {name!r} holds {df[name].dtype} values such as "
+                            f"{df[name].dropna().iloc[0]!r}, "
                             "not numbers: list it among the categorical columns, or convert it with pd.to_numeric.")
 
 
@@ -26,7 +28,8 @@ def _check_categorical(df: pd.DataFrame, names: Sequence[str]) -> None:
     for name in names:
         column = df[name]
         if column.dtype.kind == "f" and not np.all(np.mod(column.dropna(), 1) == 0):
-            raise TypeError(f"categorical column {name!r} holds fractional numbers such as {column.dropna().iloc[0]!r}: "
+            raise TypeError(f"categorical column {name!r} holds fractional numbers such as "
+                            f"{column.dropna().iloc[0]!r}: "
                             "a quantity like that belongs among the continuous columns.")
 
 
@@ -100,7 +103,8 @@ class Normalize:
 
 
 class TabularProcessor:
-    """FillMissing, Categorify and Normalize together, fitted on the training rows only, like fastai's TabularPandas (notebook 09).
+    """FillMissing, Categorify and Normalize together, fitted on the training rows only, like fastai's TabularPandas
+    (notebook 09).
 
     After ``fit``, ``cat_names`` includes the ``_na`` columns FillMissing added (they are categorical: False,
     True, plus #na#), ``vocab[name]`` lists each categorical column's levels, and ``transform`` turns any frame
@@ -168,7 +172,8 @@ class TabularProcessor:
     def dataset(self, df: pd.DataFrame) -> TabularDataset:
         """A TabularDataset of ``(x_cat, x_cont, y)`` items; y is the target column as it is (log it beforehand)."""
         if self.y_name is None:
-            raise ValueError("this processor has no y_name, so it cannot build a dataset with targets: use .transform(df).")
+            raise ValueError("this processor has no y_name, so it cannot build a dataset with targets: use "
+                             ".transform(df).")
         self._require_fit()
         self._check(df, with_y=True)
         y = torch.tensor(df[self.y_name].to_numpy(dtype=np.float32)).reshape(-1, 1)

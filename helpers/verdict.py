@@ -1,4 +1,5 @@
-"""Verdicts printed by code: who wins a comparison, by what margin, against what noise (notebook 00, then every notebook).
+"""Verdicts printed by code: who wins a comparison, by what margin, against what noise
+(notebook 00, then every notebook).
 
 A notebook that compares two things (two models, two learning rates, fp32 and bf16) makes one of three kinds of
 claim, and says which:
@@ -49,7 +50,8 @@ class Verdict:
 
 
 def rate_noise(rate_a: float, rate_b: float, n: int, b_is_exact: bool = False) -> float:
-    """Two standard errors of the difference of two rates (error rates, accuracies) measured on n items each (notebook 00).
+    """Two standard errors of the difference of two rates (error rates, accuracies) measured on n items each
+    (notebook 00).
 
     ``b_is_exact=True`` when the second is no measurement but a known constant (guessing's ``1 - 1/classes``): then
     only the first rate's own noise counts.
@@ -58,7 +60,8 @@ def rate_noise(rate_a: float, rate_b: float, n: int, b_is_exact: bool = False) -
         raise ValueError(f"n is the number of items each rate was measured on, at least 1; got {n}.")
     for rate in (rate_a, rate_b):
         if not 0 <= float(rate) <= 1:
-            raise ValueError(f"a rate lies between 0 and 1, got {rate}: pass error rates or accuracies, not percentages.")
+            raise ValueError(f"a rate lies between 0 and 1, got {rate}: pass error rates or accuracies, not "
+                             "percentages.")
     a, b = float(rate_a), float(rate_b)
     return 2 * math.sqrt((a * (1 - a) + (0.0 if b_is_exact else b * (1 - b))) / n)
 
@@ -74,7 +77,8 @@ def _number(x: float, digits: int, sign: bool = False) -> str:
 def _why_not_checked(profile: Profile) -> str:
     """The one line said instead of an assertion, in a run whose results are not meant to be checked."""
     if max_batches() is not None:
-        return (f"Not checked in this run: {MAX_BATCHES_ENV} cuts training short, so its numbers cannot test the claim.")
+        return (f"Not checked in this run: {MAX_BATCHES_ENV} cuts training short, so its numbers cannot test the "
+                "claim.")
     return f"Not checked in the {profile.name} profile: the claim is checked in the tiny profile, trained in full."
 
 
@@ -84,7 +88,8 @@ def _validate(arms: Mapping, claim: str, better: str | None, tolerance: float | 
         raise ValueError(f"claim={claim!r}: use 'beats' (the first arm beats the second), 'agree' (within a "
                          "tolerance=) or 'none' (exploratory, nothing asserted).")
     if len(arms) != 2:
-        raise ValueError(f"compare two arms, as {{'name A': value_a, 'name B': value_b}}; got {len(arms)}: {list(arms)}.")
+        raise ValueError(f"compare two arms, as {{'name A': value_a, 'name B': value_b}}; got {len(arms)}: "
+                         f"{list(arms)}.")
     if better is not None and better not in DIRECTIONS:
         raise ValueError(f"better={better!r}: say which values are better, better='lower' (an error, a loss) or "
                          "better='higher' (an accuracy).")
@@ -109,7 +114,8 @@ def _judge(names: tuple[str, str], values: tuple[float, float], noise: float, cl
     (a, b), (va, vb) = names, values
     difference = va - vb
     # lead: how far the first arm is ahead (negative: behind); None without a direction to say who is ahead
-    lead = None if better is None or not math.isfinite(difference) else difference if better == "higher" else -difference
+    lead = (None if better is None or not math.isfinite(difference)
+            else difference if better == "higher" else -difference)
     winner = None if lead is None or not abs(lead) > noise else (a if lead > 0 else b)
     about = ", ".join(part for part in (metric, f"{better} is better" if better else "") if part)
     about = f" ({about})" if about else ""
@@ -154,7 +160,8 @@ def _failure(v: Verdict, tolerance: float | None, digits: int) -> str:
     if v.claim == "beats":
         if v.winner == b:
             return (f"The notebook claims {a} beats {b}, but the numbers show the opposite: {b} wins by "
-                    f"{_number(abs(v.difference), digits)}, more than the noise {noise}. Change the claim (swap the arms, "
+                    f"{_number(abs(v.difference), digits)}, more than the noise {noise}. Change the claim (swap the "
+                    "arms, "
                     "or claim='none') and the prose around it to say what the numbers show, or find out what changed.")
         return (f"The notebook claims {a} beats {b}, but the difference {_number(v.difference, digits, sign=True)} is "
                 f"within the noise {noise}: no winner. Say that the notebook cannot tell (claim='none') and change the "

@@ -82,7 +82,8 @@ class SoftmaxExplorer(_Explorer):
                       "exps": (logits / temperature).exp().tolist(), "draws": self.state["draws"] + 1}
         self.image.value = self._chart(probs.tolist(), temperature)
         rows = "".join(f"<tr><td>{name}</td><td>{x:+.2f}</td><td>{e:.4g}</td><td>{p:.4f}</td></tr>"
-                       for name, x, e, p in zip(self.labels, self.state["logits"], self.state["exps"], self.state["probs"]))
+                       for name, x, e, p in zip(self.labels, self.state["logits"], self.state["exps"],
+                                                self.state["probs"]))
         self.table.value = ("<table><tr><th>class</th><th>logit</th><th>exp(logit/T)</th><th>softmax</th></tr>"
                             f"{rows}</table>")
 
@@ -104,7 +105,8 @@ class SoftmaxExplorer(_Explorer):
 
 
 class PresizingExplorer(_Explorer):
-    """Sliders for rotation, zoom, warp and crop scale; the original, our one-resampling result and the step-by-step chain side by side (notebook 02)."""
+    """Sliders for rotation, zoom, warp and crop scale; the original, our one-resampling result and the step-by-step
+    chain side by side (notebook 02)."""
 
     def __init__(self, photo=None, size: int = 224, presize: int = 460):
         if photo is None:
@@ -112,7 +114,8 @@ class PresizingExplorer(_Explorer):
             photo = augment.Image.fromarray(data.astronaut())
         self.photo, self.size, self.presize = photo.convert("RGB"), int(size), int(presize)
         style = {"description_width": "initial"}
-        self.rotate = widgets.FloatSlider(value=10.0, min=-45.0, max=45.0, step=0.5, description="rotation (degrees)", style=style)
+        self.rotate = widgets.FloatSlider(value=10.0, min=-45.0, max=45.0, step=0.5, description="rotation (degrees)",
+                                          style=style)
         self.zoom = widgets.FloatSlider(value=1.1, min=1.0, max=2.0, step=0.05, description="zoom", style=style)
         self.warp = widgets.FloatSlider(value=0.2, min=-0.4, max=0.4, step=0.02, description="warp (tilt)", style=style)
         self.crop_scale = widgets.FloatSlider(value=0.75, min=0.25, max=1.0, step=0.05, description="crop scale (area)",
@@ -159,7 +162,8 @@ class PresizingExplorer(_Explorer):
 
 
 class OneCycleExplorer(_Explorer):
-    """Sliders for fit_one_cycle's settings with a live plot of the learning-rate and momentum schedules (notebook 04)."""
+    """Sliders for fit_one_cycle's settings with a live plot of the learning-rate and momentum schedules
+    (notebook 04)."""
 
     def __init__(self, n_batches: int = 200, lr_max: float = 1e-3, pct_start: float = 0.25, div: float = 25.0,
                  div_final: float = 1e5, moms: tuple[float, float, float] = (0.95, 0.85, 0.95)):
@@ -247,8 +251,10 @@ def _grey_picture(image) -> torch.Tensor:
     return picture / 255 if picture.max() > 1 else picture
 
 
-def convolve_picture(picture: torch.Tensor, kernel: torch.Tensor, stride: int = 1, padding: str = "zeros") -> torch.Tensor:
-    """One 3x3 kernel over one H x W picture with ``F.conv2d``; ``padding`` is zeros, reflect, replicate or none (notebook 07)."""
+def convolve_picture(picture: torch.Tensor, kernel: torch.Tensor, stride: int = 1,
+                     padding: str = "zeros") -> torch.Tensor:
+    """One 3x3 kernel over one H x W picture with ``F.conv2d``; ``padding`` is zeros, reflect, replicate or none
+    (notebook 07)."""
     if padding not in PADDING_CHOICES:
         raise ValueError(f"padding must be one of {PADDING_CHOICES}, got {padding!r}.")
     x = picture[None, None].float()

@@ -3,7 +3,8 @@
 nbval compares text; a learner sees a rendered page. For every notebook that uses ``helpers.widgets`` this
 test starts JupyterLab on copies of the notebooks, runs all cells from the Run menu (training capped at one
 batch per pass: nbval checks the results), checks that no cell shows an error, moves the first slider of every
-``course-widget`` box and checks that what the box draws changed. The fixture notebook ``tests/browser/widget_fixture.ipynb`` and broken copies of it prove that
+``course-widget`` box and checks that what the box draws changed. The fixture notebook
+``tests/browser/widget_fixture.ipynb`` and broken copies of it prove that
 each check can fail.
 
 Optional: it needs Debian's ``chromium`` package and is skipped with a notice without it. Playwright
@@ -253,14 +254,16 @@ def open_and_run_all(page, name: str, timeout_s: float = 90) -> Tab:
     # Clicking Run All before the kernel is connected opens a "Select Kernel" dialog instead of running.
     panel_id = page.wait_for_function(KERNEL_READY_JS, arg=name, polling=POLL_MS, timeout=timeout_s * 1000).json_value()
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$"))).click()
+    run_all = page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$"))
+    page.locator(".lm-Menu-item", has=run_all).click()
     return Tab(name, panel=f'[id="{panel_id}"]', started=time.monotonic())
 
 
 def open_log_console(page) -> None:
     """View > Show Log Console: where JupyterLab shows what a widget callback raised outside an Output widget."""
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^View$")).click()
-    page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Show Log Console$"))).click()
+    show_log = page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Show Log Console$"))
+    page.locator(".lm-Menu-item", has=show_log).click()
     page.locator(".jp-LogConsolePanel").first.wait_for(state="visible")
 
 

@@ -48,7 +48,8 @@ def _element_changes(array: np.ndarray) -> Iterator[tuple[tuple, str]]:
     if not finite.any():
         return
     magnitudes = np.where(finite, np.abs(array), np.nan)
-    for index in {np.unravel_index(np.nanargmax(magnitudes), array.shape), np.unravel_index(np.nanargmin(magnitudes), array.shape)}:
+    for index in {np.unravel_index(np.nanargmax(magnitudes), array.shape),
+                  np.unravel_index(np.nanargmin(magnitudes), array.shape)}:
         yield tuple(int(i) for i in index), "double"
         yield tuple(int(i) for i in index), "zero"
 
@@ -149,7 +150,8 @@ def test_a_number_may_come_in_any_form(answer):
     assert ValueExercise("a quarter", expected=0.25).evaluate(answer).passed
 
 
-@pytest.mark.parametrize("answer", [[1e-6, 1e-5, 1e-4, 1e-3], (1e-6, 1e-5, 1e-4, 1e-3), np.array([1e-6, 1e-5, 1e-4, 1e-3]),
+@pytest.mark.parametrize("answer", [[1e-6, 1e-5, 1e-4, 1e-3], (1e-6, 1e-5, 1e-4, 1e-3),
+                                    np.array([1e-6, 1e-5, 1e-4, 1e-3]),
                                     torch.tensor([1e-6, 1e-5, 1e-4, 1e-3]), torch.tensor([[1e-6, 1e-5, 1e-4, 1e-3]]),
                                     [torch.tensor(1e-6), 1e-5, np.float64(1e-4), torch.tensor([1e-3])]],
                          ids=["list", "tuple", "array", "tensor", "row tensor", "mixed"])
@@ -197,7 +199,7 @@ def test_a_rounded_answer_passes_at_the_rounding_the_prompt_asks_for_and_no_coar
         assert question.evaluate(wrong).status == "incorrect", wrong
 
 
-@pytest.mark.parametrize("label,exercise", [(l, e) for l, e in exercises()
+@pytest.mark.parametrize("label,exercise", [(label, e) for label, e in exercises()
                                             if isinstance(e, ValueExercise) and e.tolerance.decimals is not None],
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_every_rounded_question_says_how_to_round_and_accepts_that_rounding(label, exercise):
@@ -219,7 +221,7 @@ def _round_all(value: Any, digits: int) -> Any:
     return round(float(value), digits)
 
 
-# ---- the cases issue 29 names ------------------------------------------------------------------------------------------
+# ---- the cases issue 29 names ----------------------------------------------------------------------------------------
 
 def test_nb07_batchnorm_needs_eps_where_it_matters():
     from helpers.exercise_sets import nb07

@@ -103,6 +103,7 @@ def test_loaders_decode_where_asked(pets_root):
 
 def test_device_loader_passes_errors_on(pets_root, monkeypatch):
     dls = pets_dataloaders(pets_root, presize=32, size=16, batch_size=8, decode="device", device="cpu")
-    monkeypatch.setattr(EncodedImageDataset, "__getitem__", lambda self, index: (_ for _ in ()).throw(OSError("disk gone")))
+    monkeypatch.setattr(EncodedImageDataset, "__getitem__", lambda self, index: (_ for _ in ()).throw(OSError("disk "
+                                                                                                              "gone")))
     with pytest.raises(OSError, match="disk gone"):
         next(iter(dls.valid))

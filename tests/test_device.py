@@ -99,7 +99,9 @@ def test_seed_worker_derives_numpy_seed_from_torch():
 
 def test_dataloader_generator_repeats_shuffling():
     data = list(range(20))
-    order = lambda: [int(x) for b in torch.utils.data.DataLoader(data, batch_size=5, shuffle=True, generator=dataloader_generator(3)) for x in b]
+    order = lambda: [int(x) for b in torch.utils.data.DataLoader(data, batch_size=5, shuffle=True,
+                                                                 generator=dataloader_generator(3))
+                     for x in b]
     assert order() == order()
     assert sorted(order()) == data
 

@@ -30,7 +30,8 @@ def test_torch_and_torchvision_are_a_matched_pair():
     torch_minor = tuple(int(x) for x in pins["torch"].split(".")[:2])
     vision_minor = tuple(int(x) for x in pins["torchvision"].split(".")[:2])
     # torchvision 0.N pairs with torch 2.(N-15): 0.29 <-> 2.14, 0.28 <-> 2.13, ...
-    assert torch_minor == (2, vision_minor[1] - 15), f"torch {pins['torch']} does not pair with torchvision {pins['torchvision']}"
+    assert torch_minor == (2, vision_minor[1] - 15), (f"torch {pins['torch']} does not pair with torchvision "
+                                                      f"{pins['torchvision']}")
     assert "+cpu" not in pins["torch"], "a +cpu torch build has no matching torchvision wheel in the registry"
 
 
@@ -49,13 +50,15 @@ def test_environment_yml_installs_requirements_txt():
     for item in pip_items + [d for d in deps if isinstance(d, str)]:
         m = re.match(r"^([A-Za-z0-9_.\-]+)\s*==?\s*([^\s]+)$", item)
         if m and m.group(1).lower() in pins:
-            assert pins[m.group(1).lower()] == m.group(2), f"environment.yml pins {item} but requirements.txt pins {pins[m.group(1).lower()]}"
+            assert pins[m.group(1).lower()] == m.group(2), (f"environment.yml pins {item} but requirements.txt pins "
+                                                            f"{pins[m.group(1).lower()]}")
 
 
 def test_installed_versions_match_the_pins():
     import importlib.metadata as md
     for name, wanted in doctor.pinned_versions().items():
-        assert md.version(name).split("+")[0] == wanted, f"{name} {md.version(name)} installed, {wanted} pinned: run `make install`"
+        assert md.version(name).split("+")[0] == wanted, (f"{name} {md.version(name)} installed, {wanted} pinned: "
+                                                          "run `make install`")
 
 
 @pytest.mark.slow  # starts Python processes that import torch, or builds a data set

@@ -22,11 +22,12 @@ from torch import nn
 
 import helpers.exercise_sets
 from helpers.exercise_sets import nb01, nb02, nb03, nb04, nb05, nb06
-from helpers.exercises import ____, ChoiceExercise, Exercise, Questionnaire
+from helpers.exercises import ChoiceExercise, Exercise, Questionnaire, ____
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-MODULE_NAMES = sorted(m.name for m in pkgutil.iter_modules(helpers.exercise_sets.__path__) if re.fullmatch(r"nb\d\d", m.name))
+MODULE_NAMES = sorted(m.name for m in pkgutil.iter_modules(helpers.exercise_sets.__path__)
+                      if re.fullmatch(r"nb\d\d", m.name))
 
 
 def load_set(name: str):
@@ -81,7 +82,8 @@ def test_other_correct_answers_are_accepted(label, exercise):
     """A checker must accept correct answers other than its own reference: another form, another method."""
     for right in exercise.right_answers:
         result = exercise.evaluate(right)
-        assert result.status == "correct", f"{label}: the correct answer {right!r} is judged {result.status}: {result.message}"
+        assert result.status == "correct", (f"{label}: the correct answer {right!r} is judged {result.status}: "
+                                            f"{result.message}")
     if isinstance(exercise, ChoiceExercise):  # every way of naming the right option
         option = exercise.options[exercise.answer_index]
         spellings = [exercise.answer.upper(), f"{exercise.answer})", f" {exercise.answer} "]
@@ -98,7 +100,8 @@ COURSE_SETS = [f"nb0{i}" for i in range(1, 7)]
 def test_course_checkers_are_tested_with_alternative_answers(name):
     missing = [label for label, ex in exercises_of(load_set(name))
                if ex.checkable and not isinstance(ex, ChoiceExercise) and not ex.right_answers]
-    assert not missing, f"give these exercises right_answers=[...] (other correct answers a learner may give): {missing}"
+    assert not missing, ("give these exercises right_answers=[...] (other correct answers a learner may give): "
+                         f"{missing}")
 
 
 @pytest.mark.parametrize("label,exercise", checkable_exercises(), ids=lambda v: v if isinstance(v, str) else "")

@@ -76,7 +76,8 @@ def test_code_literals_are_settings_matched_exactly():
         return any(figure.matches(n) for n in literals)
 
     assert shown("weight 0.98") and shown("a quarter (25%)")
-    assert not shown("a rate of 0.5"), "0.45 rounds to 0.5, but a setting is repeated exactly, and the comment is no code"
+    assert not shown("a rate of 0.5"), ("0.45 rounds to 0.5, but a setting is repeated exactly, and the comment is "
+                                        "no code")
     assert not shown("100 times lower"), "a ratio is printed as one: any small whole number in code would match it"
 
 

@@ -164,7 +164,8 @@ def server_url():
 @pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 def test_a_killed_download_is_fetched_again_and_its_leftover_swept_later(server_url, tmp_path):
     dest = tmp_path / "cache"
-    code = f"from helpers.cache import untar_data; untar_data({server_url + '/slow/mini-pets.tgz'!r}, dest={str(dest)!r})"
+    code = (f"from helpers.cache import untar_data; "
+            f"untar_data({server_url + '/slow/mini-pets.tgz'!r}, dest={str(dest)!r})")
     process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=_child_env(dest),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

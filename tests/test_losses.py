@@ -38,7 +38,8 @@ def random_targets(input: torch.Tensor, seed: int, ignore_some: bool) -> torch.T
     return target
 
 
-def assert_matches_torch(ours: torch.Tensor, theirs: torch.Tensor, truth: torch.Tensor, x: torch.Tensor, terms: int = 1):
+def assert_matches_torch(ours: torch.Tensor, theirs: torch.Tensor, truth: torch.Tensor, x: torch.Tensor,
+                         terms: int = 1):
     """Equal to torch's result within rounding, and never further than torch's from the float64 truth."""
     # Rounding a number of size s costs up to eps * s. torch's kernels round intermediate values as large as
     # the inputs (e.g. max + log(sum) for logits near 1e4, or x - max in bfloat16), so "equal" can only mean
@@ -58,7 +59,8 @@ def assert_matches_torch(ours: torch.Tensor, theirs: torch.Tensor, truth: torch.
 def test_softmax_and_log_softmax_equal_torch(x, data):
     dim = data.draw(st.integers(-x.ndim, x.ndim - 1))
     torch.testing.assert_close(losses.softmax(x, dim=dim), F.softmax(x, dim=dim))
-    assert_matches_torch(losses.log_softmax(x, dim=dim), F.log_softmax(x, dim=dim), F.log_softmax(x.double(), dim=dim), x)
+    assert_matches_torch(losses.log_softmax(x, dim=dim), F.log_softmax(x, dim=dim),
+                         F.log_softmax(x.double(), dim=dim), x)
     torch.testing.assert_close(losses.logsumexp(x.double(), dim=dim), torch.logsumexp(x.double(), dim=dim))
 
 
@@ -143,10 +145,12 @@ def test_worked_example_numbers(chapter_acts):
     torch.testing.assert_close(sm[:, 0], first, atol=1e-4, rtol=0)
     torch.testing.assert_close(losses.binary_from_two(chapter_acts), sm[:, 0])
     picked = sm[range(6), TARGETS]
-    torch.testing.assert_close(picked, torch.tensor([0.6025, 0.4979, 0.1332, 0.0034, 0.4041, 0.3661]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(picked, torch.tensor([0.6025, 0.4979, 0.1332, 0.0034, 0.4041, 0.3661]),
+                               atol=1e-4, rtol=0)
     torch.testing.assert_close(losses.nll_loss(sm, TARGETS, reduction="none"), -picked)
     per_item = losses.cross_entropy(chapter_acts, TARGETS, reduction="none")
-    torch.testing.assert_close(per_item, torch.tensor([0.5067, 0.6973, 2.0160, 5.6958, 0.9062, 1.0048]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(per_item, torch.tensor([0.5067, 0.6973, 2.0160, 5.6958, 0.9062, 1.0048]),
+                               atol=1e-4, rtol=0)
     torch.testing.assert_close(per_item, -picked.log())
     loss = losses.cross_entropy(chapter_acts, TARGETS)
     assert round(loss.item(), 4) == 1.8045

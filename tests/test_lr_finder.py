@@ -10,11 +10,11 @@ import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from test_learner import RaiseOnCall, make_learner  # noqa: E402
 
-from helpers.lr_finder import minimum, plot_lr_find, slide, steep, suggest, trim_curve, valley  # noqa: E402
 from conftest import toy_dls, toy_model  # noqa: E402
 from helpers.learner import Learner  # noqa: E402
-from test_learner import RaiseOnCall, make_learner  # noqa: E402
+from helpers.lr_finder import minimum, plot_lr_find, slide, steep, suggest, trim_curve, valley  # noqa: E402
 
 LRS = 1e-7 * 10 ** (8 * np.arange(60) / 100)  # the finder's grid for num_it=100, first 60 points
 

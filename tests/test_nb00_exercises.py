@@ -186,11 +186,13 @@ def test_questionnaire_checked_items_accept_other_spellings():
         correct(quiz[4], answer)
     for answer in (3, torch.zeros(6131, 28, 28).ndim, 3.0):
         correct(quiz[6], answer)
-    for answer in ([[10, 12], [16, 18]], np.array([[10, 12], [16, 18]]), (torch.arange(1, 10).view(3, 3) * 2)[1:, 1:].float()):
+    for answer in ([[10, 12], [16, 18]], np.array([[10, 12], [16, 18]]),
+                   (torch.arange(1, 10).view(3, 3) * 2)[1:, 1:].float()):
         correct(quiz[9], answer)
     for answer in ("a", "A", "a)", "the validation set"):
         correct(quiz[11], answer)
-    for answer in (list(zip([1, 2, 3, 4], "abcd")), [[1, "a"], [2, "b"], [3, "c"], [4, "d"]], tuple(zip([1, 2, 3, 4], "abcd"))):
+    for answer in (list(zip([1, 2, 3, 4], "abcd")), [[1, "a"], [2, "b"], [3, "c"], [4, "d"]],
+                   tuple(zip([1, 2, 3, 4], "abcd"))):
         correct(quiz[26], answer)
     x = torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0])
     for answer in (F.relu(x), x.clamp(min=0), [0, 0, 0, 1, 2], torch.maximum(x, torch.tensor(0.0))):

@@ -57,8 +57,9 @@ def logit(p: torch.Tensor) -> torch.Tensor:
 
 def test_worked_values_of_the_book(nb):
     targets = torch.tensor([1, 0, 1])
-    assert nb["mnist_loss_on_probabilities"](torch.tensor([0.9, 0.4, 0.2]), targets).item() == pytest.approx(0.4333, abs=1e-4)
-    assert nb["mnist_loss_on_probabilities"](torch.tensor([0.9, 0.4, 0.8]), targets).item() == pytest.approx(0.2333, abs=1e-4)
+    on_probabilities = nb["mnist_loss_on_probabilities"]
+    assert on_probabilities(torch.tensor([0.9, 0.4, 0.2]), targets).item() == pytest.approx(0.4333, abs=1e-4)
+    assert on_probabilities(torch.tensor([0.9, 0.4, 0.8]), targets).item() == pytest.approx(0.2333, abs=1e-4)
     # the same numbers through the sigmoid version, fed the raw outputs that give those probabilities
     assert nb["mnist_loss"](logit(torch.tensor([0.9, 0.4, 0.2])), targets).item() == pytest.approx(0.4333, abs=1e-4)
 
@@ -150,7 +151,8 @@ def test_basic_optim_in_the_learner_trains_like_a_plain_sgd_loop(nb):
     x, y = torch.randn(64, 6, generator=gen), torch.randint(0, 2, (64, 1), generator=gen).float()
     train = DataLoader(TensorDataset(x, y), batch_size=16)  # no shuffling: both see the same batches
     dls = DataLoaders(train, DataLoader(TensorDataset(x, y), batch_size=64))
-    learn = Learner(dls, small_model(4), loss_func=nb["mnist_loss"], opt_func=nb["BasicOptim"], device="cpu", quiet=True)
+    learn = Learner(dls, small_model(4), loss_func=nb["mnist_loss"], opt_func=nb["BasicOptim"], device="cpu",
+                    quiet=True)
     learn.fit(2, lr=0.5)
     assert isinstance(learn.opt, nb["BasicOptim"]) and learn.opt.lr == 0.5
 

@@ -43,13 +43,16 @@ def test_run_in_order_from_a_fresh_kernel(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_warnings_or_unexpected_errors_stored(path):
     for i, cell in enumerate(code_cells(load(path)), 1):
-        raises = "NBVAL_RAISES_EXCEPTION" in source(cell) or "raises-exception" in cell.get("metadata", {}).get("tags", [])
+        raises = ("NBVAL_RAISES_EXCEPTION" in source(cell)
+                  or "raises-exception" in cell.get("metadata", {}).get("tags", []))
         for out in cell.get("outputs", []):
             if out["output_type"] == "error":
-                assert raises, f"{path.name} cell {i}: a stored traceback ({out.get('ename')}) in a cell not marked NBVAL_RAISES_EXCEPTION"
+                assert raises, (f"{path.name} cell {i}: a stored traceback ({out.get('ename')}) in a cell not marked "
+                                "NBVAL_RAISES_EXCEPTION")
             if out["output_type"] == "stream" and out["name"] == "stderr":
                 text = "".join(out["text"])
-                assert "Warning" not in text and "warn(" not in text, f"{path.name} cell {i}: a stored warning: {text[:200]}"
+                assert "Warning" not in text and "warn(" not in text, (f"{path.name} cell {i}: a stored warning: "
+                                                                       f"{text[:200]}")
         if raises:
             assert any(o["output_type"] == "error" for o in cell.get("outputs", [])), (
                 f"{path.name} cell {i} is marked NBVAL_RAISES_EXCEPTION but stores no error")
@@ -110,7 +113,8 @@ def test_course_conventions(path):
     # The set-up cell (tools/setup_cell.py, tested in test_setup_cell.py) comes first; the lesson starts after it.
     cells = [c for c in code_cells(nb) if "course-setup" not in c.get("metadata", {}).get("tags", [])]
     first = source(cells[0])
-    assert "get_profile" in first, f"{path.name}: the first code cell after the set-up cell should choose the profile with helpers.get_profile()"
+    assert "get_profile" in first, (f"{path.name}: the first code cell after the set-up cell should choose the "
+                                    "profile with helpers.get_profile()")
     markdown = "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
     assert markdown.lstrip().startswith("# "), f"{path.name}: start with a title heading"
     assert "## Questionnaire" in markdown, f"{path.name}: end with its part of the chapter's questionnaire"

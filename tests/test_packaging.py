@@ -182,10 +182,12 @@ def test_a_notebook_alone_installs_the_course_and_runs_in_a_fresh_environment(no
     env.update(COURSE_REPO=f"git+file://{clone}", PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0",
                PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1", COURSE_DATA=str(tmp_path / "cache"),
                COURSE_PROFILE="tiny", COURSE_DEVICE="cpu", OMP_NUM_THREADS="1")
-    done = subprocess.run([str(python), str(tmp_path / "run.py"), str(work / notebook.name), str(tmp_path / "out.ipynb")],
+    done = subprocess.run([str(python), str(tmp_path / "run.py"), str(work / notebook.name),
+                           str(tmp_path / "out.ipynb")],
                           cwd=work, env=env, capture_output=True, text=True, timeout=1200)
     printed = outputs(tmp_path / "out.ipynb") if (tmp_path / "out.ipynb").exists() else ""
-    assert done.returncode == 0, f"{notebook.name} failed in the fresh environment:\n{done.stderr[-3000:]}\n{printed[-3000:]}"
+    assert done.returncode == 0, (f"{notebook.name} failed in the fresh environment:\n{done.stderr[-3000:]}\n"
+                                  f"{printed[-3000:]}")
     probe = next(ln for ln in printed.splitlines() if ln.startswith("PROBE|")).split("|")
     venv = tmp_path / "venv"
     assert Path(probe[1]).is_relative_to(venv) and "site-packages" in probe[1], f"helpers came from {probe[1]}"

@@ -94,4 +94,5 @@ def test_at_least_three_exercises_inside_the_lesson_each_before_the_notebooks_ve
         assert "return ____" in lesson[index], f"{name}: the in-lesson exercise ex.{key} should be a blank to fill"
         later = [i for i, cell in enumerate(lesson) if re.search(rf"^def {function_name}\(", cell, re.M) and i != index]
         assert not later or min(later) > index, (
-            f"{name}: ex.{key} comes after the notebook's own `{function_name}`; put it before, where the concept is taught")
+            f"{name}: ex.{key} comes after the notebook's own `{function_name}`; put it before, where the concept is "
+            "taught")

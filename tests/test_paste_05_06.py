@@ -66,7 +66,8 @@ def test_in_lesson_checker_accepts_right_and_rejects_wrong(nb, name):
     assert exercise.explanation, f"ex.{name} needs an explanation"
     assert exercise.wrong_answers and exercise.right_answers
     for answer in (exercise.reference_answer, *exercise.right_answers):
-        assert exercise.evaluate(answer).passed, f"ex.{name} rejects a right answer: {exercise.evaluate(answer).message}"
+        assert exercise.evaluate(answer).passed, (f"ex.{name} rejects a right answer: "
+                                                  f"{exercise.evaluate(answer).message}")
     for answer in exercise.wrong_answers:
         assert not exercise.evaluate(answer).passed, f"ex.{name} accepts a wrong answer"
 
@@ -121,7 +122,7 @@ def test_no_closing_value_exercise_is_printed_by_the_notebook(nb):
         values = exercise.expected if isinstance(exercise.expected, (list, tuple)) else [exercise.expected]
         if len(values) == 1 and len(f"{values[0]:g}".strip("-0.").replace(".", "")) < 3:
             continue  # a number of one or two digits (0.5, 16) is printed for other reasons everywhere
-        forms = {str(["%.0e" % v for v in values]), ", ".join(f"{v:g}" for v in values)}
+        forms = {str([f"{v:.0e}" for v in values]), ", ".join(f"{v:g}" for v in values)}
         if len(values) == 1 and abs(values[0]) >= 1000:
             forms |= {f"{values[0]:,.0f}", f"{values[0]:.0f}"}
         for form in forms:
@@ -132,6 +133,7 @@ def test_the_notebooks_own_mixed_step_passes_the_in_lesson_check():
     """The reference the notebook shows after the exercise is itself a right answer."""
     planted = nb06.mixed_step
     namespace = {"torch": torch, "F": F, "nn": nn, "math": math}
-    definition = next(source(c) for c in cells("06") if source(c).startswith("def mixed_step(") and "____" not in source(c))
+    definition = next(source(c) for c in cells("06")
+                      if source(c).startswith("def mixed_step(") and "____" not in source(c))
     exec(compile(definition.split("\n\ndevice =")[0], "notebook 06", "exec"), namespace)
     assert planted.evaluate(namespace["mixed_step"]).passed, "the notebook's reference passes the in-lesson check"

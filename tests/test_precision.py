@@ -12,8 +12,14 @@ from torch import nn
 
 import helpers.precision
 from conftest import image_dls
-from helpers.precision import (Precision, cpu_supports_native_bf16, describe_float_formats, device_name,
-                               mixed_precision_dtypes, underflow_fraction)
+from helpers.precision import (
+    Precision,
+    cpu_supports_native_bf16,
+    describe_float_formats,
+    device_name,
+    mixed_precision_dtypes,
+    underflow_fraction,
+)
 
 
 def tiny_conv_net(n_out: int = 3) -> nn.Module:

@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from helpers.schedule import combined_cos, even_mults, lr_for_groups, one_cycle, sched_cos, sched_exp
 

@@ -1,4 +1,5 @@
-"""The set-up cell: written once (tools/setup_cell.txt), the first code cell of every notebook, inserted idempotently."""
+"""The set-up cell: written once (tools/setup_cell.txt), the first code cell of every notebook, inserted
+idempotently."""
 from __future__ import annotations
 
 import ast

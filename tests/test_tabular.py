@@ -12,7 +12,6 @@ from torch import nn
 
 from helpers import tabular as T
 
-
 # --- embedding sizes --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n_cat, width", [(3, 3), (5, 4), (8, 5), (13, 7), (25, 10), (47, 14), (366, 44), (1116, 81)])
@@ -52,8 +51,8 @@ def n_params(model: nn.Module) -> int:
 
 CONFIGS = [
     dict(emb_szs=[(10, 6), (5, 4)], n_cont=3, out_sz=1, layers=[200, 100]),
-    dict(emb_szs=[(47, 14), (13, 7), (3, 3), (3, 3)], n_cont=3, out_sz=1, layers=[1000, 500], ps=[0.001, 0.01], embed_p=0.04,
-         y_range=(0.0, 9.3)),
+    dict(emb_szs=[(47, 14), (13, 7), (3, 3), (3, 3)], n_cont=3, out_sz=1, layers=[1000, 500], ps=[0.001, 0.01],
+         embed_p=0.04, y_range=(0.0, 9.3)),
     dict(emb_szs=[(25, 10)], n_cont=0, out_sz=3, layers=[50], use_bn=False),
     dict(emb_szs=[], n_cont=4, out_sz=2, layers=[8, 8, 8], bn_final=True),
     dict(emb_szs=[(366, 44), (1116, 81)], n_cont=7, out_sz=1, layers=[200, 100], ps=0.1, use_bn=False, bn_final=True),
@@ -75,13 +74,15 @@ def test_parameter_count_of_one_model_worked_by_hand():
 
 
 def layer_types(model: T.TabularModel) -> list[str]:
-    return [type(m).__name__ for block in model.layers for m in (block if isinstance(block, nn.Sequential) else [block])]
+    return [type(m).__name__ for block in model.layers
+            for m in (block if isinstance(block, nn.Sequential) else [block])]
 
 
 def test_layer_order_is_fastais():
     model = T.TabularModel([(10, 6)], 2, 1, [20, 10], ps=[0.1, 0.2], embed_p=0.05, y_range=(0, 5))
     assert [name for name, _ in model.named_children()] == ["embeds", "emb_drop", "bn_cont", "layers"]
-    assert layer_types(model) == ["Linear", "ReLU", "BatchNorm1d", "Dropout", "Linear", "ReLU", "BatchNorm1d", "Dropout",
+    assert layer_types(model) == ["Linear", "ReLU", "BatchNorm1d", "Dropout",
+                                  "Linear", "ReLU", "BatchNorm1d", "Dropout",
                                   "Linear", "SigmoidRange"]
     first, second = model.layers[0][3], model.layers[1][3]
     assert (first.p, second.p, model.emb_drop.p) == (0.1, 0.2, 0.05)
@@ -247,7 +248,8 @@ def test_rmspe_against_its_formula():
     preds = targs * rng.uniform(0.5, 1.5, 50)
     expected = math.sqrt(np.mean(((targs - preds) / targs) ** 2))
     assert T.rmspe(torch.tensor(preds), torch.tensor(targs)).item() == pytest.approx(expected, rel=1e-5)
-    assert T.exp_rmspe(torch.tensor(np.log(preds)), torch.tensor(np.log(targs))).item() == pytest.approx(expected, rel=1e-4)
+    exp_rmspe = T.exp_rmspe(torch.tensor(np.log(preds)), torch.tensor(np.log(targs))).item()
+    assert exp_rmspe == pytest.approx(expected, rel=1e-4)
     assert T.rmspe(torch.tensor([110.0, 90.0]), torch.tensor([100.0, 100.0])).item() == pytest.approx(0.1)
 
 

@@ -1,4 +1,5 @@
-"""helpers.tabular_metrics' city bootstrap against a hand computation, and the baselines of notebook 09 on planted tables."""
+"""helpers.tabular_metrics' city bootstrap against a hand computation, and the baselines of notebook 09 on planted
+tables."""
 import math
 
 import numpy as np

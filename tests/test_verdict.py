@@ -39,7 +39,8 @@ def test_higher_is_better_turns_the_margin_round(capsys):
                 metric="accuracy", profile=TINY)
     assert v.winner == "simple_net" and "simple_net wins by 0.075, noise 0.040" in capsys.readouterr().out
     with pytest.raises(AssertionError):
-        compare({"simple_net": 0.995, "pixel similarity": 0.920}, noise=0.04, claim="beats", better="lower", profile=TINY)
+        compare({"simple_net": 0.995, "pixel similarity": 0.920}, noise=0.04, claim="beats", better="lower",
+                profile=TINY)
 
 
 def test_a_flipped_comparison_says_what_the_numbers_showed_and_what_to_change(capsys):

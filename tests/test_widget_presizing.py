@@ -17,11 +17,13 @@ def explorer() -> PresizingExplorer:
 def test_starts_drawn_with_a_css_class_and_labelled_sliders(explorer):
     assert explorer.state["draws"] >= 1 and bytes(explorer.image.value).startswith(b"\x89PNG")
     assert "course-widget" in explorer.widget._dom_classes
-    assert [c.description for c in explorer.controls] == ["rotation (degrees)", "zoom", "warp (tilt)", "crop scale (area)"]
+    assert [c.description for c in explorer.controls] == ["rotation (degrees)", "zoom", "warp (tilt)", "crop scale "
+                                                                                                       "(area)"]
 
 
 def test_every_slider_changes_the_picture_and_the_state(explorer):
-    for control, value in [(explorer.rotate, -20.0), (explorer.zoom, 1.5), (explorer.warp, -0.3), (explorer.crop_scale, 0.5)]:
+    for control, value in [(explorer.rotate, -20.0), (explorer.zoom, 1.5), (explorer.warp, -0.3),
+                           (explorer.crop_scale, 0.5)]:
         before_png, before = explorer.image.value, dict(explorer.state)
         control.value = value
         assert explorer.state["draws"] == before["draws"] + 1

@@ -1,4 +1,5 @@
-"""Exercises and questionnaire of notebook 00, a digit classifier from scratch: ``from helpers.exercise_sets import nb00 as ex``."""
+"""Exercises and questionnaire of notebook 00, a digit classifier from scratch: ``from helpers.exercise_sets import nb00
+as ex``."""
 from __future__ import annotations
 
 import inspect
@@ -8,9 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
-                               ValueExercise, track_set)
-
+from helpers.exercises import (
+    ChoiceExercise,
+    CodeExercise,
+    FunctionExercise,
+    Questionnaire,
+    Reflection,
+    ValueExercise,
+    track_set,
+)
 
 # ---- reference answers ---------------------------------------------------------------------------
 
@@ -175,7 +182,8 @@ def _check_optimiser(answer: Any) -> None:
                 hint = ("the gradients were not cleared: zero_grad must set each .grad to None or zero."
                         if grads is not None and grads.abs().sum() > 0 else
                         "compare your update with p -= lr * p.grad (mind the sign and the learning rate).")
-                raise AssertionError(f"after step {step + 1} (lr={lr}) your weights differ from torch.optim.SGD's: {hint}")
+                raise AssertionError(f"after step {step + 1} (lr={lr}) your weights differ from torch.optim.SGD's: "
+                                     f"{hint}")
 
 
 def _check_momentum(answer: Any) -> None:
@@ -322,9 +330,9 @@ q9 = FunctionExercise(
         p = predictions.sigmoid()
         return torch.where(targets == 1, 1 - p, p).mean()
     """,
-    wrong_answers=[lambda p, t: torch.where(t == 1, 1 - p, p).mean(),                          # no sigmoid
-                   lambda p, t: torch.where(t == 1, p.sigmoid(), 1 - p.sigmoid()).mean(),      # the two cases swapped
-                   lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()).sum()],      # sums instead of averaging
+    wrong_answers=[lambda p, t: torch.where(t == 1, 1 - p, p).mean(),                      # no sigmoid
+                   lambda p, t: torch.where(t == 1, p.sigmoid(), 1 - p.sigmoid()).mean(),  # the two cases swapped
+                   lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()).sum()],  # sums, not averages
     explanation=("The sigmoid puts every raw output between 0 and 1; then a 3 (target 1) is off by 1 - p and a 7 "
                  "(target 0) by p, and the mean of these distances is smooth, so its gradient tells each weight "
                  "which way to move."),
@@ -367,7 +375,8 @@ q5 = CodeExercise(
     solution="\n" + inspect.getsource(_ReferenceMomentum).replace("_ReferenceMomentum", "MomentumOptim"),
     wrong_answers=[_MomentumIgnored, _DampedMomentum, _VelocityNeverKept, _ReferenceOptim],
     explanation=("The velocity is a running sum of past gradients that decays by mom each step, so a direction "
-                 "the gradients keep agreeing on builds speed while zig-zags cancel out; with mom = 0 it is plain SGD."),
+                 "the gradients keep agreeing on builds speed while zig-zags cancel out; with mom = 0 it is plain "
+                 "SGD."),
 )
 
 q10 = CodeExercise(
@@ -454,7 +463,8 @@ questionnaire = Questionnaire([
                "differences more than many small ones."),
     Reflection("How can you compute on thousands of numbers at once, far faster than a Python loop?",
                "Write the calculation on whole tensors (elementwise operations, broadcasting, matrix products) "
-               "instead of looping in Python: PyTorch then runs optimised C or GPU code over all the numbers in one call."),
+               "instead of looping in Python: PyTorch then runs optimised C or GPU code over all the numbers in one "
+               "call."),
     ValueExercise("Make a 3 x 3 tensor holding 1 to 9, double it, and take the bottom-right 2 x 2 block. "
                   "Give that block.",
                   expected=torch.tensor([[10, 12], [16, 18]]),
@@ -512,7 +522,8 @@ questionnaire = Questionnaire([
                "is zero almost everywhere (and undefined where a prediction flips). SGD would get no signal at all."),
     Reflection("Sketch the sigmoid. What is special about its shape?",
                "An S-shaped curve rising smoothly from 0 to 1, equal to 0.5 at 0. It maps any real number into "
-               "(0, 1) and is steepest in the middle, so it turns raw outputs into probabilities with useful gradients."),
+               "(0, 1) and is steepest in the middle, so it turns raw outputs into probabilities with useful "
+               "gradients."),
     Reflection("What is the difference between a loss and a metric?",
                "The metric is for people: it says how good the model is in terms we care about (accuracy, error "
                "rate). The loss is for the optimiser: it must change smoothly with the parameters so its gradient "
@@ -522,7 +533,8 @@ questionnaire = Questionnaire([
                "(plus extras such as momentum in fancier optimisers)."),
     Reflection("What does a `DataLoader` do?",
                "It takes a dataset (anything with a length and indexing) and hands out mini-batches: it shuffles "
-               "the order each epoch if asked, groups items into batches of the chosen size and stacks them into tensors."),
+               "the order each epoch if asked, groups items into batches of the chosen size and stacks them into "
+               "tensors."),
     Reflection("Write pseudocode for one epoch of SGD.",
                "for each mini-batch (x, y): predictions = model(x); loss = loss_func(predictions, y); "
                "loss.backward(); for each parameter p: p -= lr * p.grad; zero the gradients."),
@@ -547,7 +559,8 @@ questionnaire = Questionnaire([
                "Matrix multiplication (it calls `__matmul__`); for tensors it is `torch.matmul`."),
     Reflection("What does `backward` do?",
                "Called on a scalar (the loss), it walks back through the operations that produced it and stores, "
-               "in each tensor that has `requires_grad`, the gradient of the loss with respect to that tensor (its `.grad`)."),
+               "in each tensor that has `requires_grad`, the gradient of the loss with respect to that tensor (its "
+               "`.grad`)."),
     Reflection("Why must the gradients be zeroed after each step?",
                "`backward` adds to whatever is already in `.grad`. Without clearing, each step would use the sum of "
                "all gradients so far instead of the current one."),

@@ -146,7 +146,8 @@ q1 = FunctionExercise(
     test_cases=["Bengal_4.jpg", "great_pyrenees_173.jpg", "staffordshire_bull_terrier_10.jpg", "Abyssinian_100.jpg",
                 "British_Shorthair_9.jpg"],
     hints=["The breed is everything before the LAST underscore; after it come digits and '.jpg'.",
-           r"A group `(.+)` is greedy, so `^(.+)_\d+\.jpg$` takes as much as it can and still leaves `_173.jpg` to match."],
+           r"A group `(.+)` is greedy, so `^(.+)_\d+\.jpg$` takes as much as it can and still leaves `_173.jpg` to "
+           r"match."],
     solution=r"""
     def label_of(name):
         return re.match(r'^(.+)_\d+\.jpg$', name).group(1)
@@ -169,7 +170,8 @@ q2 = FunctionExercise(
     test_cases=[PurePosixPath("/data/oxford-iiit-pet/images/Bengal_4.jpg"), PurePosixPath("train/3/1234.png"),
                 PurePosixPath("images/great_pyrenees_173.jpg"), PurePosixPath("downloads/oxford-iiit-pet.tar.gz")],
     hints=["A Path has `.parent` (a Path), `.name`, `.stem` and `.suffix`.",
-           "The folder's name is the name of the parent: `path.parent.name`. Only the last extension counts as the suffix."],
+           "The folder's name is the name of the parent: `path.parent.name`. Only the last extension counts as the "
+           "suffix."],
     solution="""
     def describe(path):
         return path.parent.name, path.stem, path.suffix
@@ -202,7 +204,8 @@ q3 = FunctionExercise(
                    lambda train, valid, n: set(train) | set(valid) == set(range(n))],  # misses duplicates
     right_answers=[lambda train, valid, n: sorted(list(train) + list(valid)) == list(range(n)),
                    lambda train, valid, n: (not set(train) & set(valid) and len(set(train)) == len(train)
-                                            and len(set(valid)) == len(valid) and set(train) | set(valid) == set(range(n)))],
+                                            and len(set(valid)) == len(valid)
+                                            and set(train) | set(valid) == set(range(n)))],
     explanation=("A clean split puts each index in exactly one set: together the lists have n entries and those "
                  "entries are exactly 0 to n-1, which rules out overlaps, losses and duplicates at once."),
 )
@@ -307,7 +310,8 @@ questionnaire = Questionnaire([
          "One big tensor saved with torch.save"],
         answer="a",
         hints=["Pets labels live in file names; MNIST's in folder names; many Kaggle sets ship a CSV."],
-        solution="Either the files themselves carry the labels (in names or folders), or a table lists items and labels.",
+        solution="Either the files themselves carry the labels (in names or folders), or a table lists items and "
+                 "labels.",
         wrong_answers=["b", "c"],
         explanation=("The label of an item is either carried by the file itself (its name or folder) or "
                      "listed next to it in a table; every loader starts by reading one of these two.")),
@@ -350,7 +354,8 @@ questionnaire = Questionnaire([
          "Only when you have a GPU"],
         answer="b",
         hints=["What is the fastest way to find the mislabelled or unusable images among thousands?"],
-        solution="A first model is a baseline and a data-cleaning tool: its most confident mistakes point at bad labels.",
+        solution="A first model is a baseline and a data-cleaning tool: its most confident mistakes point at bad "
+                 "labels.",
         wrong_answers=["a", "c"],
         explanation=("A quick model is a cleaning tool: the images it gets most confidently wrong are the "
                      "first to look at for bad labels and unusable pictures.")),
@@ -362,7 +367,8 @@ questionnaire = Questionnaire([
     ChoiceExercise(
         "The book keeps file lists in fastai's `L`, which accepts a list of indices as an index: `files[valid_idx]`. "
         "With a plain Python list, which expression gives the same items?",
-        ["[files[i] for i in valid_idx]", "files[valid_idx]", "files(valid_idx)", "files[min(valid_idx):max(valid_idx)]"],
+        ["[files[i] for i in valid_idx]", "files[valid_idx]", "files(valid_idx)",
+         "files[min(valid_idx):max(valid_idx)]"],
         answer="a",
         hints=["A plain list only takes an int or a slice as its index; what builds a new list item by item?"],
         solution="A list comprehension; `operator.itemgetter(*valid_idx)(files)` also works (it returns a tuple).",

@@ -6,8 +6,15 @@ import math
 import torch
 
 from helpers.augment import BatchAugment, rotation_matrices
-from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
-                               ValueExercise, track_set)
+from helpers.exercises import (
+    ChoiceExercise,
+    CodeExercise,
+    FunctionExercise,
+    Questionnaire,
+    Reflection,
+    ValueExercise,
+    track_set,
+)
 
 
 def _rotation_reference(degrees: float) -> torch.Tensor:
@@ -124,13 +131,17 @@ crop_matrix = FunctionExercise(
                              [0, s, crop_centre[1] * (1 - s)],
                              [0, 0, 1.0]])
     """,
-    wrong_answers=[lambda a, c: torch.tensor([[a, 0, c[0] * (1 - a)], [0, a, c[1] * (1 - a)], [0, 0, 1.0]]),  # area as side
-                   lambda a, c: torch.tensor([[math.sqrt(a), 0, c[0]], [0, math.sqrt(a), c[1]], [0, 0, 1.0]]),  # leaves the picture
+    wrong_answers=[# the area used as the side
+                   lambda a, c: torch.tensor([[a, 0, c[0] * (1 - a)], [0, a, c[1] * (1 - a)], [0, 0, 1.0]]),
+                   # shifted by c itself: the crop leaves the picture
+                   lambda a, c: torch.tensor([[math.sqrt(a), 0, c[0]], [0, math.sqrt(a), c[1]], [0, 0, 1.0]]),
+                   # the inverse scale
                    lambda a, c: torch.tensor([[1 / math.sqrt(a), 0, c[0] * (1 - math.sqrt(a))],
-                                              [0, 1 / math.sqrt(a), c[1] * (1 - math.sqrt(a))], [0, 0, 1.0]])],  # inverse scale
+                                              [0, 1 / math.sqrt(a), c[1] * (1 - math.sqrt(a))], [0, 0, 1.0]])],
     right_answers=[lambda a, c: torch.tensor([[a ** 0.5, 0.0, c[0] - c[0] * a ** 0.5],
                                               [0.0, a ** 0.5, c[1] - c[1] * a ** 0.5], [0.0, 0.0, 1.0]]),
-                   lambda a, c: [[math.sqrt(a), 0, c[0] * (1 - math.sqrt(a))], [0, math.sqrt(a), c[1] * (1 - math.sqrt(a))],
+                   lambda a, c: [[math.sqrt(a), 0, c[0] * (1 - math.sqrt(a))],
+                                 [0, math.sqrt(a), c[1] * (1 - math.sqrt(a))],
                                  [0, 0, 1]]],
     explanation=("The output square [-1, 1] is shrunk to the crop's side s and shifted by c(1 - s), the most it can "
                  "move while staying inside the picture: c = -1 puts it against one edge, +1 against the other."),
@@ -149,10 +160,12 @@ normalise = FunctionExercise(
         std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
         return (x - mean) / std
     """,
-    wrong_answers=[lambda x: (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+    wrong_answers=[lambda x: ((x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+                              * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)),
                    lambda x: x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
                    lambda x: (x - 0.449) / 0.226],                                    # one average for all channels
-    right_answers=[lambda x: (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None],
+    right_answers=[lambda x: ((x - torch.tensor(IMAGENET_MEAN)[:, None, None])
+                              / torch.tensor(IMAGENET_STD)[:, None, None]),
                    lambda x: __import__("torchvision").transforms.v2.functional.normalize(x, list(IMAGENET_MEAN),
                                                                                         list(IMAGENET_STD))],
     explanation=("Each channel gets its own mean and standard deviation, so the statistics must be shaped to broadcast "
@@ -167,7 +180,8 @@ q1 = CodeExercise(
     reference=(62, 0, 437, 375),
     hints=["The square's side is the photo's short side.",
            "For validation the square sits in the middle: as much is cut off on the left as on the right."],
-    solution="answer = (62, 0, 437, 375)   # side 375; (500 - 375) // 2 = 62 pixels cut on the left (PresizeCrop rounds down)",
+    solution="answer = (62, 0, 437, 375)   # side 375; (500 - 375) // 2 = 62 pixels cut on the left (PresizeCrop "
+             "rounds down)",
     wrong_answers=[(0, 0, 375, 375), (0, 0, 500, 375), (62.5, 0, 437.5, 375), (62, 0, 438, 375), (125, 0, 500, 375)],
     right_answers=[(63, 0, 438, 375), [62, 0, 437, 375], (62.0, 0.0, 437.0, 375.0)],
     explanation=("PresizeCrop cuts the largest centred square, whose side is the short side (375); the 125 pixels "
@@ -182,7 +196,8 @@ q2 = FunctionExercise(
     test_cases=[0.0, 90.0, 30.0, -10.0],
     hints=["`torch.deg2rad` first: cos and sin want radians.",
            "Check it with 90 degrees: turning the picture a quarter counter-clockwise brings the input's top-right "
-           "corner (1, -1) to the output's top-left corner (-1, -1), so the matrix must send (-1, -1, 1) to (1, -1, 1).",
+           "corner (1, -1) to the output's top-left corner (-1, -1), so the matrix must send (-1, -1, 1) to (1, -1, "
+           "1).",
            "The bottom row is (0, 0, 1): rotation moves no point off the image plane."],
     solution="""
     def rotation_matrix(degrees):
@@ -192,9 +207,10 @@ q2 = FunctionExercise(
                              [0.,           0.,          1.]])
     """,
     wrong_answers=[_rotation_clockwise, _rotation_in_radians, lambda degrees: _rotation_reference(degrees)[:2]],
-    right_answers=[lambda degrees: torch.tensor([[math.cos(math.radians(degrees)), -math.sin(math.radians(degrees)), 0.0],
-                                                 [math.sin(math.radians(degrees)), math.cos(math.radians(degrees)), 0.0],
-                                                 [0.0, 0.0, 1.0]]),
+    right_answers=[lambda degrees: torch.tensor([
+                       [math.cos(math.radians(degrees)), -math.sin(math.radians(degrees)), 0.0],
+                       [math.sin(math.radians(degrees)), math.cos(math.radians(degrees)), 0.0],
+                       [0.0, 0.0, 1.0]]),
                    lambda degrees: [[math.cos(math.radians(degrees)), -math.sin(math.radians(degrees)), 0],
                                     [math.sin(math.radians(degrees)), math.cos(math.radians(degrees)), 0], [0, 0, 1]]],
     explanation=("A counter-clockwise turn on screen, with y pointing down, sends each output point to the input "
@@ -202,7 +218,8 @@ q2 = FunctionExercise(
                  "convention, extended to 3 x 3 so that it composes with the others."),
 )
 
-# Hint 2 of q2 as numbers, so a test can check the hint against the reference: (output point, input point) at 90 degrees.
+# Hint 2 of q2 as numbers, so a test can check the hint against the reference:
+# (output point, input point) at 90 degrees.
 Q2_HINT_POINTS = ((-1.0, -1.0), (1.0, -1.0))
 
 ZOOM_CENTRE = (0.5, 0.0)  # q3 zooms towards the middle of the right half, so zoom and flip do not commute
@@ -287,7 +304,8 @@ questionnaire = Questionnaire([
                "final size, so each image is interpolated once and the work runs in parallel where it is fast."),
     Reflection("Name the two ways data augmentation can degrade an image, and how presizing avoids each.",
                "Empty zones: rotating or zooming out a picture that is already at its final size uncovers corners with "
-               "no data (black or padding). Interpolation loss: every resize, rotation or warp computes new pixels from "
+               "no data (black or padding). Interpolation loss: every resize, rotation or warp computes new pixels "
+               "from "
                "old ones, so doing them one after another blurs the image more each time. Presizing keeps a margin of "
                "real picture around the final crop, and composes all the transforms into one resampling."),
     ChoiceExercise("How many times is each image of a training batch resampled by our BatchAugment?",
@@ -296,20 +314,24 @@ questionnaire = Questionnaire([
                     "once per transform (flip, rotation, zoom, warp, crop)"],
                    answer="a", wrong_answers=["b", "c"],
                    hints=["Look at how many grid_sample calls the notebook counted."],
-                   solution="Once. (fastai's own version does two when min_scale < 1: its random crop is a separate step.)",
+                   solution="Once. (fastai's own version does two when min_scale < 1: its random crop is a separate "
+                            "step.)",
                    explanation=("All the geometric transforms are composed into one matrix, so "
                                 "grid_sample reads each output pixel from the presized image once.")),
     ChoiceExercise("What does BatchAugment do to a validation batch (eval mode)?",
                    ["the same random transforms as in training", "takes the centre square and resizes it once",
                     "nothing at all: validation images keep the presize"],
                    answer="b", wrong_answers=["a", "c"],
-                   hints=["Validation must measure the model, not the luck of the draw; and the model needs its input size."],
+                   hints=["Validation must measure the model, not the luck of the draw; and the model needs its input "
+                          "size."],
                    explanation=("Validation must measure the same thing every time, so eval mode "
                                 "skips the random transforms and takes a centre square at the "
                                 "final size.")),
-    Reflection("Why does the item transform cut its square at a random place for training but in the centre for validation?",
+    Reflection("Why does the item transform cut its square at a random place for training but in the centre for "
+               "validation?",
                "A random place is one more augmentation: the model sees slightly different framings of each training "
-               "image. Validation should be repeatable and comparable from epoch to epoch, so it always takes the same, "
+               "image. Validation should be repeatable and comparable from epoch to epoch, so it always takes the "
+               "same, "
                "most representative square: the centre."),
     ValueExercise("With a presize of 460 and `min_scale=0.75` (a fraction of the AREA), how many pixels wide is the "
                   "smallest square the random crop can take?",
@@ -319,9 +341,11 @@ questionnaire = Questionnaire([
                   solution="answer = round(math.sqrt(0.75) * 460)   # 398",
                   explanation=("min_scale is a fraction of the area, and the side grows with the "
                                "square root of the area: sqrt(0.75) * 460 is about 398 pixels.")),
-    Reflection("The optional antialiasing blurs the presized image before sampling. Why is that not a second resampling?",
+    Reflection("The optional antialiasing blurs the presized image before sampling. Why is that not a second "
+               "resampling?",
                "A blur is a convolution on the same pixel grid: every output pixel stays exactly where it was and is "
-               "a weighted average of its neighbours. Nothing is moved or sampled between pixels, so the image is still "
+               "a weighted average of its neighbours. Nothing is moved or sampled between pixels, so the image is "
+               "still "
                "interpolated only once, by grid_sample."),
 ])
 

@@ -1,4 +1,5 @@
-"""Exercises and questionnaire of notebook 03, cross-entropy by hand: ``from helpers.exercise_sets import nb03 as ex``."""
+"""Exercises and questionnaire of notebook 03, cross-entropy by hand: ``from helpers.exercise_sets import nb03 as
+ex``."""
 from __future__ import annotations
 
 import math
@@ -50,7 +51,8 @@ softmax_rows = FunctionExercise(
     reference=_softmax_rows,
     test_cases=[ROWS, torch.tensor([[0.02, -2.49, 1.25]]), torch.zeros(2, 4)],
     hints=["`torch.exp(x)` is positive everywhere; `.sum(dim=1, keepdim=True)` gives one total per row, as a column.",
-           "Without `keepdim=True` the totals form a row vector, and the division would not pair each row with its own total."],
+           "Without `keepdim=True` the totals form a row vector, and the division would not pair each row with its own "
+           "total."],
     solution="""
     def softmax_by_hand(x):
         return torch.exp(x) / torch.exp(x).sum(dim=1, keepdim=True)
@@ -72,7 +74,8 @@ nll_by_hand = FunctionExercise(
     test_cases=[(torch.softmax(ROWS, dim=1), torch.tensor([0, 1, 0])),
                 (torch.log_softmax(GRAD_LOGITS, dim=1), GRAD_TARGETS),
                 (torch.tensor([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]), torch.tensor([2, 0]))],
-    hints=["Index with two things at once: `inputs[range(n), targets]` pairs row 0 with targets[0], row 1 with targets[1], ...",
+    hints=["Index with two things at once: `inputs[range(n), targets]` pairs row 0 with targets[0], row 1 with "
+           "targets[1], ...",
            "Then a minus sign and `.mean()`."],
     solution="""
     def nll_by_hand(inputs, targets):
@@ -96,7 +99,8 @@ log_softmax_rows = FunctionExercise(
     test_cases=[torch.tensor([[1000.0, 0.0, -1000.0]]), torch.tensor([[0.0, -120.0], [800.0, 805.0]]), ROWS],
     hints=["log(softmax(x)) = x - log(sum(exp(x))), and subtracting the row's maximum m first changes nothing "
            "(log(sum(exp(x))) = m + log(sum(exp(x - m)))).",
-           "`shifted = x - x.max(dim=1, keepdim=True).values`, then `shifted - shifted.exp().sum(dim=1, keepdim=True).log()`."],
+           "`shifted = x - x.max(dim=1, keepdim=True).values`, then `shifted - shifted.exp().sum(dim=1, "
+           "keepdim=True).log()`."],
     solution="""
     def log_softmax_by_hand(x):
         shifted = x - x.max(dim=1, keepdim=True).values           # the largest exponent is 0: nothing overflows
@@ -107,9 +111,11 @@ log_softmax_rows = FunctionExercise(
                    lambda x: (x - x.max()) - (x - x.max()).exp().sum(dim=1, keepdim=True).log()],  # one max per batch
     right_answers=[lambda x: torch.log_softmax(x, dim=1),
                    lambda x: x - x.logsumexp(dim=1, keepdim=True),
-                   lambda x: x - x.amax(1, keepdim=True) - (x - x.amax(1, keepdim=True)).exp().sum(1, keepdim=True).log()],
+                   lambda x: (x - x.amax(1, keepdim=True)
+                              - (x - x.amax(1, keepdim=True)).exp().sum(1, keepdim=True).log())],
     explanation=("log(exp(x_i) / sum exp(x_j)) is x_i minus the log of the sum; shifting the row by its maximum "
-                 "keeps every exponential at most 1, so nothing overflows and no probability rounds to 0 before the log."),
+                 "keeps every exponential at most 1, so nothing overflows and no probability rounds to 0 before the "
+                 "log."),
 )
 
 q1 = FunctionExercise(
@@ -118,7 +124,8 @@ q1 = FunctionExercise(
     reference=_softmax_last,
     test_cases=[torch.tensor([0.02, -2.49, 1.25]), ROWS, torch.zeros(2, 4)],
     hints=["Exponentiate every activation, then divide by the sum of the exponentials of its own row.",
-           "For a batch, sum along the last dimension and keep it (`keepdim=True`) so the division broadcasts row by row."],
+           "For a batch, sum along the last dimension and keep it (`keepdim=True`) so the division broadcasts row by "
+           "row."],
     solution="""
     def my_softmax(x):
         exponentials = x.exp()
@@ -136,7 +143,8 @@ q1 = FunctionExercise(
 
 q2 = ValueExercise(
     """The notebook's table shows exp and softmax for `[0.02, -2.49, 1.25]`. Now do it for `[-1.0, 0.5, 3.0]`:
-    `answer = (exps, probs)` with the exponential of each activation and its softmax (two lists or tensors of 3 numbers).""",
+    `answer = (exps, probs)` with the exponential of each activation and its softmax """
+    """(two lists or tensors of 3 numbers).""",
     expected=(TABLE_ACTS.exp(), torch.softmax(TABLE_ACTS, dim=0)),
     decimals=2,
     hints=["exp(0) is 1, exp(-1) is about 0.37, and exp(3) is about 20.",
@@ -157,11 +165,13 @@ q2 = ValueExercise(
 )
 
 q3 = FunctionExercise(
-    """Write `stable_softmax(x)` over the last dimension that stays finite for activations like `[1000., 0., -1000.]`.""",
+    "Write `stable_softmax(x)` over the last dimension that stays finite for activations like "
+    "`[1000., 0., -1000.]`.",
     reference=_stable_softmax_last,
     test_cases=[torch.tensor([1000.0, 0.0, -1000.0]), torch.tensor([[800.0, 805.0], [-3.0, 2.0]]), ROWS],
     hints=["exp(1000.) is inf in float32, and inf / inf is nan.",
-           "Adding the same number to every activation of a row leaves its softmax unchanged: which number keeps exp small?"],
+           "Adding the same number to every activation of a row leaves its softmax unchanged: which number keeps exp "
+           "small?"],
     solution="""
     def stable_softmax(x):
         shifted = x - x.max(dim=-1, keepdim=True).values   # the largest becomes 0, so exp(...) <= 1
@@ -170,7 +180,8 @@ q3 = FunctionExercise(
     """,
     wrong_answers=[_softmax_last,                                                    # overflows to nan
                    lambda x: _softmax_last(x - x.max()),                             # one max for the whole batch
-                   lambda x: _softmax_last(x / x.abs().max(dim=-1, keepdim=True).values)],  # rescales: a different softmax
+                   # rescales the row: a different softmax
+                   lambda x: _softmax_last(x / x.abs().max(dim=-1, keepdim=True).values)],
     right_answers=[lambda x: torch.softmax(x, dim=-1),
                    lambda x: (x - x.logsumexp(dim=-1, keepdim=True)).exp(),
                    lambda x: _softmax_last(x - x.amax(dim=-1, keepdim=True))],
@@ -179,7 +190,8 @@ q3 = FunctionExercise(
 )
 
 q4 = FunctionExercise(
-    """Write `pick_targets(probs, targets)`: for each row `i` of `probs` (batch x classes), the value in column `targets[i]`.""",
+    "Write `pick_targets(probs, targets)`: for each row `i` of `probs` (batch x classes), the value in column "
+    "`targets[i]`.",
     reference=_pick_targets,
     test_cases=[(torch.softmax(ROWS, dim=1), torch.tensor([0, 1, 0])),
                 (torch.tensor([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]), torch.tensor([2, 0]))],
@@ -249,8 +261,10 @@ questionnaire = Questionnaire([
                                 "the sum (so the values add up to 1); each is therefore between 0 "
                                 "and 1.")),
     Reflection("Why does softmax tend to single out one class, even when the activations are only a little apart?",
-               "The exponential grows fast, so a slightly larger activation becomes a much larger exponential, and after "
-               "dividing by the sum it takes most of the probability. That suits a model that must pick exactly one class."),
+               "The exponential grows fast, so a slightly larger activation becomes a much larger exponential, and "
+               "after "
+               "dividing by the sum it takes most of the probability. That suits a model that must pick exactly one "
+               "class."),
     ChoiceExercise("When would you NOT want softmax as the last activation?",
                    ["when every image shows exactly one of the classes",
                     "when an image can show several of the classes, or none of them",
@@ -261,9 +275,12 @@ questionnaire = Questionnaire([
                    explanation=("Softmax makes the classes compete for one unit of probability, "
                                 "which is wrong when an image can hold several classes or none; a "
                                 "sigmoid per class is the fit there.")),
-    Reflection("The loss `torch.where(targets == 1, 1 - p, p).mean()` works for two classes. Why can it not be extended to three or more?",
-               "torch.where chooses between two alternatives, because a condition is true or false, and it relies on one "
-               "number p per item describing both classes (the other gets 1 - p). With more classes we need one probability "
+    Reflection("The loss `torch.where(targets == 1, 1 - p, p).mean()` works for two classes. Why can it not be "
+               "extended to three or more?",
+               "torch.where chooses between two alternatives, because a condition is true or false, and it relies on "
+               "one "
+               "number p per item describing both classes (the other gets 1 - p). With more classes we need one "
+               "probability "
                "per class and must pick the target's column by indexing, which is what nll_loss on a softmax does."),
     ValueExercise("What does `torch.log(torch.tensor(-2.))` give? Answer with the Python float it prints as.",
                   expected=float("nan"), wrong_answers=[math.log(2), -math.log(2), float("-inf")],
@@ -275,9 +292,11 @@ questionnaire = Questionnaire([
                                "an error.")),
     Reflection("Why is `log(-2)` not a number, and why does that never happen inside cross-entropy?",
                "exp(x) is positive for every real x, so no real number has an exponential of -2: the log of a negative "
-               "number is undefined and PyTorch returns nan. Cross-entropy only takes logs of softmax outputs, which are "
+               "number is undefined and PyTorch returns nan. Cross-entropy only takes logs of softmax outputs, which "
+               "are "
                "always positive (PyTorch even computes log_softmax directly from the activations)."),
-    ValueExercise("`nll_loss` takes no log. What does `F.nll_loss(torch.tensor([[0.6, 0.4]]), torch.tensor([0]))` return? (a float)",
+    ValueExercise("`nll_loss` takes no log. What does `F.nll_loss(torch.tensor([[0.6, 0.4]]), torch.tensor([0]))` "
+                  "return? (a float)",
                   expected=-0.6, wrong_answers=[-math.log(0.6), 0.6, 0.4],
                   right_answers=[F.nll_loss(torch.tensor([[0.6, 0.4]]), torch.tensor([0])).item(), -3 / 5],
                   hints=["It picks the target's column and negates it: nothing else."],
@@ -285,8 +304,10 @@ questionnaire = Questionnaire([
                   explanation=("nll_loss only picks the value at the target's column and negates "
                                "it; the log is expected to be taken before, by log_softmax.")),
     Reflection("Why take the log of the probability of the correct class rather than use the probability itself?",
-               "Probabilities live between 0 and 1, so 0.99 and 0.999 look almost the same, yet the second is ten times "
-               "less likely to be wrong (0.001 against 0.01). -log p stretches that range to 0..infinity: a confident mistake (p near 0) costs a lot and "
+               "Probabilities live between 0 and 1, so 0.99 and 0.999 look almost the same, yet the second is ten "
+               "times "
+               "less likely to be wrong (0.001 against 0.01). -log p stretches that range to 0..infinity: a confident "
+               "mistake (p near 0) costs a lot and "
                "keeps a useful gradient, and products of probabilities become sums."),
     ChoiceExercise("The gradient of cross-entropy with respect to the logits is ...",
                    ["softmax(logits) - one_hot(target)", "one_hot(target) - softmax(logits)", "log_softmax(logits)"],

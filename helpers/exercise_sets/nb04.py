@@ -1,4 +1,5 @@
-"""Exercises and questionnaire of notebook 04, the LR finder and one-cycle: ``from helpers.exercise_sets import nb04 as ex``."""
+"""Exercises and questionnaire of notebook 04, the LR finder and one-cycle: ``from helpers.exercise_sets import nb04 as
+ex``."""
 from __future__ import annotations
 
 import math
@@ -39,7 +40,8 @@ def _one_cycle_rate(pos: float, lr_max: float) -> float:
 one_cycle_rate = FunctionExercise(
     """Write `one_cycle_rate(pos, lr_max)`: the one-cycle rate at `pos`, the fraction of the whole fit done (0 to 1).
     For the first quarter (`pos < 0.25`) it rises from `lr_max / 25` to `lr_max`, then falls to `lr_max / 1e5`,
-    each phase along half a cosine: from `a` to `b` at fraction `f` of the phase, `a + (1 - cos(pi * f)) * (b - a) / 2`.""",
+    each phase along half a cosine: from `a` to `b` at fraction `f` of the phase, """
+    """`a + (1 - cos(pi * f)) * (b - a) / 2`.""",
     reference=_one_cycle_rate,
     test_cases=[(0.0, 1e-3), (0.1, 1e-3), (0.25, 2e-2), (0.5, 1e-3), (0.9, 4e-3), (0.999, 1e-3)],
     hints=["Split at 0.25: the phase's own fraction is pos / 0.25 in the warm-up and (pos - 0.25) / 0.75 after.",
@@ -52,11 +54,17 @@ one_cycle_rate = FunctionExercise(
             f, a, b = (pos - 0.25) / 0.75, lr_max, lr_max / 1e5
         return a + (1 - math.cos(math.pi * f)) * (b - a) / 2
     """,
-    wrong_answers=[lambda pos, lr: _one_cycle_rate(pos, lr) if pos < 0.25 else lr + (lr / 1e5 - lr) * (pos - 0.25) / 0.75,  # linear anneal
-                   lambda pos, lr: _one_cycle_rate(min(pos * 4 / 3, 1.0), lr) if pos < 0.25 else _one_cycle_rate(pos, lr),  # wrong warm-up length
+    wrong_answers=[# a linear anneal
+                   lambda pos, lr: (_one_cycle_rate(pos, lr) if pos < 0.25
+                                    else lr + (lr / 1e5 - lr) * (pos - 0.25) / 0.75),
+                   # the wrong warm-up length
+                   lambda pos, lr: (_one_cycle_rate(min(pos * 4 / 3, 1.0), lr) if pos < 0.25
+                                    else _one_cycle_rate(pos, lr)),
                    lambda pos, lr: lr if pos < 0.25 else _one_cycle_rate(pos, lr)],  # no warm-up
-    right_answers=[lambda pos, lr: __import__("helpers.schedule", fromlist=["x"]).combined_cos(0.25, lr / 25, lr, lr / 1e5)(pos),
-                   lambda pos, lr: (lr / 25 + (lr - lr / 25) * (1 - math.cos(math.pi * pos / 0.25)) / 2 if pos < 0.25 else
+    right_answers=[lambda pos, lr: __import__("helpers.schedule", fromlist=["x"]).combined_cos(
+                       0.25, lr / 25, lr, lr / 1e5)(pos),
+                   lambda pos, lr: (lr / 25 + (lr - lr / 25) * (1 - math.cos(math.pi * pos / 0.25)) / 2
+                                    if pos < 0.25 else
                                     lr / 1e5 + (lr - lr / 1e5) * (1 + math.cos(math.pi * (pos - 0.25) / 0.75)) / 2)],
     explanation=("Both phases are half a cosine between their two ends, so the rate leaves and reaches each end with "
                  "zero slope: a gentle warm-up from lr_max / 25 to lr_max over the first quarter, then a long anneal."),
@@ -113,7 +121,8 @@ q2 = FunctionExercise(
 )
 
 q3 = FunctionExercise(
-    """Write `tenth_of_minimum(lrs, losses)`: the first rule of thumb, a tenth of the rate where the loss was lowest.""",
+    "Write `tenth_of_minimum(lrs, losses)`: the first rule of thumb, a tenth of the rate where the loss was "
+    "lowest.",
     reference=_tenth_of_minimum,
     test_cases=[(CURVE_LRS, CURVE_LOSSES), ([1e-3, 1e-2, 1e-1], [1.0, 0.5, 0.7])],
     hints=["`np.argmin(losses)` gives the position of the lowest loss."],
@@ -136,7 +145,8 @@ q4 = ValueExercise(
     `answer = (first_lr, peak_batch)`: the rate of the very first batch, and the index (from 0) of the batch where
     the rate reaches `lr_max`.""",
     expected=(1e-3 / 25, 200),
-    hints=["The cycle starts at lr_max / div.", "The warm-up lasts pct_start of ALL the batches of the fit, not of one epoch."],
+    hints=["The cycle starts at lr_max / div.", "The warm-up lasts pct_start of ALL the batches of the fit, not of one "
+                                                "epoch."],
     solution="answer = (1e-3 / 25, 200)   # 4e-05, and 0.25 * 8 * 100 = 200",
     wrong_answers=[(1e-3 / 25, 25), (1e-3, 200), (1e-3 / 1e5, 200)],
     right_answers=[[4e-5, 200], (0.00004, 200.0)],
@@ -162,11 +172,15 @@ questionnaire = Questionnaire([
     Reflection("What are two good rules of thumb for picking a learning rate from the learning-rate finder's plot?",
                "Either take a rate about ten times smaller than the one where the smoothed loss was lowest (at the "
                "minimum itself the rate is already so high that training is about to become unstable), or take the "
-               "last rate where the loss was still clearly falling, the steepest part of the descent. fastai's default, "
-               "`valley`, picks a point a little past the start of the longest descent; it need not land near the other two "
-               "(on notebook 04's pets curve it sits more than ten times below them, as the notebook prints), so look at "
+               "last rate where the loss was still clearly falling, the steepest part of the descent. fastai's "
+               "default, "
+               "`valley`, picks a point a little past the start of the longest descent; it need not land near the "
+               "other two "
+               "(on notebook 04's pets curve it sits more than ten times below them, as the notebook prints), so look "
+               "at "
                "the curve rather than trust one rule."),
-    ChoiceExercise("The finder's curve is flat up to 1e-4, falls steeply between 1e-3 and 1e-2, bottoms out at 3e-2 and "
+    ChoiceExercise("The finder's curve is flat up to 1e-4, falls steeply between 1e-3 and 1e-2, bottoms out at 3e-2 "
+                   "and "
                    "shoots up after 1e-1. Which rate is a good choice?",
                    ["3e-3", "3e-2", "3e-1", "1e-6"], answer="a", wrong_answers=["b", "c", "d"],
                    hints=["At the bottom of the curve the rate is already too high; on the flat part nothing happens."],
@@ -186,7 +200,8 @@ questionnaire = Questionnaire([
                "middle epochs run at high learning rates and never had the chance to anneal: the best results come "
                "from the final low-rate phase. An early epoch is a half-finished model. Better: retrain from scratch "
                "with the number of epochs at which the validation score was best, so the schedule ends there."),
-    ChoiceExercise("In Jupyter, how do you see the source code of a function such as `helpers.learner.Learner.lr_find`?",
+    ChoiceExercise("In Jupyter, how do you see the source code of a function such as "
+                   "`helpers.learner.Learner.lr_find`?",
                    ["type `Learner.lr_find??` in a cell", "type `Learner.lr_find?` in a cell",
                     "call `print(Learner.lr_find)`"],
                    answer="a", wrong_answers=["b", "c"],

@@ -5,8 +5,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise,
-                               track_set)
+from helpers.exercises import (
+    ChoiceExercise,
+    CodeExercise,
+    FunctionExercise,
+    Questionnaire,
+    Reflection,
+    ValueExercise,
+    track_set,
+)
 
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -85,7 +92,8 @@ pool = FunctionExercise(
     shape_matters=True,
     hints=["`F.adaptive_max_pool2d(x, 1)` and `F.adaptive_avg_pool2d(x, 1)` each give (n, c, 1, 1).",
            "`torch.cat([...], dim=1)` joins them along the channels."],
-    solution="def concat_pool(x):\n    return torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)], dim=1)",
+    solution="def concat_pool(x):\n    return torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)], "
+             "dim=1)",
     wrong_answers=[lambda x: torch.cat([F.adaptive_avg_pool2d(x, 1), F.adaptive_max_pool2d(x, 1)], dim=1),
                    lambda x: torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)], dim=1).flatten(1),
                    lambda x: torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_max_pool2d(x, 1)], dim=1)],
@@ -142,7 +150,8 @@ rates = FunctionExercise(
     wrong_answers=[_linear_spread, _tenth_for_all, lambda lr, n: [getattr(lr, "stop", lr)] * n],
     right_answers=[_geometric],
     explanation=("A slice with both ends spreads the rates evenly on a log scale, so each group moves a fixed "
-                 "factor faster than the one before; a slice with one end gives the head its rate and the body a tenth."),
+                 "factor faster than the one before; a slice with one end gives the head its rate and the body a "
+                 "tenth."),
 )
 
 

@@ -7,7 +7,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.exercises import ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection, ValueExercise, track_set
+from helpers.exercises import (
+    ChoiceExercise,
+    CodeExercise,
+    FunctionExercise,
+    Questionnaire,
+    Reflection,
+    ValueExercise,
+    track_set,
+)
 
 # resnet152 with torchvision's 1000-way classifier; the notebook counts resnet18 to resnet101 the same way.
 RESNET152_PARAMS_M = 60.192808

@@ -1,4 +1,5 @@
-"""Exercises and questionnaire of notebook 09, tabular data with embeddings: ``from helpers.exercise_sets import nb09 as ex``."""
+"""Exercises and questionnaire of notebook 09, tabular data with embeddings: ``from helpers.exercise_sets import nb09 as
+ex``."""
 from __future__ import annotations
 
 import math
@@ -68,7 +69,8 @@ forward = FunctionExercise(
     wrong_answers=[_no_bn_cont, _numbers_first],
     right_answers=[lambda m, c, x: m.layers(torch.cat([m.emb_drop(torch.cat([e(col) for e, col in zip(m.embeds, c.T)],
                                                                             dim=1)), m.bn_cont(x)], dim=1))],
-    hints=["`torch.cat([emb(x_cat[:, i]) for i, emb in enumerate(model.embeds)], dim=1)` gives the embeddings side by side.",
+    hints=["`torch.cat([emb(x_cat[:, i]) for i, emb in enumerate(model.embeds)], dim=1)` gives the embeddings side by "
+           "side.",
            "The numbers go through `model.bn_cont` before they join; the embeddings come first in the concatenation."],
     solution="""
     def tabular_forward(model, x_cat, x_cont):
@@ -81,7 +83,7 @@ forward = FunctionExercise(
                  "sigmoid range) do the rest."),
 )
 
-# ---- city_mean: the per-city baseline ---------------------------------------------------------------------------------
+# ---- city_mean: the per-city baseline --------------------------------------------------------------------------------
 
 _TRAIN = pd.DataFrame({"city": ["a", "a", "b", "c", "c", "c"], "sales": [10.0, 30.0, 5.0, 1.0, 2.0, 9.0]})
 city_mean = FunctionExercise(
@@ -98,7 +100,8 @@ city_mean = FunctionExercise(
     right_answers=[lambda tr, rows: [tr.sales[tr.city == c].mean() if (tr.city == c).any() else tr.sales.mean()
                                      for c in rows.city]],
     hints=["`train_df.groupby('city').sales.mean()` is a Series indexed by city.",
-           "`rows.city.map(that_series)` gives NaN for an unseen city: `.fillna(train_df.sales.mean())`, then `.to_numpy()`."],
+           "`rows.city.map(that_series)` gives NaN for an unseen city: `.fillna(train_df.sales.mean())`, then "
+           "`.to_numpy()`."],
     solution="""
     def city_mean_forecast(train_df, rows):
         means = train_df.groupby("city").sales.mean()
@@ -174,7 +177,8 @@ q3 = FunctionExercise(
     wrong_answers=[lambda p, t: (((t - p) / p) ** 2).mean().sqrt(),      # divides by the prediction
                    lambda p, t: ((t - p) ** 2).mean().sqrt(),            # plain RMSE
                    lambda p, t: ((t - p) / t).abs().mean()],             # mean absolute percentage error
-    right_answers=[lambda p, t: torch.tensor(_rmspe_numpy(p, t)), lambda p, t: torch.sqrt(torch.mean((1 - p / t) ** 2))],
+    right_answers=[lambda p, t: torch.tensor(_rmspe_numpy(p, t)),
+                   lambda p, t: torch.sqrt(torch.mean((1 - p / t) ** 2))],
     hints=["Each row's error is divided by that row's target, so big and small rows count alike.",
            "Square, average, then take the square root: `(((targs - preds) / targs) ** 2).mean().sqrt()`."],
     solution="""
@@ -200,9 +204,13 @@ q4 = FunctionExercise(
     reference=_categorify,
     test_cases=[(["b", "a", "b"], ["a", "c", None, "b"]), ([3, 1, 2], [1, 2, 3, 4]),
                 (["x", None, "y"], ["y", "x", "z"])],
-    wrong_answers=[lambda tr, vs: [sorted(set(tr) - {None}).index(v) if v in tr and v is not None else 0 for v in vs],  # no #na# slot
-                   lambda tr, vs: [sorted(set(vs) - {None}).index(v) + 1 if v is not None else 0 for v in vs],         # vocabulary from the new values
-                   lambda tr, vs: [list(dict.fromkeys(tr)).index(v) + 1 if v in tr and v is not None else 0 for v in vs]],  # unsorted
+    wrong_answers=[# no #na# slot
+                   lambda tr, vs: [sorted(set(tr) - {None}).index(v) if v in tr and v is not None else 0 for v in vs],
+                   # the vocabulary taken from the new values
+                   lambda tr, vs: [sorted(set(vs) - {None}).index(v) + 1 if v is not None else 0 for v in vs],
+                   # an unsorted vocabulary
+                   lambda tr, vs: [list(dict.fromkeys(tr)).index(v) + 1 if v in tr and v is not None else 0
+                                   for v in vs]],
     right_answers=[lambda tr, vs: [{v: i + 1 for i, v in enumerate(sorted(set(tr) - {None}))}.get(v, 0) for v in vs]],
     hints=["vocab = ['#na#'] + sorted(set of the training values that are not None).",
            "Anything not in the vocabulary (or None) gets 0; a dict from value to index with .get(v, 0) does it."],
@@ -233,26 +241,31 @@ q5 = ChoiceExercise(
                  "come from the training rows and be reused unchanged everywhere."),
 )
 
-# ---- q6: repeat an experiment ------------------------------------------------------------------------------------------
+# ---- q6: repeat an experiment ----------------------------------------------------------------------------------------
 
 q6 = Reflection(
     "Add a third seed (`seed=2`) to the embedding-dropout comparison, and then a third setting, `embed_p=0.3`. Does "
     "the verdict printed by `compare_seeds` change? What would you need before claiming embedding dropout helps "
     "on this table?",
-    "Compare the verdict lines, not the RMSPEs alone. The noise printed from seeds covers the training run itself (initial weights, "
+    "Compare the verdict lines, not the RMSPEs alone. The noise printed from seeds covers the training run itself "
+    "(initial weights, "
     "batch order, dropout masks), not the choice of validation period. A claim needs several seeds per setting, "
-    "a mean difference larger than its spread, and ideally a second validation period. With a 7,000-row table and a few "
+    "a mean difference larger than its spread, and ideally a second validation period. With a 7,000-row table and a "
+    "few "
     "epochs there is little overfitting for dropout to prevent, so a small or unstable effect is what to expect.",
 )
 
-# ---- the questionnaire -----------------------------------------------------------------------------------------------------
+# ---- the questionnaire -----------------------------------------------------------------------------------------------
 
 questionnaire = Questionnaire([
     Reflection("What is the difference between a categorical and a continuous column? Give an integer column that "
                "is better treated as categorical, and one that is better left continuous, and say why.",
-               "A continuous column is a quantity: its size and differences mean something (listings, price). A categorical "
-               "column is a label from a fixed set (city). A month number is an integer but categorical: 12 is not twelve "
-               "times 1 and December neighbours January, so each month is better given its own learned vector. A year or "
+               "A continuous column is a quantity: its size and differences mean something (listings, price). A "
+               "categorical "
+               "column is a label from a fixed set (city). A month number is an integer but categorical: 12 is not "
+               "twelve "
+               "times 1 and December neighbours January, so each month is better given its own learned vector. A year "
+               "or "
                "an elapsed time is better continuous when the model must carry a trend into years it never saw; as a "
                "category every new year would be unknown."),
     ChoiceExercise("Looking up row i of an embedding matrix gives the same result as ...",
@@ -265,10 +278,14 @@ questionnaire = Questionnaire([
                                 "weighted by the vector's entries, which keeps row i alone; an "
                                 "embedding is that product done as a lookup.")),
     Reflection("Why is the tabular model trained on log(sales), and why is it judged with RMSPE rather than RMSE?",
-               "Sales span orders of magnitude, and what matters is the relative error: missing by 50 is terrible for a "
-               "town selling 60 homes and negligible for Houston. RMSE would be dominated by the big cities. RMSPE divides "
-               "each error by its target, so every row counts by its relative miss. Squared errors of log(sales) are close "
-               "to squared relative errors when they are small, so training on the log with MSE optimises nearly the right thing."),
+               "Sales span orders of magnitude, and what matters is the relative error: missing by 50 is terrible for "
+               "a "
+               "town selling 60 homes and negligible for Houston. RMSE would be dominated by the big cities. RMSPE "
+               "divides "
+               "each error by its target, so every row counts by its relative miss. Squared errors of log(sales) are "
+               "close "
+               "to squared relative errors when they are small, so training on the log with MSE optimises nearly the "
+               "right thing."),
     ChoiceExercise("Why is the top of `y_range` set a little above the largest training target?",
                    ["a sigmoid reaches its ends only at infinity, so the largest values would be unreachable otherwise",
                     "to leave room for the validation set's outliers, which are always larger",
@@ -279,9 +296,11 @@ questionnaire = Questionnaire([
                                 "top of the range must lie a little above the largest target for "
                                 "the model to be able to predict it.")),
     Reflection("Why is the validation set the most recent period here, rather than a random 20% of the rows?",
-               "The model will be used to predict the future. A random split lets it see the months around each validation "
+               "The model will be used to predict the future. A random split lets it see the months around each "
+               "validation "
                "month (and other cities in the same month), which is easier than the real task and flatters the score. "
-               "Holding out the latest period tests what we will actually ask of it, including trends it must extrapolate."),
+               "Holding out the latest period tests what we will actually ask of it, including trends it must "
+               "extrapolate."),
     ValueExercise("After Categorify, how many rows does the embedding matrix of a column with 46 distinct training "
                   "values have? (an integer)",
                   expected=47, wrong_answers=[46, 45, emb_sz_rule(47)], right_answers=[47.0],
@@ -290,23 +309,31 @@ questionnaire = Questionnaire([
                   explanation=("Categorify gives each of the 46 training values a row and adds #na# "
                                "at index 0 for missing and unseen values: 47 rows.")),
     Reflection("What does embedding dropout do during training, and what does it do at validation or inference time?",
-               "During training it zeroes each number of the concatenated embedding vector with probability embed_p and "
-               "scales the others by 1 / (1 - embed_p), so the expected value is unchanged; the model cannot rely on any "
-               "single coordinate of any single category. At validation and inference it does nothing at all (the identity)."),
+               "During training it zeroes each number of the concatenated embedding vector with probability embed_p "
+               "and "
+               "scales the others by 1 / (1 - embed_p), so the expected value is unchanged; the model cannot rely on "
+               "any "
+               "single coordinate of any single category. At validation and inference it does nothing at all (the "
+               "identity)."),
     Reflection("Besides filling gaps with the median, what does FillMissing add to the table, and why?",
-               "A boolean column <name>_na that records which rows were missing, treated as a category. Missingness can "
-               "carry information (a city that did not report listings may differ from one that did), and the flag lets "
+               "A boolean column <name>_na that records which rows were missing, treated as a category. Missingness "
+               "can "
+               "carry information (a city that did not report listings may differ from one that did), and the flag "
+               "lets "
                "the model tell a real median value from a filled-in one."),
     Reflection("When would you reach for gradient-boosted trees rather than a neural network on a table, and when for "
                "the network?",
                "Trees are the strong default: little preprocessing, fast, robust on small tables, and often as good or "
-               "better. A network earns its place with many high-cardinality categories (embeddings can share what similar "
+               "better. A network earns its place with many high-cardinality categories (embeddings can share what "
+               "similar "
                "levels have in common, and can be reused elsewhere), with very large data, or when mixed with text or "
                "images. The honest answer is to try both on the same validation set, as the notebook does."),
     Reflection("What can a 2-D PCA plot of an embedding show, and what can it not?",
                "It shows the two directions along which the learned vectors differ most, so structure the model found "
-               "(seasons among months, similar cities close together) can appear without anyone labelling it. It cannot "
-               "show what lies in the other dimensions, the axes have no fixed meaning (a different seed can rotate or flip "
+               "(seasons among months, similar cities close together) can appear without anyone labelling it. It "
+               "cannot "
+               "show what lies in the other dimensions, the axes have no fixed meaning (a different seed can rotate or "
+               "flip "
                "them), and closeness in the plot is only closeness in those two directions."),
 ])
 

@@ -148,7 +148,8 @@ class _QuietServer(ThreadingHTTPServer):
 
 @contextlib.contextmanager
 def serve(folder: Path) -> Iterator[str]:
-    """Serve ``folder`` over HTTP on 127.0.0.1 (a free port) for the length of the ``with`` block; yields the base URL."""
+    """Serve ``folder`` over HTTP on 127.0.0.1 (a free port) for the length of the ``with`` block; yields the base
+    URL."""
     handler = functools.partial(_QuietHandler, directory=str(folder))
     server = _QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -164,7 +165,8 @@ STANDIN_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
 
 
 def weights_file_name(arch: str) -> str:
-    """The file name torchvision's default ImageNet weights for ``arch`` are cached under (e.g. resnet34-b627a593.pth)."""
+    """The file name torchvision's default ImageNet weights for ``arch`` are cached under (e.g.
+    resnet34-b627a593.pth)."""
     weights = tvm.get_model_weights(getattr(tvm, arch)).DEFAULT
     return weights.url.rsplit("/", 1)[-1]
 
