@@ -11,7 +11,7 @@ left behind keeps running (and keeping tensors alive) on every later forward pas
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -60,7 +60,7 @@ class Hook:
             self._tensor_handle.remove()
             self._tensor_handle = None
 
-    def __enter__(self) -> "Hook":
+    def __enter__(self) -> Hook:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -98,7 +98,7 @@ class Hooks:
         for hook in self.hooks:
             hook.remove()
 
-    def __enter__(self) -> "Hooks":
+    def __enter__(self) -> Hooks:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -4,8 +4,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
-                               ValueExercise, track_set)
+from helpers.exercises import (
+    ChoiceExercise,
+    CodeExercise,
+    FunctionExercise,
+    Questionnaire,
+    Reflection,
+    ValueExercise,
+    track_set,
+)
 
 
 def _conv_out_size(n: int, k: int, s: int = 1, p: int = 0) -> int:

@@ -6,8 +6,15 @@ import math
 import torch
 from torch import nn
 
-from helpers.exercises import (ChoiceExercise, CodeExercise, FunctionExercise, Questionnaire, Reflection,
-                               ValueExercise, track_set)
+from helpers.exercises import (
+    ChoiceExercise,
+    CodeExercise,
+    FunctionExercise,
+    Questionnaire,
+    Reflection,
+    ValueExercise,
+    track_set,
+)
 
 # ---- in the lesson: CAM by hand ------------------------------------------------------------------------------------------------
 
