@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from PIL import Image
 
 from helpers import augment
 from helpers.losses import softmax
@@ -111,7 +112,7 @@ class PresizingExplorer(_Explorer):
     def __init__(self, photo=None, size: int = 224, presize: int = 460):
         if photo is None:
             from skimage import data
-            photo = augment.Image.fromarray(data.astronaut())
+            photo = Image.fromarray(data.astronaut())
         self.photo, self.size, self.presize = photo.convert("RGB"), int(size), int(presize)
         style = {"description_width": "initial"}
         self.rotate = widgets.FloatSlider(value=10.0, min=-45.0, max=45.0, step=0.5, description="rotation (degrees)",
@@ -270,7 +271,7 @@ class KernelExplorer(_Explorer):
                  padding: str = "zeros"):
         if image is None:
             from skimage import data
-            image = augment.Image.fromarray(data.camera()).resize((128, 128))
+            image = Image.fromarray(data.camera()).resize((128, 128))
         self.picture = _grey_picture(image)
         if padding not in PADDING_CHOICES:
             raise ValueError(f"padding must be one of {PADDING_CHOICES}, got {padding!r}.")

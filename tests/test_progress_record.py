@@ -63,16 +63,16 @@ def test_a_blank_and_a_written_answer_are_not_recorded(private_cache, capsys):
 def test_progress_marks_each_exercise(capsys):
     from helpers.exercise_sets import nb07 as ex
 
-    ex.q2.check(1216)
-    ex.q4.check((1.8, 4.6))
-    ex.q4.hint(1)
+    ex.q1.check(ex.q1.expected)          # solved
+    ex.q2.check("not a number")          # tried
+    ex.q2.hint(1)
     capsys.readouterr()
     ex.progress()
     out = capsys.readouterr().out
-    assert out.startswith("Notebook 07: 1 of 12 exercises solved.")
+    assert re.match(r"Notebook 07: 1 of \d+ exercises solved\.", out), out[:200]
     marks = {key: mark for mark, key in re.findall(r"^\s*\[(.)\] (\S+)", out, re.M)}
-    assert marks["q2"] == "x" and marks["q4"] == "~" and marks["q1"] == " "
-    assert re.search(r"\[~\] q4 .*\(1 hint\)$", out, re.M)
+    assert marks["q1"] == "x" and marks["q2"] == "~" and marks["q3"] == " "
+    assert re.search(r"\[~\] q2 .*\(1 hint\)$", out, re.M)
     lines = marks
     assert "questionnaire[2]" in lines and "questionnaire[1]" not in lines  # written answers are not counted
 
@@ -89,9 +89,9 @@ def test_the_record_is_shared_by_two_processes_and_reset_clears_it(private_cache
     run_python("from helpers.exercise_sets import nb03 as ex; ex.q5.hint(); ex.q5.check(0.693)", private_cache)
     report = run_python("", private_cache, "-m", "helpers", "progress").stdout
     lines = {line.split(":")[0].strip(): line for line in report.splitlines()[1:]}
-    assert "1 of 15 solved, 0 hints used" in lines["notebook 00"]
-    assert "1 of 11 solved, 1 hints used" in lines["notebook 03"]
-    assert "0 of  8 solved" in lines["notebook 05"] and len(lines) == 10
+    assert re.search(r"\b1 of +\d+ solved, 0 hints used", lines["notebook 00"]), lines["notebook 00"]
+    assert re.search(r"\b1 of +\d+ solved, 1 hints used", lines["notebook 03"]), lines["notebook 03"]
+    assert re.search(r"\b0 of +\d+ solved", lines["notebook 05"]) and len(lines) == 10
     assert "nothing recorded yet" not in report
     cleared = run_python("", private_cache, "-m", "helpers", "progress", "--reset").stdout
     assert "cleared" in cleared and not (private_cache / progress_record.RECORD_NAME).exists()
@@ -99,7 +99,7 @@ def test_the_record_is_shared_by_two_processes_and_reset_clears_it(private_cache
 
     assert progress_report.main([]) == 0  # in this process: a third one would only repeat the imports
     after = capsys.readouterr().out
-    assert "nothing recorded yet" in after and "notebook 00:  0 of 15 solved" in after
+    assert "nothing recorded yet" in after and re.search(r"notebook 00: +0 of +\d+ solved", after)
 
 
 def test_an_unwritable_cache_warns_once_and_checks_still_work(tmp_path, monkeypatch, capsys):

@@ -76,7 +76,7 @@ def test_a_real_kernel_stores_html_and_the_same_plain_text(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     cells = ["from helpers.exercise_sets import nb07 as ex\nfrom helpers.exercises import ____",
-             "ex.q2.check(____)", "ex.q2.check(1216)", "ex.q2.hint()", "ex.q2.solution()"]
+             "ex.q1.check(____)", "ex.q1.check(1216)", "ex.q1.hint()", "ex.q1.solution()"]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     env = {"PYTHONPATH": str(ROOT), "COURSE_DATA": str(tmp_path / "cache")}
     old = {k: os.environ.get(k) for k in env}
