@@ -22,7 +22,8 @@ from helpers.callbacks import Callback
 
 
 class Hook:
-    """Calls ``func`` on every forward of ``module`` (or on its output's gradient); keeps a result in ``stored`` (notebook 08).
+    """Calls ``func`` on every forward of ``module`` (or on its output's gradient); keeps a result in ``stored``
+    (notebook 08).
 
     Forward: ``func(hook, module, inputs, output)``. With ``forward=False``: ``func(hook, module, grad)``
     where ``grad`` is the gradient of the loss with respect to the module's output, for the latest forward.
@@ -106,7 +107,8 @@ class Hooks:
 
 
 def hook_output(module: nn.Module, detach: bool = True, grad: bool = False) -> Hook:
-    """A hook whose ``stored`` is the module's latest output, or with ``grad=True`` that output's gradient (notebook 08)."""
+    """A hook whose ``stored`` is the module's latest output, or with ``grad=True`` that output's gradient
+    (notebook 08)."""
     def keep(value: torch.Tensor) -> torch.Tensor:
         # detach: storing the output itself would keep the whole graph of the batch alive.
         return value.detach() if detach else value
@@ -210,7 +212,8 @@ class ActivationStats(Callback):
         return axes
 
     def color_dim(self, layers: Sequence[int] | None = None) -> np.ndarray:
-        """Each layer's histogram over time: a column per batch, colour = log(1 + count) (fastai's colorful dimension)."""
+        """Each layer's histogram over time: a column per batch, colour = log(1 + count) (fastai's colorful
+        dimension)."""
         layers = list(range(len(self.modules))) if layers is None else list(layers)
         names = getattr(self, "names", [f"layer {i}" for i in range(len(self.modules))])
         fig, axes = plt.subplots(1, len(layers), figsize=(4 * len(layers), 3.5), squeeze=False)

@@ -83,7 +83,8 @@ def _check_dropout(dropout) -> None:
         assert not torch.equal(dropout(ones.clone(), p, True), out), \
             "two calls gave the same mask: draw a fresh random mask every time."
     x = torch.randn(100)
-    assert torch.equal(dropout(x.clone(), 0.5, False), x), "in eval mode (training=False) dropout must return x unchanged."
+    assert torch.equal(dropout(x.clone(), 0.5, False), x), ("in eval mode (training=False) dropout must return x "
+                                                            "unchanged.")
 
 
 def _dropout_reference(x: torch.Tensor, p: float = 0.5, training: bool = True) -> torch.Tensor:
@@ -198,7 +199,8 @@ def _check_matrix(answer) -> None:
     assert answer.shape == (4, 16), (f"a 2x2 kernel with stride 2 on a 4x4 picture gives a 2x2 output: 4 rows, and 16 "
                                      f"columns for the flattened picture; your matrix has shape {tuple(answer.shape)}.")
     # Pictures with no zero pixel and random ones: a weight on a pixel that is 0 in every test would go unseen.
-    pictures = torch.cat([torch.arange(1.0, 17.0)[None], torch.randn(4, 16, generator=torch.Generator().manual_seed(6))])
+    pictures = torch.cat([torch.arange(1.0, 17.0)[None],
+                          torch.randn(4, 16, generator=torch.Generator().manual_seed(6))])
     expected = F.conv2d(pictures.view(-1, 1, 4, 4), kernel[None, None], stride=2).flatten(1)
     assert torch.allclose(pictures @ answer.float().T, expected, atol=1e-5), (
         "your matrix times the flattened picture is not the convolution: row i * 2 + j should hold the kernel's "
@@ -245,7 +247,7 @@ q3 = CodeExercise(
                  "(or 2 rows of the picture, 8 columns) instead of 1."),
 )
 
-# ---- in the lesson: the receptive field of a stack of layers ----------------------------------------------------------
+# ---- in the lesson: the receptive field of a stack of layers ---------------------------------------------------------
 
 
 def _receptive_field(layers) -> int:
@@ -306,7 +308,8 @@ receptive_field = FunctionExercise(
     wrong_answers=[_receptive_field_sum, _receptive_field_own_stride, _receptive_field_product],
     right_answers=[_receptive_field_backwards],
     explanation=("A layer's kernel spans kernel - 1 steps of the grid it reads, and one step of that grid is as many "
-                 "input pixels as the product of the strides before it: the field grows fastest in deep, strided layers."),
+                 "input pixels as the product of the strides before it: the field grows fastest in deep, strided "
+                 "layers."),
 )
 
 q4 = ValueExercise(
@@ -343,7 +346,8 @@ questionnaire = Questionnaire([
                     "adds channels so the layer has more features"],
                    answer="a", wrong_answers=["b", "c"],
                    hints=["Without it a 3x3 kernel's output is two pixels smaller than its input."],
-                   solution="a: padding (zeros by default) lets the kernel sit on the border pixels; stride is what skips.",
+                   solution=("a: padding (zeros by default) lets the kernel sit on the border pixels; stride is "
+                             "what skips."),
                    explanation=("Without padding a kernel cannot be centred on the border pixels, "
                                 "so the output shrinks; padding adds a frame (zeros by default) so "
                                 "that the output can keep the input's size.")),
@@ -361,9 +365,9 @@ questionnaire = Questionnaire([
                                 "mode uses the running averages collected during training, and the "
                                 "output no longer depends on the rest of the batch.")),
     Reflection("Why do BatchNorm layers have the learned parameters gamma and beta?",
-               "Normalising forces each channel to mean 0 and standard deviation 1, which may not be what the next layer "
-               "needs. Gamma (scale) and beta (shift) let the network choose any scale and offset per channel, and "
-               "they are easy to learn: one number moves a whole channel."),
+               "Normalising forces each channel to mean 0 and standard deviation 1, which may not be what the next "
+               "layer needs. Gamma (scale) and beta (shift) let the network choose any scale and offset per channel, "
+               "and they are easy to learn: one number moves a whole channel."),
     ValueExercise("PyTorch's BatchNorm uses momentum 0.1. What number plays the same role in the convention where the "
                   "update is written `running = m * running + (1 - m) * batch`?",
                   expected=0.9, wrong_answers=[0.1, 0.01],

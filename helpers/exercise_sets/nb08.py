@@ -16,7 +16,7 @@ from helpers.exercises import (
     track_set,
 )
 
-# ---- in the lesson: CAM by hand ------------------------------------------------------------------------------------------------
+# ---- in the lesson: CAM by hand --------------------------------------------------------------------------------------
 
 
 def _cam_reference(features: torch.Tensor, weight: torch.Tensor, target: int) -> torch.Tensor:
@@ -54,7 +54,8 @@ cam_by_hand = FunctionExercise(
     reference=_cam_reference,
     test_cases=_cam_cases(),
     hints=["Each channel gets one number from the target's row of `weight`: `weight[target]`.",
-           "Multiply each channel by its weight and add the channels up: `(weight[target][:, None, None] * features).sum(0)`."],
+           "Multiply each channel by its weight and add the channels up: "
+           "`(weight[target][:, None, None] * features).sum(0)`."],
     solution="""
     def cam_by_hand(features, weight, target):
         return torch.einsum("c,chw->hw", weight[target], features)
@@ -179,7 +180,8 @@ q3 = CodeExercise(
     raises an error. Then `answer = output_of`.""",
     checker=_check_output_of,
     reference=_output_of_reference,
-    hints=["`handle = module.register_forward_hook(fn)` with `fn(module, inputs, output)`; `handle.remove()` unregisters.",
+    hints=["`handle = module.register_forward_hook(fn)` with `fn(module, inputs, output)`; `handle.remove()` "
+           "unregisters.",
            "Put `model(x)` in a `try:` and `handle.remove()` in its `finally:`; store `output.detach()`."],
     solution="""
     def output_of(model, module, x):
@@ -271,7 +273,8 @@ class _HookFunctionStyle:
 
 
 def _check_hook_class(hook_class) -> None:
-    assert isinstance(hook_class, type), "answer should be the class itself: class KeepOutput: ..., then answer = KeepOutput."
+    assert isinstance(hook_class, type), ("answer should be the class itself: class KeepOutput: ..., then "
+                                          "answer = KeepOutput.")
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     x = torch.randn(5, 4)
@@ -303,8 +306,8 @@ hook_class = CodeExercise(
     Then `answer = KeepOutput` (the class itself).""",
     checker=lambda answer: _check_hook_class(answer),
     reference=_ReferenceHook,
-    hints=["`self.handle = module.register_forward_hook(self.keep)` in `__init__`; `keep(self, module, inputs, output)` "
-           "sets `self.stored = output.detach()`.",
+    hints=["`self.handle = module.register_forward_hook(self.keep)` in `__init__`; "
+           "`keep(self, module, inputs, output)` sets `self.stored = output.detach()`.",
            "A context manager has `__enter__(self)` (return `self`) and `__exit__(self, *exc)`, which Python calls "
            "even when the block raises: call `self.handle.remove()` there."],
     solution="""
