@@ -15,19 +15,8 @@ mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=agg
 py=${PYTHON:-python3}
 log="$out/gpu_log.txt"
-{
-  date -u
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
-  "$py" -c "import torch, torchvision; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '| cuDNN', torch.backends.cudnn.version(), '| torchvision', torchvision.__version__, '|', torch.cuda.get_device_name())"
-  nproc
-} >"$log" 2>&1
-part() {  # part SECONDS command...: run with a time limit, log everything, say how it ended
-  local limit=$1; shift
-  echo "=== $* (limit ${limit}s) ===" >>"$log"
-  local start=$SECONDS
-  timeout "$limit" "$@" >>"$log" 2>&1
-  echo "=== exit $? after $((SECONDS - start)) s ===" >>"$log"
-}
+source "$(dirname "$0")/gpu_log.sh"
+machine_header
 part 150 "$py" bench/models.py --device cuda --archs resnet50,resnet101 --rounds 2 --tf32 off --out "$out"
 part 80 "$py" bench/models.py --device cuda --archs resnet50,resnet101 --rounds 2 --tf32 on --precisions fp32 --out "$out/tf32on"
 part 200 "$py" bench/full_epoch.py --device cuda --out "$out/full_epoch"

@@ -17,19 +17,8 @@ shift $(( $# > 0 ? 1 : 0 ))
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=agg
 py=${PYTHON:-python3}
 log="$out/gpu_pipeline_log.txt"
-{
-  date -u
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-  "$py" -c "import torch, torchvision; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '| cuDNN', torch.backends.cudnn.version(), '| torchvision', torchvision.__version__, '|', torch.cuda.get_device_name())"
-  echo "cores: $(nproc)"
-} >"$log" 2>&1
-part() {  # part SECONDS command...: run with a time limit, log everything, say how it ended
-  local limit=$1; shift
-  echo "=== $* (limit ${limit}s) ===" >>"$log"
-  local start=$SECONDS
-  timeout "$limit" "$@" >>"$log" 2>&1
-  echo "=== exit $? after $((SECONDS - start)) s ===" >>"$log"
-}
+source "$(dirname "$0")/gpu_log.sh"
+machine_header
 images=$(mktemp -d)
 part ${LIMIT_2CORES:-150} "$py" bench/gpu_pipeline.py --cores 2 --workers 2 --epochs ${EPOCHS:-2} --images "$images" ${PSNR---psnr} --json "$out/pipeline_2cores.json"
 part ${LIMIT_ALLCORES:-90} "$py" bench/gpu_pipeline.py --paths ${ALL_CORE_PATHS:-pil,device,resident} --epochs ${EPOCHS:-2} --images "$images" --json "$out/pipeline_allcores.json"
