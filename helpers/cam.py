@@ -1,7 +1,7 @@
 """Where does the model look? Class activation maps, Grad-CAM and the pointing game, built on hooks (notebook 08).
 
 Both maps are computed from what a layer outputs in the forward pass, caught with a forward hook
-(``helpers.hooks.Hook``):
+(``helpers.hooks.hook_output``, which here keeps a copy: see its ``clone``):
 
 * **CAM** weights the body's feature map by the final linear layer's row for the target class. It is exact
   when the head is global average pooling followed by one linear layer: then the map's mean plus that
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.hooks import Hook
+from helpers.hooks import hook_output
 
 __all__ = ["class_activation_map", "cam_is_exact", "grad_cam", "show_heatmap", "resize_heatmap", "peak_point",
            "pointing_game", "binomial_noise"]
@@ -36,19 +36,6 @@ _PASS_THROUGH = (nn.Flatten, nn.Dropout, nn.Identity)
 
 
 # ---- shared pieces ------------------------------------------------------------------------------------------------
-
-def _keep_output(hook: Hook, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-    """Forward hook: keep a detached *copy* of the output and count the calls."""
-    # A copy, not output.detach(): a later in-place operation (torchvision's `out += identity`, then an
-    # in-place ReLU) would otherwise change what we stored behind our back.
-    hook.stored = output.detach().clone()
-    hook.calls = getattr(hook, "calls", 0) + 1
-
-
-def _keep_gradient(hook: Hook, module: nn.Module, grad: torch.Tensor) -> None:
-    """Gradient hook (called from a tensor hook on the output): keep the gradient, detached."""
-    hook.stored = grad.detach()
-
 
 def _as_batch(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
@@ -124,7 +111,7 @@ def class_activation_map(model: nn.Module, x: torch.Tensor,
     was_training = model.training
     model.eval()  # BatchNorm's running statistics must not move, and dropout must be off
     try:
-        with torch.no_grad(), Hook(body, _keep_output) as features:
+        with torch.no_grad(), hook_output(body, clone=True) as features:
             logits = model(x)
             targets = _targets(logits, target)
             acts = features.stored
@@ -167,13 +154,12 @@ def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor,
     was_training = model.training
     model.eval()
     try:
-        with torch.enable_grad(), Hook(layer, _keep_output) as acts, \
-                Hook(layer, _keep_gradient, forward=False) as grads:
+        with torch.enable_grad(), hook_output(layer, clone=True) as acts, \
+                hook_output(layer, grad=True) as grads:
             logits = model(x)
-            calls = getattr(acts, "calls", 0)
-            if calls != 1:
+            if acts.calls != 1:
                 raise ValueError(
-                    f"the layer ran {calls} times in one forward pass; Grad-CAM needs a layer that runs once. "
+                    f"the layer ran {acts.calls} times in one forward pass; Grad-CAM needs a layer that runs once. "
                     "torchvision's blocks call their one ReLU module twice: hook the block itself, or one of its "
                     "convolutions or BatchNorm layers.")
             if acts.stored.dim() != 4:

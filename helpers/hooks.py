@@ -27,15 +27,17 @@ class Hook:
 
     Forward: ``func(hook, module, inputs, output)``. With ``forward=False``: ``func(hook, module, grad)``
     where ``grad`` is the gradient of the loss with respect to the module's output, for the latest forward.
-    Whatever ``func`` returns (unless None) becomes ``hook.stored``.
+    Whatever ``func`` returns (unless None) becomes ``hook.stored``. ``calls`` counts the module's forward passes
+    since the hook was put on (a module used twice in one pass, like torchvision's ReLU in a block, counts twice).
     """
 
     def __init__(self, module: nn.Module, func: Callable, forward: bool = True):
-        self.module, self.func, self.forward, self.stored = module, func, forward, None
+        self.module, self.func, self.forward, self.stored, self.calls = module, func, forward, None, 0
         self._tensor_handle = None
         self.handle = module.register_forward_hook(self._on_forward)
 
     def _on_forward(self, module: nn.Module, inputs, output) -> None:
+        self.calls += 1
         if self.forward:
             result = self.func(self, module, inputs, output)
             if result is not None:
@@ -106,12 +108,17 @@ class Hooks:
         self.remove()
 
 
-def hook_output(module: nn.Module, detach: bool = True, grad: bool = False) -> Hook:
-    """A hook whose ``stored`` is the module's latest output, or with ``grad=True`` that output's gradient
-    (notebook 08)."""
+def hook_output(module: nn.Module, detach: bool = True, grad: bool = False, clone: bool = False) -> Hook:
+    """A hook whose ``stored`` is the latest output of ``module``, or with ``grad=True`` its gradient (notebook 08).
+
+    ``detach`` (the default) keeps the tensor without the graph behind it: storing the output itself would keep
+    the whole batch's graph alive. A detached tensor still shares its memory with the output, so an in-place
+    operation after the module (torchvision's ``out += identity``, an in-place ReLU) changes what was stored;
+    ``clone=True`` keeps a copy instead, at the cost of the copy's memory.
+    """
     def keep(value: torch.Tensor) -> torch.Tensor:
-        # detach: storing the output itself would keep the whole graph of the batch alive.
-        return value.detach() if detach else value
+        value = value.detach() if detach else value
+        return value.clone() if clone else value
 
     if grad:
         return Hook(module, lambda hook, m, g: keep(g), forward=False)

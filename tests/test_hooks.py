@@ -138,3 +138,28 @@ def test_activation_stats_hooks_are_removed_when_the_fit_fails():
     with pytest.raises(RuntimeError, match="bad loss"):
         learn.fit(1)
     assert len(model[1]._forward_hooks) == 0
+
+
+def test_clone_keeps_what_the_module_output_although_an_in_place_operation_follows():
+    # The trap notebook 08 shows: a detached output is a view, and an in-place ReLU after the module rewrites it.
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    model = nn.Sequential(conv, nn.ReLU(inplace=True))
+    x = torch.randn(2, 3, 8, 8)
+    expected = conv(x).detach().clone()
+    assert (expected < 0).any(), "the test needs negative outputs for the ReLU to rewrite"
+    with hook_output(conv) as view, hook_output(conv, clone=True) as copy, torch.no_grad():
+        model(x)
+    torch.testing.assert_close(copy.stored, expected)
+    assert (view.stored >= 0).all(), "the view was expected to be rewritten by the in-place ReLU"
+    assert not copy.stored.requires_grad
+
+
+def test_calls_count_every_forward_of_the_module():
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Linear(4, 4), relu, nn.Linear(4, 4), relu)  # one module used twice per pass
+    with hook_output(relu) as hook:
+        assert hook.calls == 0
+        model(torch.randn(1, 4))
+        assert hook.calls == 2
+        model(torch.randn(1, 4))
+        assert hook.calls == 4
