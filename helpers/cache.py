@@ -14,14 +14,21 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 from collections.abc import Callable
 from pathlib import Path
 
 from torchvision.datasets.utils import check_integrity, download_url, extract_archive
 
-from helpers.outputs import ensure_writable, remove_path, sweep_leftovers
+from helpers.outputs import (
+    ensure_writable,
+    publish,
+    remove_path,
+    sweep_temporary_files,
+    temporary_pattern,
+    temporary_sibling,
+    written_whole,
+)
 
 CACHE_ENV = "COURSE_DATA"
 COMPLETE_MARKER = ".complete"
@@ -54,23 +61,16 @@ def mark_complete(folder: Path | str, note: str = "") -> Path:
     return marker
 
 
-# The temporary names a build and a download use next to their final folder: ".NAME.partial-XXXX",
-# ".NAME.download-XXXX".
-STAGING_KINDS = ("partial", "download")
 _WRITE_REMEDY = (f"set {CACHE_ENV} to a folder you can write to (the data cache; default ~/.cache/pets-course), "
                  "or pass a dest you can write to")
 
 
-def _staging_pattern(final: Path, kind: str = "*") -> str:
-    return f".{final.name}.{kind}-*"
-
-
 def leftovers(root: Path | str | None = None) -> list[Path]:
-    """Temporary folders that interrupted builds and downloads left in the cache (``root``: default the cache)
+    """Temporary folders and files that interrupted builds, downloads and writes left in ``root`` (default: the cache)
     (notebook 01)."""
     root = Path(root) if root is not None else cache_dir()
     try:
-        return sorted(p for kind in STAGING_KINDS for p in root.glob(f".*.{kind}-*"))
+        return sorted(root.glob(temporary_pattern("*")))
     except OSError:
         return []
 
@@ -86,6 +86,8 @@ def remove_leftovers(root: Path | str | None = None) -> list[Path]:
 
 def disk_usage(path: Path | str) -> int:
     """Bytes taken by the files under ``path`` (notebook 01)."""
+    if not os.path.isdir(path):
+        return os.lstat(path).st_size if os.path.lexists(path) else 0
     total = 0
     for folder, _, files in os.walk(path):
         for name in files:
@@ -94,12 +96,6 @@ def disk_usage(path: Path | str) -> int:
             except OSError:
                 pass  # removed while we counted
     return total
-
-
-def _sweep_beside(final: Path) -> None:
-    """Remove the old temporary folders of killed builds and downloads of ``final`` (a live one stays)."""
-    for kind in STAGING_KINDS:
-        sweep_leftovers(final.parent, _staging_pattern(final, kind))
 
 
 def _claim(final: Path, rebuild: bool) -> bool:
@@ -119,20 +115,6 @@ def _claim(final: Path, rebuild: bool) -> bool:
     return False
 
 
-def _publish(staging: Path, final: Path, note: str) -> None:
-    """Mark a finished temporary folder complete and give it its final name: the cache's one way to publish.
-
-    The marker is written last inside the folder, then one rename makes it visible whole. Another process
-    finishing the same folder first is fine; anything else that stops the rename is an error.
-    """
-    mark_complete(staging, note)
-    try:
-        staging.rename(final)
-    except OSError:
-        if not is_complete(final):
-            raise
-
-
 def build_once(final: Path | str, write: Callable[[Path], None], rebuild: bool = False, note: str = "") -> Path:
     """Run ``write(folder)`` into a temporary folder, mark it finished and rename it to ``final``, unless already done
     (notebook 01).
@@ -142,16 +124,13 @@ def build_once(final: Path | str, write: Callable[[Path], None], rebuild: bool =
     """
     final = Path(final)
     if _claim(final, rebuild):
-        _sweep_beside(final)  # a killed earlier build left its folder: nothing else would ever look again
+        sweep_temporary_files(final)  # a killed earlier build left its folder: nothing else would ever look again
         return final
     ensure_writable(final.parent, "data folder", _WRITE_REMEDY)  # before the work, not after it
-    _sweep_beside(final)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
-    try:
+    # Another process finishing the same folder first is fine (done=is_complete); the marker goes in last.
+    with written_whole(final, folder=True, done=is_complete) as staging:
         write(staging)
-        _publish(staging, final, note)
-    finally:
-        remove_path(staging)
+        mark_complete(staging, note)
     return final
 
 
@@ -201,13 +180,13 @@ def untar_data(url: str, dest: Path | str | None = None, md5: str | None = None,
     dest = Path(dest) if dest is not None else cache_dir()
     final = dest / archive_stem(url)
     if _claim(final, rebuild=False):
-        _sweep_beside(final)
+        sweep_temporary_files(final)
         return final
     ensure_writable(dest, "data folder", _WRITE_REMEDY)
-    _sweep_beside(final)
+    sweep_temporary_files(final)
     archive_name = url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
-    part = Path(tempfile.mkdtemp(prefix=f".{final.name}.download-", dir=dest))
-    try:
+    # A temporary folder for the archive and what it extracts to; the dataset inside it is published.
+    with temporary_sibling(final, folder=True) as part:
         try:
             download_url(url, str(part), filename=archive_name)  # torchvision: progress bar, redirects
         except urllib.error.HTTPError as error:  # a URLError too, but the server was reached and said no
@@ -239,10 +218,9 @@ def untar_data(url: str, dest: Path | str | None = None, md5: str | None = None,
         entries = list(extracted.iterdir())
         # Most archives hold one top folder (oxford-iiit-pet/...): that folder becomes the dataset root.
         source = entries[0] if len(entries) == 1 and entries[0].is_dir() else extracted
-        _publish(source, final, f"extracted from {url}")
-        return final
-    finally:
-        remove_path(part)
+        mark_complete(source, f"extracted from {url}")
+        publish(source, final, done=is_complete)
+    return final
 
 
 def file_hashes(root: Path | str) -> str:

@@ -102,8 +102,7 @@ def _size(n_bytes: int) -> str:
 
 
 def cache_rows() -> list[tuple[str, str]]:
-    """The data cache: where, what and how big; and the folders interrupted builds left, with the command that removes
-    them."""
+    """The data cache: where, what and how big; and what interrupted writers left, with the command that removes it."""
     from helpers.cache import cache_dir, disk_usage, leftovers
 
     try:
@@ -114,7 +113,7 @@ def cache_rows() -> list[tuple[str, str]]:
                                f"{_size(disk_usage(root)) if root.is_dir() else '0 MB'} in all")]
         left = leftovers(root)
         if left:
-            rows.append(("leftovers", f"{len(left)} folder(s) of interrupted builds or downloads, "
+            rows.append(("leftovers", f"{len(left)} leftover(s) of interrupted builds, downloads or writes, "
                                       f"{_size(sum(disk_usage(p) for p in left))}: {', '.join(p.name for p in left)}. "
                                       f"Remove them with `{CLEAN_COMMAND}` when no notebook or training run is "
                                       "fetching data (otherwise the next call for the same data removes them "
@@ -136,7 +135,7 @@ def clean() -> int:
     removed = remove_leftovers()
     for path in removed:
         print(f"removed {path}")
-    print(f"clean: {len(removed)} leftover folder(s) removed from {cache_dir()}, {_size(sizes)} freed.")
+    print(f"clean: {len(removed)} leftover(s) removed from {cache_dir()}, {_size(sizes)} freed.")
     return 0
 
 

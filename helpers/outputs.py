@@ -5,8 +5,9 @@ Three rules every command and cache build follows:
 
 * ``ensure_writable(folder)`` first: a long run that could only fail at its final write fails in the first
   second instead, with one sentence naming the folder and what to do (``writable_or_exit`` on a command line).
-* Every file is written under a temporary name beside its final one (``temporary_sibling``, ``written_whole``) and
-  renamed when complete, so nothing half-written ever carries a finished file's name.
+* Every file, and every folder the data cache builds, is written under a temporary name beside its final one
+  (``temporary_sibling``, ``written_whole``) and given its name by one rename when complete (``publish``), so
+  nothing half-written ever carries a finished name.
 * A process killed outright (SIGKILL: a kernel restart, a closed laptop lid) cannot remove its temporary files;
   ``sweep_leftovers`` removes them later, once nothing has touched them for ``LEFTOVER_GUARD_S`` seconds, so a
   build still running in another process keeps its own.
@@ -22,7 +23,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -97,44 +98,71 @@ def refuse(error: BaseException, parser: argparse.ArgumentParser | str) -> NoRet
     raise SystemExit(2)
 
 
-# --- files written whole -----------------------------------------------------------------------------
+# --- files and folders written whole -------------------------------------------------------------------
 
-def _temporary_name_parts(path: Path) -> tuple[str, str]:
-    return f".{path.name}.", ".tmp"
+def temporary_pattern(path: Path | str) -> str:
+    """The glob matching every temporary name ``temporary_sibling`` gives beside ``path`` (notebook 05)."""
+    return f".{Path(path).name}.*.tmp"
 
 
 @contextlib.contextmanager
-def temporary_sibling(path: Path) -> Iterator[Path]:
-    """A fresh temporary name next to ``path`` that is removed unless renamed (also on Ctrl-C) (notebook 05)."""
+def temporary_sibling(path: Path | str, folder: bool = False) -> Iterator[Path]:
+    """A fresh temporary file (or folder) beside ``path``, removed unless ``publish`` renamed it, also on Ctrl-C
+    (notebook 05)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    prefix, suffix = _temporary_name_parts(path)
-    handle, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
+    prefix, suffix = f".{path.name}.", ".tmp"  # hidden, and found again by temporary_pattern(path)
+    if folder:
+        temporary = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=path.parent))
+    else:
+        handle, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+        os.close(handle)
+        temporary = Path(name)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private (0600); the result should read like any file
+    # mkstemp and mkdtemp make it private (0600, 0700); once published it should read like anything else made here.
+    os.chmod(temporary, (0o777 if folder else 0o666) & ~umask)
     try:
         yield temporary
     finally:
-        temporary.unlink(missing_ok=True)
+        remove_path(temporary)
+
+
+def publish(temporary: Path | str, path: Path | str, done: Callable[[Path], bool] | None = None) -> None:
+    """Give a complete temporary file or folder its final name in one rename (notebook 05).
+
+    A file is flushed to disk first, so it takes the name only once its bytes are there even if the power goes,
+    and replaces an older ``path``. A folder cannot replace a non-empty one: if the rename fails and
+    ``done(path)`` says another writer already finished ``path``, that one is kept; otherwise the error is raised.
+    """
+    temporary, path = Path(temporary), Path(path)
+    if temporary.is_dir():
+        try:
+            os.rename(temporary, path)
+        except OSError:
+            if done is None or not done(path):
+                raise
+        return
+    with open(temporary, "rb+") as written:
+        os.fsync(written.fileno())
+    os.replace(temporary, path)
 
 
 @contextlib.contextmanager
-def written_whole(path: Path | str) -> Iterator[Path]:
+def written_whole(path: Path | str, folder: bool = False,
+                  done: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """Write to the yielded temporary path; it becomes ``path`` only if the block finishes (notebook 05).
 
     ``with written_whole(out / "table.csv") as tmp: df.to_csv(tmp)``. The temporary name ends in ``.tmp``,
-    so give writers that guess a format from the name (matplotlib's savefig) the format explicitly.
-    Temporary files of earlier writers killed outright are swept first.
+    so give writers that guess a format from the name (matplotlib's savefig) the format explicitly. With
+    ``folder=True`` it is a folder to fill (the data cache's builds; ``done`` as in ``publish``). Temporaries
+    of earlier writers killed outright are swept first.
     """
     path = Path(path)
     sweep_temporary_files(path)
-    with temporary_sibling(path) as temporary:
+    with temporary_sibling(path, folder) as temporary:
         yield temporary
-        with open(temporary, "rb+") as written:
-            os.fsync(written.fileno())  # on disk before it takes the final name, even if the power goes
-        os.replace(temporary, path)
+        publish(temporary, path, done)
 
 
 @contextlib.contextmanager
@@ -154,8 +182,7 @@ def interrupts_deferred() -> Iterator[None]:
 def sweep_temporary_files(path: Path) -> list[Path]:
     """Remove the temporary siblings of ``path`` that killed writers left, untouched for ``LEFTOVER_GUARD_S``
     (notebook 05)."""
-    prefix, suffix = _temporary_name_parts(Path(path))
-    return sweep_leftovers(Path(path).parent, f"{prefix}*{suffix}")
+    return sweep_leftovers(Path(path).parent, temporary_pattern(path))
 
 
 # --- leftovers of killed runs ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from torch import nn
 
 from helpers.callbacks import Callback
 from helpers.distributed import DistInfo
-from helpers.outputs import interrupts_deferred, sweep_temporary_files, temporary_sibling
+from helpers.outputs import interrupts_deferred, publish, sweep_temporary_files, temporary_sibling
 
 METRICS_FILE = "metrics.json"
 WEIGHTS_FILE = "model.pth"
@@ -127,9 +127,9 @@ def write_results(out: Path, metrics: dict, model: nn.Module) -> None:
             with open(temporary, "wb") as f:
                 f.write(data)
                 f.flush()
-                os.fsync(f.fileno())
+                os.fsync(f.fileno())  # both on disk before either is renamed (publish's own flush is then cheap)
         # A Ctrl-C here waits until both renames are done: never new metrics beside old weights.
         with interrupts_deferred():
             (out / METRICS_FILE).unlink(missing_ok=True)
-            os.replace(weights_tmp, out / WEIGHTS_FILE)
-            os.replace(metrics_tmp, out / METRICS_FILE)
+            publish(weights_tmp, out / WEIGHTS_FILE)
+            publish(metrics_tmp, out / METRICS_FILE)

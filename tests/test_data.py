@@ -144,7 +144,7 @@ def test_failed_generation_leaves_nothing_behind(tmp_path):
         data.build_once(tmp_path / "pets", write)
     assert list(tmp_path.iterdir()) == []
     # A process killed outright cannot clean up: its old staging folder is swept by the next call.
-    stale = tmp_path / ".pets.partial-killed"
+    stale = tmp_path / ".pets.killed.tmp"
     stale.mkdir()
     os.utime(stale, (0, 0))
     data.build_once(tmp_path / "pets", lambda folder: (folder / "ok.txt").write_text("ok"))

@@ -57,12 +57,12 @@ def _write_ok(folder: Path) -> None:
 
 def test_a_call_that_finds_the_dataset_complete_sweeps_old_leftovers_and_keeps_young_ones(tmp_path):
     final = build_once(tmp_path / "pets", _write_ok)
-    old, young = tmp_path / ".pets.partial-old", tmp_path / ".pets.download-young"
-    live = tmp_path / ".pets.partial-live"  # an old folder whose builder is still writing into it
+    old, young = tmp_path / ".pets.old.tmp", tmp_path / ".pets.young.tmp"
+    live = tmp_path / ".pets.live.tmp"  # an old folder whose builder is still writing into it
     for folder in (old, young, live):
         (folder / "images").mkdir(parents=True)
         (folder / "images" / "pug_1.jpg").write_bytes(b"half")
-    other = tmp_path / ".cats.partial-old"  # another dataset's: that dataset's own calls look after it
+    other = tmp_path / ".cats.old.tmp"  # another dataset's: that dataset's own calls look after it
     other.mkdir()
     backdate(old)
     backdate(other)
@@ -70,22 +70,22 @@ def test_a_call_that_finds_the_dataset_complete_sweeps_old_leftovers_and_keeps_y
     os.utime(live / "images" / "pug_1.jpg")  # ... just written
 
     assert build_once(final, lambda folder: pytest.fail("a complete dataset was built again")) == final
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".cats.partial-old", ".pets.download-young",
-                                                                 ".pets.partial-live", "pets"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".cats.old.tmp", ".pets.young.tmp",
+                                                                 ".pets.live.tmp", "pets"])
     assert is_complete(final) and (final / "ok.txt").read_text() == "ok"
 
 
 def test_a_read_only_cache_with_a_complete_dataset_still_works(tmp_path, monkeypatch):
     final = build_once(tmp_path / "pets", _write_ok)
-    (tmp_path / ".pets.partial-old").mkdir()
-    backdate(tmp_path / ".pets.partial-old")
+    (tmp_path / ".pets.old.tmp").mkdir()
+    backdate(tmp_path / ".pets.old.tmp")
 
     def refused(path: Path) -> None:
         raise PermissionError(13, "Read-only file system", str(path))
 
     monkeypatch.setattr(outputs, "remove_path", refused)
     assert build_once(final, _write_ok) == final  # the sweep fails quietly; the dataset is still served
-    assert (tmp_path / ".pets.partial-old").exists()
+    assert (tmp_path / ".pets.old.tmp").exists()
 
 
 # --- a kernel restart costs nothing but time -------------------------------------------------------
@@ -98,7 +98,7 @@ def test_a_killed_tiny_pets_generation_is_rebuilt_and_its_leftover_swept_later(t
     process = subprocess.Popen([sys.executable, "-c", GENERATE], cwd=ROOT, env=_child_env(tmp_path),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # Killed mid-drawing: some pictures of the staging folder are on disk, the set is far from done.
-    _kill_when(process, lambda: len(list(tmp_path.glob(".pets_tiny_v*.partial-*/images/*.jpg"))) >= 5)
+    _kill_when(process, lambda: len(list(tmp_path.glob(".pets_tiny_v*.*.tmp/images/*.jpg"))) >= 5)
     left = leftovers(tmp_path)
     assert len(left) == 1 and not any(is_complete(p) for p in tmp_path.iterdir())
 
@@ -170,12 +170,12 @@ def test_a_killed_download_is_fetched_again_and_its_leftover_swept_later(server_
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def half_arrived() -> bool:
-        return any(p.stat().st_size > 0 for p in dest.glob(".mini-pets.download-*/mini-pets.tgz"))
+        return any(p.stat().st_size > 0 for p in dest.glob(".mini-pets.*.tmp/mini-pets.tgz"))
 
     _kill_when(process, half_arrived)
     RELEASE.set()
     left = leftovers(dest)
-    assert [p.name.startswith(".mini-pets.download-") for p in left] == [True]
+    assert [p.name.startswith(".mini-pets.") and p.name.endswith(".tmp") for p in left] == [True]
     assert not (dest / "mini-pets").exists(), "a cut-short download must never look finished"
 
     root = untar_data(f"{server_url}/mini-pets.tgz", dest=dest)
@@ -195,17 +195,18 @@ def test_doctor_reports_the_cache_size_and_its_leftovers(tmp_path, monkeypatch, 
     assert rows["data cache"] == f"{tmp_path} (pets), 3.0 MB in all"
     assert rows["leftovers"] == "none"
 
-    left = tmp_path / ".pets.partial-x1y2"
+    left = tmp_path / ".pets.x1y2.tmp"
     left.mkdir()
     (left / "half.bin").write_bytes(bytes(2**20))
     rows = dict(doctor.cache_rows())
     assert rows["data cache"] == f"{tmp_path} (pets), 4.0 MB in all"
-    assert rows["leftovers"].startswith("1 folder(s) of interrupted builds or downloads, 1.0 MB: .pets.partial-x1y2.")
+    assert rows["leftovers"].startswith(
+        "1 leftover(s) of interrupted builds, downloads or writes, 1.0 MB: .pets.x1y2.tmp.")
     assert "`python -m helpers clean`" in rows["leftovers"]
 
     assert doctor.main(["doctor"]) == 0
     printed = capsys.readouterr().out
-    assert "leftovers: 1 folder(s)" in printed and "python -m helpers clean" in printed
+    assert "leftovers: 1 leftover(s)" in printed and "python -m helpers clean" in printed
 
     # The command it names removes them (young or old: the user asked), and nothing else.
     assert doctor.main(["clean"]) == 0

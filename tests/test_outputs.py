@@ -124,6 +124,32 @@ def test_written_whole_replaces_only_when_complete_and_sweeps_old_temporaries(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == [young.name, "table.csv"]
 
 
+def test_a_folder_written_whole_appears_at_once_readable_and_a_finished_rival_is_kept(tmp_path):
+    target = tmp_path / "pets"
+    with pytest.raises(KeyboardInterrupt):
+        with written_whole(target, folder=True) as staging:
+            (staging / "a.txt").write_text("half")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == [], "an interrupted folder must leave nothing behind"
+
+    with written_whole(target, folder=True) as staging:
+        (staging / "a.txt").write_text("whole")
+        assert not target.exists(), "the folder must not carry its name before it is complete"
+    assert (target / "a.txt").read_text() == "whole"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask, "a published folder reads like any other made here"
+
+    # Another writer finished the same folder first: kept when `done` says it is finished, an error otherwise.
+    with written_whole(target, folder=True, done=lambda path: (path / "a.txt").exists()) as staging:
+        (staging / "a.txt").write_text("second")
+    assert (target / "a.txt").read_text() == "whole"
+    with pytest.raises(OSError):
+        with written_whole(target, folder=True) as staging:
+            (staging / "a.txt").write_text("third")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pets"], "the refused temporary folder is removed"
+
+
 # --- every entry point refuses before its work ------------------------------------------------------
 
 def _refused(command: list[str], course_data: Path, as_user: dict, timeout: float = 120) -> tuple[str, float]:
