@@ -25,7 +25,6 @@ def recorded_benchmark(name: str = "models_cpu.csv") -> pd.DataFrame:
 
 
 def repository_file(relative: str) -> Path | None:
-    """``relative`` (e.g. ``"bench/models.py"``) in the clone helpers was imported from, or None without one
-    (notebook 06)."""
+    """``relative`` (e.g. ``"bench/models.py"``) in the clone helpers came from, or None without one (notebook 06)."""
     path = REPO / relative
     return path if (REPO / "pyproject.toml").is_file() and path.is_file() else None
