@@ -68,7 +68,10 @@ _WRITE_REMEDY = (f"set {CACHE_ENV} to a folder you can write to (the data cache;
 
 
 def leftovers(root: Path | str | None = None) -> list[Path]:
-    """What interrupted builds, downloads and writes left in ``root``, by default the cache (python -m helpers doctor)."""
+    """What interrupted builds, downloads and writes left in ``root`` (python -m helpers doctor).
+
+    ``root`` is the data cache by default.
+    """
     root = Path(root) if root is not None else cache_dir()
     try:
         return sorted(root.glob(temporary_pattern("*")))

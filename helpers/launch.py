@@ -21,7 +21,10 @@ PYTEST_OPTIONS = ["-p", "no:cacheprovider", "-rs", "--timeout", "900", "--dist",
 
 
 def lab_command() -> list[str]:
-    """JupyterLab on the notebooks folder, from this Python (root in a container needs --allow-root) (README)."""
+    """JupyterLab on the notebooks folder, from this Python (python -m helpers lab).
+
+    Root in a container needs --allow-root.
+    """
     command = [sys.executable, "-m", "jupyterlab", "--notebook-dir=notebooks"]
     if hasattr(os, "getuid") and os.getuid() == 0:
         command.append("--allow-root")
@@ -29,12 +32,12 @@ def lab_command() -> list[str]:
 
 
 def suite_command(extra: list[str], workers: str = "auto") -> list[str]:
-    """The whole suite as ``make test`` runs it: unit tests and nbval on every notebook (README)."""
+    """The whole suite as ``make test`` runs it: unit tests and nbval on every notebook (python -m helpers test)."""
     return [sys.executable, "-m", "pytest", "tests", "notebooks", *NBVAL, *PYTEST_OPTIONS, "-n", workers, *extra]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lab`` or ``test`` from the repository root; ``--dry-run`` prints the command instead (README)."""
+    """Run ``lab`` or ``test`` from the repository root; ``--dry-run`` prints it (python -m helpers lab / test)."""
     parser = argparse.ArgumentParser(prog="python -m helpers", description="make lab / make test without make.")
     parser.add_argument("command", choices=["lab", "test"])
     parser.add_argument("--dry-run", action="store_true", help="print the command and its settings, run nothing")

@@ -3,7 +3,7 @@
 Every public function and class of a module, and every public method of a public class, has a docstring whose
 summary (its first paragraph) is one line and ends by naming, in parentheses, the notebook that teaches it
 ("(notebook 05)", "(notebooks 04 and 05)") or, for what no notebook teaches, where it is used (one of
-``ENTRY_POINTS``: "(python -m helpers.train)", "(torchrun; docs/training-script.md)", "(the setup cell)").
+``ENTRY_POINTS``: "(python -m helpers.train)", "(torchrun; docs/training-script.md)", "(the set-up cell)").
 Every module has a docstring with a one-line summary; in ``helpers/exercise_sets/``, whose modules are
 declarations, only that is checked.
 
@@ -25,7 +25,7 @@ MODULES = sorted(HELPERS.rglob("*.py"))
 DECLARATIONS = "exercise_sets"  # modules of questions and answers: module docstrings only
 
 # Where something no notebook teaches is used; one of these must appear in the closing parentheses.
-ENTRY_POINTS = ("python -m helpers", "torchrun", "the setup cell", "docs/", "bench/")
+ENTRY_POINTS = ("python -m helpers", "torchrun", "set-up cell", "docs/", "bench/")
 NOTEBOOK = re.compile(r"^notebooks? \d\d\b")
 TORCH_PROTOCOL = {"forward", "extra_repr"}
 
