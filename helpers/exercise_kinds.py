@@ -96,7 +96,7 @@ class Exercise:
             progress_record.note(*self.record_as, **event)
 
     def check(self, answer: Any = ____) -> None:
-        """Say if ``answer`` is right and why, or what is wrong and what to try; record the verdict (notebook 00 onwards)."""
+        """Say if ``answer`` is right and why, or what is wrong and what to try; record it (notebook 00 onwards)."""
         result = self.evaluate(answer)
         text = result.message
         if result.passed and self.explanation:

@@ -26,8 +26,7 @@ def _all_sets() -> dict[str, list[tuple[str, Any]]]:
 
 
 def summary_lines(record: Mapping[str, Any], sets: Mapping[str, list[tuple[str, Any]]]) -> list[str]:
-    """One line per notebook: solved of total, hints and solutions shown, for ``python -m helpers progress``
-    (notebook 00)."""
+    """One line per notebook: solved of total, hints and solutions shown (python -m helpers progress)."""
     lines = []
     for notebook, exercises in sets.items():
         entries = record.get(notebook, {})

@@ -50,8 +50,9 @@ class Verdict:
 
 
 def rate_noise(rate_a: float, rate_b: float, n: int, b_is_exact: bool = False) -> float:
-    """Two standard errors of the difference of two rates (error rates, accuracies) measured on n items each
-    (notebook 00).
+    """Two standard errors of the difference of two rates measured on n items each (notebook 00).
+
+    Rates such as error rates and accuracies.
 
     ``b_is_exact=True`` when the second is no measurement but a known constant (guessing's ``1 - 1/classes``): then
     only the first rate's own noise counts.
