@@ -1,5 +1,8 @@
-"""Measuring presizing: the conventional per-item ``torchvision.transforms.v2`` chain, the step-by-step version of
-one chosen transform, and ``compare_quality``, which scores both against a high-quality reference (notebook 02)."""
+"""Measuring presizing: the per-item chain, the step-by-step version, and ``compare_quality`` (notebook 02).
+
+The conventional per-item ``torchvision.transforms.v2`` chain, the step-by-step version of one chosen transform, and
+``compare_quality``, which scores both against a high-quality reference.
+"""
 from __future__ import annotations
 
 import math

@@ -1,5 +1,4 @@
-"""The offline pretrained backbone: a resnet10 body that learnt to read creatures' cues, never their breeds
-(notebook 05).
+"""The offline pretrained backbone: a resnet10 body that learnt creatures' cues, never their breeds (notebook 05).
 
 No ImageNet weights can be downloaded offline, yet the tiny profile must still show transfer learning. So the
 course ships its own pretrained body, learnt on a SOURCE task that shares the pets' visual vocabulary but not

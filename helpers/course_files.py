@@ -1,5 +1,4 @@
-"""Files of the course repository that notebook 06 reads, also from a package installed without the repository
-(notebook 06).
+"""Files of the course repository that notebook 06 reads, also from an install without the repository (notebook 06).
 
 The recorded benchmark (bench/results/models_cpu.csv) ships with the package as helpers/assets/models_cpu.csv
 (tests/test_packaging.py keeps the two identical). A script such as bench/models.py exists only in a clone:

@@ -1,5 +1,6 @@
-"""Decoding and presizing with torchvision.io and torch: per item in the workers, or per batch on the GPU (full
-profile).
+"""Decoding and presizing with torchvision.io and torch: per item in the workers, or per batch on the GPU.
+
+Used by the full profile (docs/full-profile-and-gpus.md).
 
 The book's pipeline (notebook 02's ``PresizeCrop``) opens every picture with PIL in a worker process and resizes
 it there. On a host with few cores beside a fast GPU that is the bottleneck: decoding a 500x375 JPEG and

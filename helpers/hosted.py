@@ -1,5 +1,4 @@
-"""Where a notebook runs (Colab, Kaggle, a plain Jupyter) and what its first cell sets up there (every notebook's
-set-up cell).
+"""Where a notebook runs (Colab, Kaggle, a plain Jupyter) and what its first cell sets up there (the set-up cell).
 
 The first cell of every notebook installs the course when ``import helpers`` fails, then calls ``setup_here()``:
 

@@ -1,5 +1,7 @@
-"""Looking at the data: ``show_batch`` draws a batch with its labels; ``summary`` walks items through the pipeline
-(notebook 01)."""
+"""Looking at the data: ``show_batch`` draws a batch, ``summary`` walks items through the pipeline (notebook 01).
+
+``show_batch`` shows each picture with its label.
+"""
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
-"""``python -m helpers lab`` and ``python -m helpers test``: what ``make lab`` and ``make test`` run, without make
-(docs/platforms.md, Windows).
+"""``python -m helpers lab`` and ``python -m helpers test``: ``make lab`` and ``make test`` without make.
+
+For Windows, where make is rare (docs/platforms.md).
 
 Both need a clone of the course repository (the notebooks and tests are not part of the installed package).
 ``test`` sets what the Makefile's TINY_ENV sets, so that nbval compares the stored outputs under the same

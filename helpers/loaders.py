@@ -1,5 +1,4 @@
-"""Datasets and loaders: image files to ``(tensor, class)`` pairs, the two DataLoaders, and the pets recipe
-(notebook 01)."""
+"""Datasets and loaders: files to ``(tensor, class)`` pairs, the two DataLoaders, the pets recipe (notebook 01)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence

@@ -1,5 +1,4 @@
-"""Writing outputs: check the folder before the work, write each file whole, sweep what killed writers left
-(notebook 01).
+"""Writing outputs: check the folder first, write each file whole, sweep what killed writers left (notebook 01).
 
 Three rules every command and cache build follows:
 

@@ -1,5 +1,7 @@
-"""``python -m helpers progress [--reset]``: every notebook's exercises solved, and the hints and solutions shown,
-read from the progress record (helpers/progress_record.py); ``--reset`` clears it (notebook 00)."""
+"""``python -m helpers progress [--reset]``: each notebook's exercises solved, and the hints and solutions shown.
+
+Read from the progress record (helpers/progress_record.py); ``--reset`` clears it.
+"""
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,8 @@
-"""What ``python -m helpers.train`` records and writes: each epoch (``EpochLog``), the versions, the command, and
-``metrics.json`` beside ``model.pth``, both written whole and renamed together (notebooks 05 and 06)."""
+"""What ``python -m helpers.train`` records and writes: epochs, versions, command, ``metrics.json``, ``model.pth``.
+
+Each epoch (``EpochLog``), the versions, the command, and ``metrics.json`` beside ``model.pth``, both written whole and
+renamed together.
+"""
 from __future__ import annotations
 
 import hashlib

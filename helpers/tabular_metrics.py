@@ -1,5 +1,4 @@
-"""Judging a tabular regression: RMSPE on a log target, the sigmoid's range, and noise that respects clusters
-(notebook 09).
+"""Judging a tabular regression: RMSPE on a log target, the sigmoid's range, noise that respects clusters (notebook 09).
 
 Percentage errors are heavy-tailed and the rows of one city move together, so the noise of a difference between
 two models is measured by resampling whole cities (``city_bootstrap``), not by treating rows as independent.

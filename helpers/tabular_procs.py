@@ -1,5 +1,4 @@
-"""fastai's preprocessing for tables: FillMissing, Categorify and Normalize, fitted on the training rows
-(notebook 09)."""
+"""fastai's preprocessing for tables: FillMissing, Categorify and Normalize, fitted on training rows (notebook 09)."""
 from __future__ import annotations
 
 import math

@@ -1,5 +1,4 @@
-"""Verdicts printed by code: who wins a comparison, by what margin, against what noise
-(notebook 00, then every notebook).
+"""Verdicts printed by code: who wins a comparison, by what margin, against what noise (notebook 00 onwards).
 
 A notebook that compares two things (two models, two learning rates, fp32 and bf16) makes one of three kinds of
 claim, and says which:
