@@ -1,7 +1,9 @@
-"""The course's commands: ``python -m helpers doctor`` checks the install and ``python -m helpers clean`` clears the
-data cache's leftovers (helpers/doctor.py); ``python -m helpers progress [--reset]`` shows the exercises solved in
-each notebook (helpers/progress_report.py); ``python -m helpers lab|test`` do what ``make lab|test`` do
-(helpers/launch.py)."""
+"""The course's commands: ``python -m helpers doctor|clean|progress|lab|test``.
+
+``doctor`` checks the install and ``clean`` clears the data cache's leftovers (helpers/doctor.py); ``progress
+[--reset]`` shows the exercises solved in each notebook (helpers/progress_report.py); ``lab|test`` do what ``make
+lab|test`` do (helpers/launch.py).
+"""
 import sys
 
 if sys.argv[1:2] == ["progress"]:

@@ -59,13 +59,16 @@ NOT_ATTEMPTED_MESSAGE = "Not attempted yet: replace ____ with your answer, then 
 
 
 class WrongKind(Exception):
-    """The answer is not the kind of object asked for; the text says what to give instead."""
+    """The answer is not the kind of object asked for; the text says what to give instead (notebooks 00-09)."""
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """How close a number must be (notebook 01): ``rtol`` of each value, plus ``floor`` times the largest expected
-    magnitude; or, with ``decimals``, within half a unit of that decimal place (the rounding the prompt asks for)."""
+    """How close a number must be: relative, with a floor, or to ``decimals`` places (notebooks 00-09: ``check``).
+
+    ``rtol`` of each value, plus ``floor`` times the largest expected magnitude; or, with ``decimals``, within half
+    a unit of that decimal place (the rounding the prompt asks for).
+    """
 
     rtol: float = 1e-4
     floor: float = 1e-6
@@ -73,7 +76,10 @@ class Tolerance:
     shape_matters: bool = False
 
     def allowed(self, expected: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """The largest accepted distance from each expected value; ``scale`` is what the floor is a fraction of."""
+        """The largest accepted distance from each expected value (notebooks 00-09: ``check``).
+
+        ``scale`` is what the floor is a fraction of.
+        """
         if self.decimals is not None:
             # The relative 1e-9 lets a value that sits exactly on a rounding boundary pass either way.
             return np.full(expected.shape, 0.5 * 10.0 ** -self.decimals * (1 + 1e-9))
@@ -86,9 +92,11 @@ def _largest(array: np.ndarray) -> float:
 
 
 def floor_scale(expected: Any, numbers: np.ndarray) -> np.ndarray:
-    """The magnitude each value's floor is a fraction of (notebook 01): the largest of its tensor or array (one
-    quantity), or of its own item when the expected value is a list or tuple, whose items may be different
-    quantities (a learning rate next to a batch index)."""
+    """The magnitude each value's floor is a fraction of (notebooks 00-09: ``check``).
+
+    The largest of its tensor or array (one quantity), or of its own item when the expected value is a list or
+    tuple, whose items may be different quantities (a learning rate next to a batch index).
+    """
     if isinstance(expected, (list, tuple)) and numbers.ndim >= 1 and len(expected) == len(numbers):
         return np.stack([np.full(part.shape, _largest(part)) for part in numbers]) if len(numbers) else numbers
     return np.full(numbers.shape, _largest(numbers))
@@ -129,8 +137,10 @@ def error_text(error: BaseException) -> str:
 
 
 def numeric_array(value: Any) -> np.ndarray | None:
-    """The value as a float/complex NumPy array, or None when it is not numbers (strings, objects, ragged lists)
-    (notebook 01)."""
+    """The value as a float/complex NumPy array, or None when it is not numbers (notebooks 00-09: ``check``).
+
+    Strings, objects and ragged lists are not numbers.
+    """
     if isinstance(value, (str, bytes)) or value is None:
         return None
     if isinstance(value, torch.Tensor):
@@ -158,8 +168,10 @@ def numeric_array(value: Any) -> np.ndarray | None:
 
 
 def is_integral(value: Any) -> bool:
-    """Whether the expected value is made of integers (counts, sizes, indices): those are compared exactly
-    (notebook 01)."""
+    """Whether the expected value is made of integers, which are compared exactly (notebooks 00-09: ``check``).
+
+    Integers are counts, sizes and indices.
+    """
     if isinstance(value, bool):
         return False
     if isinstance(value, (int, np.integer)):
@@ -202,8 +214,7 @@ def _scalar_problem(value: Any, expected: Any) -> str:
 
 
 def compare_numbers(answer: Any, expected: np.ndarray, tol: Tolerance, scale: np.ndarray | None = None) -> str | None:
-    """None when the answer matches the expected numbers; otherwise what is wrong, without giving the answer away
-    (notebook 01)."""
+    """None when the answer matches the expected numbers, else what is wrong, not the answer (notebooks 00-09)."""
     scale = np.full(expected.shape, _largest(expected)) if scale is None else scale
     mine = numeric_array(answer)
     if mine is None:
@@ -255,8 +266,10 @@ def _compare_items(answer: Any, expected: Any, tol: Tolerance) -> str | None:
 
 
 def compare(answer: Any, expected: Any, tol: Tolerance) -> str | None:
-    """Compare any answer with any expected value (notebook 01): numbers with tolerance, structures part by part,
-    the rest with ==. None when they match, else what is wrong."""
+    """Compare any answer with any expected value: None when they match, else what is wrong (notebooks 00-09).
+
+    Numbers are compared with a tolerance, structures part by part, the rest with ==.
+    """
     if isinstance(expected, (bool, np.bool_)):
         return _compare_bool(answer, expected)
     numbers = numeric_array(expected)

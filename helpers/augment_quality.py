@@ -1,5 +1,8 @@
-"""Measuring presizing: the conventional per-item ``torchvision.transforms.v2`` chain, the step-by-step version of
-one chosen transform, and ``compare_quality``, which scores both against a high-quality reference (notebook 02)."""
+"""Measuring presizing: the per-item chain, the step-by-step version, and ``compare_quality`` (notebook 02).
+
+The conventional per-item ``torchvision.transforms.v2`` chain, the step-by-step version of one chosen transform, and
+``compare_quality``, which scores both against a high-quality reference.
+"""
 from __future__ import annotations
 
 import math
@@ -19,8 +22,7 @@ from helpers.presize import PresizeCrop
 
 def conventional_pipeline(size: int = 224, recipe: AugmentRecipe = PETS_RECIPE, mean: tuple = IMAGENET_MEAN,
                           std: tuple = IMAGENET_STD) -> nn.Module:
-    """The per-item ``torchvision.transforms.v2`` chain people usually write: every step interpolates again
-    (notebook 02)."""
+    """The per-item ``torchvision.transforms.v2`` chain people usually write: each step interpolates (notebook 02)."""
     r, bilinear = recipe, v2.InterpolationMode.BILINEAR
     return v2.Compose([
         v2.RandomResizedCrop(size, scale=(r.min_scale, 1.0), ratio=(1.0, 1.0), antialias=True),
@@ -47,8 +49,9 @@ def random_geometry(generator: torch.Generator | None = None, recipe: AugmentRec
 
 
 def step_by_step(image: Tensor, geometry: dict, size: int = 224, antialias: bool = True) -> Tensor:
-    """Apply ``geometry`` to a float image ``3 x N x N`` the conventional way: crop-resize, flip, rotate, zoom, warp
-    (notebook 02).
+    """Apply ``geometry`` to a float ``3 x N x N`` image the conventional way, one resampling per step (notebook 02).
+
+    The steps: crop-resize, flip, rotate, zoom, warp.
 
     Each step is its own ``torchvision.transforms.v2.functional`` call, so the picture is interpolated four
     times, and rotation and warp fill what they uncover with black (the "empty zones").
@@ -99,16 +102,17 @@ def chain_homography(geometry: dict, size: int = 224, full: int = 512) -> tuple[
 
 
 def reference_render(image: Tensor, matrix: Tensor, size: int = 224, supersample: int = 4) -> Tensor:
-    """The transform done as well as we can: from the full-resolution image, ``supersample``^2 samples per pixel,
-    averaged (notebook 02)."""
+    """The transform done as well as we can: ``supersample``^2 samples per pixel of the full image (notebook 02).
+
+    Taken from the full-resolution image and averaged.
+    """
     grid = homography_grid(matrix[None], size * supersample)
     dense = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return F.avg_pool2d(dense, supersample)[0]
 
 
 def psnr(image: Tensor, reference: Tensor, mask: Tensor | None = None) -> float:
-    """Peak signal-to-noise ratio in dB of a [0, 1] image against a reference, optionally inside ``mask``
-    (notebook 02)."""
+    """Peak signal-to-noise ratio in dB of a [0, 1] image against a reference, optionally in ``mask`` (notebook 02)."""
     squared = (image.float() - reference.float()) ** 2
     mse = squared[:, mask].mean() if mask is not None else squared.mean()
     return float(10 * torch.log10(1 / mse.clamp(min=1e-12)))
@@ -121,8 +125,10 @@ def centre_square(photo: Image.Image) -> Image.Image:
 
 def render_three(photo: Image.Image, geometry: dict, size: int = 224, presize: int = 460,
                  antialias: bool = False) -> dict:
-    """One geometric transform rendered three ways: ours (one resampling from the presized image), step by step, and
-    the reference (notebook 02)."""
+    """One geometric transform three ways: ours, step by step, and the reference (notebook 02).
+
+    Ours is one resampling from the presized image.
+    """
     base = centre_square(photo.convert("RGB"))
     full = torch.from_numpy(np.asarray(base).copy()).permute(2, 0, 1).float() / 255
     presized = PresizeCrop(presize, train=False)(base)
@@ -135,8 +141,9 @@ def render_three(photo: Image.Image, geometry: dict, size: int = 224, presize: i
 
 def compare_quality(photos: dict[str, Image.Image], n_draws: int = 10, size: int = 224, presize: int = 460,
                     seed: int = 0, antialias: bool = False, ssim: bool = True) -> pd.DataFrame:
-    """PSNR/SSIM against the reference of ours vs the step-by-step chain, over random transforms of each photo
-    (notebook 02).
+    """PSNR/SSIM against the reference, ours vs the step-by-step chain, over random transforms (notebook 02).
+
+    Each photo gets its own random transforms.
 
     ``psnr_*_inside`` only counts pixels where the chain had real picture, separating interpolation loss from
     the empty zones.

@@ -1,5 +1,4 @@
-"""The offline pretrained backbone: a resnet10 body that learnt to read creatures' cues, never their breeds
-(notebook 05).
+"""The offline pretrained backbone: a resnet10 body that learnt creatures' cues, never their breeds (notebook 05).
 
 No ImageNet weights can be downloaded offline, yet the tiny profile must still show transfer learning. So the
 course ships its own pretrained body, learnt on a SOURCE task that shares the pets' visual vocabulary but not
@@ -49,8 +48,10 @@ THREADS = 1
 
 # --- the source task ----------------------------------------------------------------------------------
 def random_cues(n: int, seed: int) -> torch.Tensor:
-    """``n`` random creatures' cues ``(n, 5)``, each cue uniform over its values and independent of the others
-    (notebook 05)."""
+    """``n`` random creatures' cues ``(n, 5)``, each uniform and independent (python -m helpers.backbone; notebook 05).
+
+    Each cue is uniform over its values and independent of the others.
+    """
     rng = np.random.default_rng([seed, 1])
     return torch.from_numpy(np.stack([rng.integers(0, k, size=n) for k in N_VALUES], axis=1)).long()
 
@@ -91,8 +92,10 @@ def cue_losses(logits: torch.Tensor, cues: torch.Tensor) -> tuple[torch.Tensor, 
 # --- training ---------------------------------------------------------------------------------------
 def pretrain(steps: int = 700, batch_size: int = 32, lr: float = 5e-3, seed: int = 0, pool_size: int = 2048,
              log_every: int = 25, valid_size: int = 512) -> tuple[nn.Module, dict]:
-    """Train a resnet10 to name the five cues of random creatures; return its body and validation accuracies
-    (notebook 05)."""
+    """Train a resnet10 to name random creatures' five cues (python -m helpers.backbone; notebook 05).
+
+    Returns its body and the validation accuracies.
+    """
     threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:

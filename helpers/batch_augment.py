@@ -54,8 +54,10 @@ NO_AUGMENTATION = AugmentRecipe(min_scale=1., max_rotate=0., min_zoom=1., max_zo
 # geometric augmentations together still cost one interpolation.
 
 def crop_matrices(scale: Tensor, centre: Tensor, height: int, width: int) -> Tensor:
-    """Output square -> a square crop covering ``scale`` of the short side's area, placed by ``centre`` in [-1, 1]
-    (notebook 02)."""
+    """Output square -> a square crop of ``scale`` of the short side's area, placed by ``centre`` (notebook 02).
+
+    ``centre`` is in [-1, 1].
+    """
     side = scale.sqrt() * min(height, width)                     # crop side in input pixels
     half_x, half_y = side / width, side / height                 # its half-extent in normalised units
     matrix = _eye(len(scale), scale)
@@ -93,8 +95,9 @@ def flip_matrices(flip: Tensor) -> Tensor:
 
 
 def warp_matrices(warp: Tensor) -> Tensor:
-    """Perspective (homography) tilting the picture by ``warp[:, 0]`` horizontally and ``warp[:, 1]`` vertically
-    (notebook 02).
+    """Perspective (homography) tilting the picture by ``warp[:, 0]`` and ``warp[:, 1]`` (notebook 02).
+
+    The first tilts it horizontally, the second vertically.
 
     A horizontal tilt makes one side taller than the other: the corner (x, y) is sent to
     (x * (1 + tilt_v * y), y * (1 + tilt_h * x)). The 3x3 matrix through those four corner pairs is the
@@ -118,8 +121,7 @@ def warp_matrices(warp: Tensor) -> Tensor:
 
 
 def apply_homography(points: Tensor, matrices: Tensor) -> Tensor:
-    """Send points ``(B, ..., 2)`` through 3x3 matrices ``(B, 3, 3)``, dividing by the third coordinate
-    (notebook 02)."""
+    """Send points ``(B, ..., 2)`` through 3x3 maps ``(B, 3, 3)``, dividing by the third coordinate (notebook 02)."""
     batch = points.shape[0]
     flat = points.reshape(batch, -1, 2)
     homogeneous = torch.cat([flat, torch.ones_like(flat[..., :1])], dim=-1) @ matrices.transpose(1, 2)
@@ -134,8 +136,7 @@ def affine_matrices(params: dict[str, Tensor], height: int, width: int) -> Tenso
 
 
 def sampling_grid(params: dict[str, Tensor], height: int, width: int, size: int) -> Tensor:
-    """The one grid ``BatchAugment`` samples with: warp @ (flip @ rotate @ zoom @ crop), for every output pixel
-    (notebook 02).
+    """``BatchAugment``'s one sampling grid: warp @ (flip @ rotate @ zoom @ crop), per output pixel (notebook 02).
 
     Notebook 02 builds it step by step (``F.affine_grid`` of the affine matrix, then the warp applied to those
     coordinates); multiplying the matrices first gives the same grid for a fraction of the arithmetic.
@@ -144,8 +145,7 @@ def sampling_grid(params: dict[str, Tensor], height: int, width: int, size: int)
 
 
 def homography_grid(matrices: Tensor, size: int) -> Tensor:
-    """A ``size`` x ``size`` sampling grid ``(B, size, size, 2)`` for output -> input 3x3 maps ``(B, 3, 3)``
-    (notebook 02)."""
+    """A ``(B, size, size, 2)`` sampling grid for output -> input 3x3 maps ``(B, 3, 3)`` (notebook 02)."""
     # Pixel centres of the output in normalised units (align_corners=False), as F.affine_grid places them.
     steps = (torch.arange(size, device=matrices.device, dtype=matrices.dtype) * 2 + 1) / size - 1
     u, v = steps.view(1, 1, size), steps.view(1, size, 1)
@@ -192,8 +192,9 @@ PADDING_MODES = ("reflection", "zeros", "border")
 
 
 def resample(x: Tensor, grid: Tensor, antialias: bool = False, padding_mode: str = "reflection") -> Tensor:
-    """The one interpolation: bilinear ``grid_sample``, reflection padding by default (optionally after an antialiasing
-    blur) (notebook 02).
+    """The one interpolation: bilinear ``grid_sample``, reflection padding by default (notebook 02).
+
+    Optionally after an antialiasing blur.
 
     ``padding_mode`` says what is shown where the grid points outside the picture: its mirror image
     ("reflection", fastai's choice), black ("zeros") or the edge pixels repeated ("border") (notebook 07).
@@ -223,8 +224,7 @@ def adjust_lighting(x: Tensor, brightness: Tensor, contrast: Tensor) -> Tensor:
 # --- the batch transform ------------------------------------------------------------------------
 
 class BatchAugment(nn.Module):
-    """Flip, rotate, zoom, warp and random-crop a batch in ONE ``grid_sample``, then lighting and normalisation
-    (notebook 02).
+    """Flip, rotate, zoom, warp and crop a batch in ONE ``grid_sample``, then light and normalise it (notebook 02).
 
     Train mode draws parameters per sample (``make_params``) and applies them (``transform``); eval mode
     takes the centre square and resizes it once. Input: ``B x 3 x H x W`` uint8 (0-255) or float (0-1)
@@ -260,14 +260,19 @@ class BatchAugment(nn.Module):
 
     @classmethod
     def from_recipe(cls, size: int, recipe: AugmentRecipe = PETS_RECIPE, **kwargs) -> BatchAugment:
-        """A BatchAugment drawing its strengths from ``recipe`` (``NO_AUGMENTATION``: only the centre resize)
-        (notebook 02)."""
+        """A BatchAugment drawing its strengths from ``recipe`` (notebook 02).
+
+        ``NO_AUGMENTATION`` gives only the centre resize.
+        """
         return cls(size=size, **asdict(recipe), **kwargs)
 
     # -- parameters --
 
     def make_params(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Draw one set of random parameters per sample of ``x`` (on the CPU, then moved to ``x``'s device)."""
+        """Draw one set of random parameters per sample of ``x`` (notebook 02).
+
+        Drawn on the CPU, then moved to ``x``'s device.
+        """
         batch = _check_batch(x).shape[0]
 
         def uniform(low: float, high: float, *shape: int) -> Tensor:
@@ -296,7 +301,7 @@ class BatchAugment(nn.Module):
         return {name: value.to(x.device) for name, value in params.items()}
 
     def identity_params(self, x: Tensor) -> dict[str, Tensor]:
-        """Parameters that change nothing: the centre square, resized (what eval mode uses)."""
+        """Parameters that change nothing: the centre square, resized, as eval mode uses (notebook 07)."""
         batch, device = _check_batch(x).shape[0], x.device
         return {"flip": torch.zeros(batch, dtype=torch.bool, device=device),
                 "rotate": torch.zeros(batch, device=device), "zoom": torch.ones(batch, device=device),
@@ -307,7 +312,7 @@ class BatchAugment(nn.Module):
     # -- applying them --
 
     def transform(self, x: Tensor, params: dict[str, Tensor], lighting: bool = True) -> Tensor:
-        """Apply chosen ``params``: one resampling to ``size``, then lighting, then normalisation."""
+        """Apply chosen ``params``: one resampling to ``size``, then lighting, then normalisation (notebook 02)."""
         x = _check_batch(x)
         batch, _, height, width = x.shape
         missing = sorted(set(self.identity_params(x[:0])) - set(params))
@@ -347,7 +352,7 @@ class BatchAugment(nn.Module):
         return self.transform(x, self.identity_params(x), lighting=False)
 
     def decode(self, x: Tensor) -> Tensor:
-        """Undo the normalisation: floats in [0, 1], ready to show."""
+        """Undo the normalisation: floats in [0, 1], ready to show (notebook 01)."""
         return (x * self.std.to(x.device, x.dtype) + self.mean.to(x.device, x.dtype)).clamp(0, 1)
 
     def extra_repr(self) -> str:

@@ -54,8 +54,10 @@ def is_complete(folder: Path | str) -> bool:
 
 
 def mark_complete(folder: Path | str, note: str = "") -> Path:
-    """Write the completion marker: only for a folder you know to be whole, e.g. one you extracted by hand
-    (notebook 01)."""
+    """Write the completion marker of a folder you know to be whole (notebook 01's data cache; its errors name it).
+
+    For example a folder you extracted by hand.
+    """
     marker = Path(folder) / COMPLETE_MARKER
     marker.write_text(f"finished{': ' + note if note else ''}\n")
     return marker
@@ -66,8 +68,10 @@ _WRITE_REMEDY = (f"set {CACHE_ENV} to a folder you can write to (the data cache;
 
 
 def leftovers(root: Path | str | None = None) -> list[Path]:
-    """Temporary folders and files that interrupted builds, downloads and writes left in ``root`` (default: the cache)
-    (notebook 01)."""
+    """What interrupted builds, downloads and writes left in ``root`` (python -m helpers doctor).
+
+    ``root`` is the data cache by default.
+    """
     root = Path(root) if root is not None else cache_dir()
     try:
         return sorted(root.glob(temporary_pattern("*")))
@@ -76,8 +80,10 @@ def leftovers(root: Path | str | None = None) -> list[Path]:
 
 
 def remove_leftovers(root: Path | str | None = None) -> list[Path]:
-    """Delete every leftover of ``leftovers(root)``, whatever its age: run it when nothing is building data
-    (notebook 01)."""
+    """Delete every leftover of ``leftovers(root)``, whatever its age (python -m helpers clean).
+
+    Run it only when nothing is building data.
+    """
     found = leftovers(root)
     for leftover in found:
         remove_path(leftover)
@@ -116,8 +122,9 @@ def _claim(final: Path, rebuild: bool) -> bool:
 
 
 def build_once(final: Path | str, write: Callable[[Path], None], rebuild: bool = False, note: str = "") -> Path:
-    """Run ``write(folder)`` into a temporary folder, mark it finished and rename it to ``final``, unless already done
-    (notebook 01).
+    """Build ``final`` once: write a temporary folder, mark it finished, rename it (notebook 01, via ``pets_path``).
+
+    ``write(folder)`` does the writing; nothing happens when ``final`` is already done.
 
     ``rebuild``: an unfinished ``final`` is deleted and built again (for folders the cache owns); otherwise it is
     refused with a clear error. An existing empty ``final`` is always filled.
@@ -153,8 +160,10 @@ def first_mib_md5(path: Path | str) -> str:
 
 def check_download(path: Path, url: str, md5: str | None = None, size: int | None = None,
                    first_mib: str | None = None) -> None:
-    """Raise ``DownloadError`` unless the file has the expected size, first-MiB MD5 and full MD5 (those given)
-    (notebook 01)."""
+    """Raise ``DownloadError`` unless the file's size and MD5s are as expected (notebook 01, via ``pets_path``).
+
+    The size, first-MiB MD5 and full MD5 are checked when given.
+    """
     problems = []
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:

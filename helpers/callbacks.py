@@ -125,7 +125,7 @@ class GatherPreds(Callback):
             self.targets.append(tuple(y.detach() for y in self.learn.yb))
 
     def result(self) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """All outputs concatenated, and one concatenated tensor per target."""
+        """All outputs concatenated, and one concatenated tensor per target (notebook 05)."""
         if not self.preds:
             raise ValueError("no batch was gathered: the loader is empty (or COURSE_MAX_BATCHES is 0).")
         preds, targets = torch.cat(self.preds), tuple(torch.cat(column) for column in zip(*self.targets))

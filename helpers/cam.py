@@ -77,8 +77,10 @@ def _final_linear(head: nn.Module) -> nn.Linear:
 
 
 def cam_is_exact(model: nn.Module) -> bool:
-    """True when the head is average pooling then one linear layer (dropout/flatten aside): CAM is then exact
-    (notebook 08)."""
+    """True when the head is average pooling then one linear layer, where CAM is exact (notebook 08).
+
+    Dropout and flatten layers aside.
+    """
     _, head = _body_and_head(model)
     layers = list(head.children()) if isinstance(head, nn.Sequential) else [head]
     if not layers or not isinstance(layers[0], nn.AdaptiveAvgPool2d) or not isinstance(layers[-1], nn.Linear):
@@ -100,8 +102,9 @@ def _head_at_each_position(head: nn.Module, features: torch.Tensor) -> torch.Ten
 
 def class_activation_map(model: nn.Module, x: torch.Tensor,
                          target: int | Sequence[int] | torch.Tensor | None = None) -> torch.Tensor:
-    """CAM of ``nn.Sequential(body, head)`` for ``target`` (default: the predicted class); (N, h, w), or (h, w)
-    for one image (notebook 08).
+    """CAM of ``nn.Sequential(body, head)`` for ``target``: (N, h, w), or (h, w) for one image (notebook 08).
+
+    ``target`` defaults to the predicted class.
 
     Exact for an average-pool + linear head (``cam_is_exact``): ``map.mean() + bias[target] == logit``.
     Otherwise the head is applied to each position on its own and the final bias removed: an approximation.
@@ -137,8 +140,9 @@ def class_activation_map(model: nn.Module, x: torch.Tensor,
 
 def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor,
              target: int | Sequence[int] | torch.Tensor | None = None, relu: bool = True) -> torch.Tensor:
-    """Grad-CAM of ``layer`` for ``target`` (default: the predicted class); (N, h, w), or (h, w) for one image
-    (notebook 08).
+    """Grad-CAM of ``layer`` for ``target``: (N, h, w), or (h, w) for one image (notebook 08).
+
+    ``target`` defaults to the predicted class.
 
     ``relu(sum_c mean_ij(d logit / d A_cij) * A_c)``, unscaled (``show_heatmap`` stretches it for display).
     ``relu=False`` keeps the negative part too (the fastai book's version): then, on the body's output of an

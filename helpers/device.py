@@ -17,7 +17,7 @@ def _mps_available() -> bool:
 
 
 def get_device(prefer: str | None = None) -> torch.device:
-    """The best device here: cuda, then Apple's mps, then the cpu (``COURSE_DEVICE`` overrides)."""
+    """The best device here: cuda, then Apple's mps, then the cpu; ``COURSE_DEVICE`` overrides (notebook 05)."""
     choice = prefer or os.environ.get("COURSE_DEVICE")
     if choice:
         # Say how to fix it where the learner wrote it: the environment variable or the argument.
@@ -45,7 +45,10 @@ def get_device(prefer: str | None = None) -> torch.device:
 
 
 def set_seed(seed: int = 42, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and torch; with ``deterministic`` ask cuDNN and torch for repeatable kernels."""
+    """Seed Python, NumPy and torch, and optionally ask for repeatable kernels (notebook 00).
+
+    With ``deterministic``, cuDNN and torch are asked for repeatable kernels.
+    """
     if deterministic:
         # cuBLAS reads this when it creates its first handle, i.e. at the first matmul on the GPU: it must be
         # in place before any CUDA work, so it comes first (and the notebooks call set_seed first).
@@ -65,7 +68,9 @@ def set_seed(seed: int = 42, deterministic: bool = True) -> None:
 
 
 def seed_worker(worker_id: int) -> None:
-    """``worker_init_fn`` for DataLoader: give each worker process its own repeatable NumPy/Python seed.
+    """``worker_init_fn`` giving each DataLoader worker its own repeatable seed (notebook 01, via ``DataLoaders``).
+
+    Seeds NumPy and Python in each worker process.
 
     torch already seeds each worker with ``base_seed + worker_id``; we pass that on to the other
     libraries, which would otherwise start every worker from the same (forked) state.
@@ -76,7 +81,7 @@ def seed_worker(worker_id: int) -> None:
 
 
 def dataloader_generator(seed: int = 42) -> torch.Generator:
-    """A seeded generator for a DataLoader's shuffling, so the batch order repeats from run to run."""
+    """A seeded generator for a DataLoader's shuffling, so batch order repeats (notebook 01, via ``DataLoaders``)."""
     g = torch.Generator()
     g.manual_seed(seed)
     return g

@@ -28,7 +28,7 @@ from helpers.device import get_device, seed_worker
 
 @dataclass(frozen=True)
 class DistInfo:
-    """Where this process stands among those torchrun started (one process: rank 0 of 1)."""
+    """Where this process stands among those torchrun started, alone rank 0 of 1 (torchrun; docs/training-script.md)."""
 
     rank: int = 0
     local_rank: int = 0
@@ -37,11 +37,12 @@ class DistInfo:
 
     @property
     def is_main(self) -> bool:
-        """Only rank 0 prints and writes files."""
+        """Whether this is rank 0, the only one that prints and writes files (torchrun; docs/training-script.md)."""
         return self.rank == 0
 
     @property
     def enabled(self) -> bool:
+        """Whether more than one process takes part (torchrun; docs/training-script.md)."""
         return self.world_size > 1
 
 
@@ -51,7 +52,10 @@ def backend_for(device: torch.device) -> str:
 
 
 def setup_distributed(prefer: str | None = None) -> tuple[DistInfo, torch.device]:
-    """Read torchrun's environment, pick this process's device and join the process group (if more than one)."""
+    """Read torchrun's environment, pick this process's device, join the group (torchrun; docs/training-script.md).
+
+    The process group is joined only when there is more than one process.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     device = get_device(prefer)
     if world_size <= 1:
@@ -73,7 +77,9 @@ def setup_distributed(prefer: str | None = None) -> tuple[DistInfo, torch.device
 
 
 class ShardSampler(Sampler[int]):
-    """Items ``rank, rank + N, rank + 2N, ...`` of a dataset: every item in exactly one shard, none repeated.
+    """Items ``rank, rank + N, rank + 2N, ...``: each item in exactly one shard (torchrun; docs/training-script.md).
+
+    No item is repeated.
 
     ``DistributedSampler`` pads the last shard with repeats (or drops items) so every rank gets the same count,
     which would score some validation images twice; this sampler lets the shards differ by one item instead.
@@ -90,7 +96,10 @@ class ShardSampler(Sampler[int]):
 
 
 def average_batchnorm_statistics(model: nn.Module, info: DistInfo) -> None:
-    """Average every BatchNorm's running mean and variance over the processes, so all ranks hold the same model."""
+    """Average every BatchNorm's running statistics over the processes (torchrun; docs/training-script.md).
+
+    The running mean and variance, so that all ranks hold the same model.
+    """
     if not info.enabled:
         return
     for module in model.modules():
@@ -102,7 +111,7 @@ def average_batchnorm_statistics(model: nn.Module, info: DistInfo) -> None:
 
 
 def broadcast_value(value: Any, info: DistInfo, src: int = 0) -> Any:
-    """Rank ``src``'s ``value`` on every rank (any picklable object)."""
+    """Rank ``src``'s ``value`` (any picklable object) on every rank (torchrun; docs/training-script.md)."""
     if not info.enabled:
         return value
     box = [value]
@@ -111,7 +120,7 @@ def broadcast_value(value: Any, info: DistInfo, src: int = 0) -> Any:
 
 
 def state_sha256(model: nn.Module) -> str:
-    """One SHA-256 over every parameter and buffer: equal digests mean bit-identical models."""
+    """One SHA-256 over all parameters and buffers; equal ones, equal models (torchrun; docs/training-script.md)."""
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
@@ -120,7 +129,10 @@ def state_sha256(model: nn.Module) -> str:
 
 
 def distributed_loaders(dls, batch_size: int, info: DistInfo, seed: int, num_workers: int):
-    """The same datasets and batch transform, each process reading its own share (training) or shard (validation)."""
+    """The same datasets and batch transform, each process reading its own part (torchrun; docs/training-script.md).
+
+    Each process reads its own share of the training set and its own shard of the validation set.
+    """
     from helpers.data import DataLoaders
 
     per_process = batch_size // info.world_size
@@ -143,7 +155,9 @@ def distributed_loaders(dls, batch_size: int, info: DistInfo, seed: int, num_wor
 # --- the callback ----------------------------------------------------------------------------------
 
 class DistributedTraining(Callback):
-    """Runs a fit under ``DistributedDataParallel``: one process per device, each on its share of every batch.
+    """Runs a fit under ``DistributedDataParallel``, one process per device (torchrun; docs/training-script.md).
+
+    Each process works on its share of every batch.
 
     - ``before_fit`` wraps the model in DDP, ``after_fit`` unwraps it. A fresh wrapper per fit matters:
       DDP fixes the set of parameters it averages when it is built, so the unfrozen phase of fine_tune needs
@@ -196,7 +210,10 @@ class DistributedTraining(Callback):
 
     def gather_valid(self, preds: torch.Tensor,
                      targets: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Every rank's validation outputs and targets, in rank order, on every rank (the gathering hook)."""
+        """All ranks' validation outputs and targets, in rank order, on every rank (torchrun; docs/training-script.md).
+
+        This is the gathering hook of helpers/callbacks.py.
+        """
         preds = gather_uneven(preds, self.info)
         targets = tuple(gather_uneven(t, self.info) for t in targets)
         self.valid_count = len(preds)
@@ -211,7 +228,10 @@ _RANK_LOCAL_BUFFERS = ({"forward_sync_buffers": False}
 
 
 def gather_uneven(local: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Every rank's ``local`` rows concatenated in rank order, on every rank; the ranks may hold different counts."""
+    """Every rank's ``local`` rows in rank order, on every rank, counts may differ (torchrun; docs/training-script.md).
+
+    The ranks may hold different numbers of rows.
+    """
     if not info.enabled:
         return local
     counts = torch.tensor([len(local)], device=local.device)

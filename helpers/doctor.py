@@ -25,7 +25,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def pinned_versions(requirements: Path = REPO_ROOT / "requirements.txt") -> dict[str, str]:
-    """The ``name==version`` pins of requirements.txt, keyed by lower-case name."""
+    """The ``name==version`` pins of requirements.txt, keyed by lower-case name (python -m helpers doctor)."""
     pins = {}
     if requirements.exists():
         for line in requirements.read_text().splitlines():
@@ -36,7 +36,7 @@ def pinned_versions(requirements: Path = REPO_ROOT / "requirements.txt") -> dict
 
 
 def check_install() -> list[str]:
-    """Every problem found, each a sentence that says what to do; empty when all is well."""
+    """Every problem found, each a sentence that says what to do; empty when all is well (python -m helpers doctor)."""
     problems, failed = [], []
     for name in REQUIRED:
         try:
@@ -69,7 +69,7 @@ def check_install() -> list[str]:
 
 
 def report() -> list[tuple[str, str]]:
-    """The facts the doctor prints, as (label, value) rows."""
+    """The facts the doctor prints, as (label, value) rows (python -m helpers doctor)."""
     import torch
 
     from helpers.device import get_device
@@ -102,7 +102,10 @@ def _size(n_bytes: int) -> str:
 
 
 def cache_rows() -> list[tuple[str, str]]:
-    """The data cache: where, what and how big; and what interrupted writers left, with the command that removes it."""
+    """The data cache: where, what and how big, and what interrupted writers left (python -m helpers doctor).
+
+    The leftovers row names the command that removes them.
+    """
     from helpers.cache import cache_dir, disk_usage, leftovers
 
     try:
@@ -126,7 +129,7 @@ def cache_rows() -> list[tuple[str, str]]:
 
 
 def clean() -> int:
-    """``python -m helpers clean``: delete the data cache's leftovers of interrupted builds and downloads (README)."""
+    """Delete the data cache's leftovers of interrupted builds and downloads (python -m helpers clean)."""
     from helpers.cache import cache_dir, disk_usage, remove_leftovers
     from helpers.cache import leftovers as find_leftovers
 
@@ -140,7 +143,7 @@ def clean() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the report, or each problem and what to do about it; exit status 0 only when all is well (README)."""
+    """Print the report, or each problem and what to do; exit status 0 when all is well (python -m helpers doctor)."""
     parser = argparse.ArgumentParser(prog="python -m helpers", description="Check the course install.")
     parser.add_argument("command", choices=["doctor", "clean"],
                         help="doctor: print versions and check the install; clean: delete what interrupted "

@@ -35,8 +35,7 @@ def default_activation(loss_func: Callable) -> str:
 
 
 class Evaluation:
-    """``validate``, ``get_preds`` and ``predict``: the Learner's methods that score or use a model
-    (notebooks 04-05)."""
+    """``validate``, ``get_preds`` and ``predict``: the Learner's methods that use a model (notebooks 04 and 05)."""
 
     def _gather(self, dl) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """The model's outputs and targets over a whole loader, in eval mode, through the callbacks."""
@@ -83,8 +82,9 @@ class Evaluation:
         return out, shown_targets, per_item(preds, *targets).cpu()
 
     def predict(self, item) -> tuple:
-        """``(decoded, index or values, predictions)`` for one item (an image path, a PIL image, a tensor)
-        (notebook 05).
+        """``(decoded, index or values, predictions)`` for one item (notebook 04's ``Learner``; no notebook calls it).
+
+        The item may be an image path, a PIL image or a tensor.
 
         Classification: (label, class index, probabilities); binary with one output: (label or bool, 0/1,
         probability); regression: (value, value, outputs).

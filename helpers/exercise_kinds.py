@@ -45,6 +45,7 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
+        """Whether the answer was right (notebook 00 onwards)."""
         return self.status == "correct"
 
 
@@ -72,14 +73,14 @@ class Exercise:
 
     @property
     def reference_answer(self) -> Any:
-        """An answer that passes this exercise (what the tests feed it)."""
+        """An answer that passes this exercise, what the tests feed it (notebook 00 onwards)."""
         raise NotImplementedError
 
     def _judge(self, answer: Any) -> CheckResult:
         raise NotImplementedError
 
     def evaluate(self, answer: Any = ____) -> CheckResult:
-        """The verdict on ``answer`` without showing or recording anything."""
+        """The verdict on ``answer`` without showing or recording anything (notebook 00 onwards, via ``check``)."""
         if contains_placeholder(answer):
             return CheckResult("not attempted", NOT_ATTEMPTED_MESSAGE)
         try:
@@ -95,7 +96,7 @@ class Exercise:
             progress_record.note(*self.record_as, **event)
 
     def check(self, answer: Any = ____) -> None:
-        """Show whether ``answer`` is right (and why), or what is wrong and what to try; record the verdict."""
+        """Say if ``answer`` is right and why, or what is wrong and what to try; record it (notebook 00 onwards)."""
         result = self.evaluate(answer)
         text = result.message
         if result.passed and self.explanation:
@@ -105,7 +106,7 @@ class Exercise:
             self._record(verdict=result.status)
 
     def hint(self, n: int = 1) -> None:
-        """Show hint number ``n`` (counting from 1)."""
+        """Show hint number ``n``, counting from 1 (notebook 00 onwards)."""
         if not self.hints:
             verdict_display.show("hint", "No hints:", "there are no hints for this exercise; .solution() shows the "
                                                       "answer.")
@@ -120,11 +121,11 @@ class Exercise:
             self._record(hint=n)
 
     def solution_text(self) -> str:
-        """The reference solution as text (what ``solution()`` shows)."""
+        """The reference solution as text, what ``solution()`` shows (notebook 00 onwards)."""
         return self._solution
 
     def solution(self) -> None:
-        """Show the reference solution; until this is called it is not shown anywhere."""
+        """Show the reference solution; until this is called it is not shown anywhere (notebook 00 onwards)."""
         if self.solution_is_code:
             verdict_display.show("solution", "Solution:", code=self.solution_text())
         else:
@@ -132,7 +133,7 @@ class Exercise:
         self._record(solution=True)
 
     def show(self) -> None:
-        """Print the question."""
+        """Print the question (notebook 00 onwards)."""
         print(self.prompt)
 
     def __repr__(self) -> str:
@@ -140,7 +141,7 @@ class Exercise:
 
 
 def rounding_sentence(decimals: int) -> str:
-    """What a prompt that asks for a rounded value says, so the learner knows exactly what passes."""
+    """What a prompt asking for a rounded value says, so the learner knows what passes (notebook 00 onwards)."""
     if decimals == 0:
         return "Round to a whole number (decimals are fine too)."
     places = "decimal place" if decimals == 1 else "decimal places"
@@ -148,9 +149,11 @@ def rounding_sentence(decimals: int) -> str:
 
 
 class ValueExercise(Exercise):
-    """An answer compared with an expected value: numbers within a relative tolerance, structures part by part
-    (notebook 01). ``decimals`` asks for a rounded value and says so in the prompt; ``shape_matters`` compares size-1
-    axes too; integers are compared exactly."""
+    """An answer compared with an expected value: numbers within a tolerance, structures by part (notebook 00 onwards).
+
+    ``decimals`` asks for a rounded value and says so in the prompt; ``shape_matters`` compares size-1 axes too;
+    integers are compared exactly.
+    """
 
     def __init__(self, prompt: str, expected: Any, hints: Sequence[str] = (), solution: str = "",
                  rtol: float = 1e-4, floor: float = 1e-6, decimals: int | None = None, shape_matters: bool = False,
@@ -206,7 +209,7 @@ class FunctionExercise(Exercise):
 
     @staticmethod
     def arguments(case: Any) -> tuple[tuple, dict]:
-        """A test case as (positional arguments, keyword arguments)."""
+        """A test case as (positional arguments, keyword arguments) (notebook 00 onwards)."""
         if isinstance(case, tuple):
             return case, {}
         if isinstance(case, dict):
@@ -249,8 +252,7 @@ class FunctionExercise(Exercise):
 
 
 class CodeExercise(Exercise):
-    """An answer checked by custom assertions: ``checker(answer)`` raises AssertionError saying what is wrong
-    (notebook 01)."""
+    """An answer checked by ``checker(answer)``, whose AssertionError says what is wrong (notebook 00 onwards)."""
 
     def __init__(self, prompt: str, checker: Callable[[Any], Any], reference: Any = None, hints: Sequence[str] = (),
                  solution: str = "", wrong_answers: Sequence[Any] = (), right_answers: Sequence[Any] = (),
@@ -300,7 +302,7 @@ class ChoiceExercise(Exercise):
 
     @property
     def answer(self) -> str:
-        """The letter of the right option."""
+        """The letter of the right option (notebook 00 onwards)."""
         return self.letters[self.answer_index]
 
     @property
@@ -323,6 +325,7 @@ class ChoiceExercise(Exercise):
         return None
 
     def option_lines(self) -> list[str]:
+        """The options as printed, one line each, lettered (notebook 00 onwards)."""
         return [f"  {letter}) {option}" for letter, option in zip(self.letters, self.options)]
 
     def show(self) -> None:

@@ -38,8 +38,7 @@ class FitPolicies:
                       div_final: float = 1e5, pct_start: float = 0.25,
                       moms: tuple[float, float, float] = (0.95, 0.85, 0.95),
                       cbs: Iterable[Callback] | None = None, _keep_record: bool = False) -> None:
-        """Train with the one-cycle policy: rates warm up to ``lr_max`` then anneal, momentum does the opposite
-        (notebook 04)."""
+        """Train with one cycle: rates warm up to ``lr_max`` then anneal, momentum the opposite (notebook 04)."""
         lr_max = np.array(lr_for_groups(self.lr if lr_max is None else lr_max, self.n_groups))
         lr_schedule, mom_schedule = one_cycle(lr_max, pct_start, div, div_final, moms)
         scheduler = ParamScheduler({"lr": lr_schedule, "mom": mom_schedule})
@@ -87,8 +86,7 @@ class FitPolicies:
 
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
                 suggest_funcs: Sequence[Callable] = (valley,), show_plot: bool = True) -> tuple:
-        """Range test: raise the rate exponentially each batch, record the loss, then restore everything
-        (notebook 04)."""
+        """Range test: raise the rate exponentially each batch, record the loss, restore everything (notebook 04)."""
         num_it = max(num_it, 6)  # fewer points leave nothing after trimming
         if max_batches():  # a smoke run: the same code over the same range of rates, in a few steps
             num_it = min(num_it, SMOKE_FINDER_ITERS)

@@ -22,8 +22,7 @@ from helpers.callbacks import Callback
 
 
 class Hook:
-    """Calls ``func`` on every forward of ``module`` (or on its output's gradient); keeps a result in ``stored``
-    (notebook 08).
+    """Calls ``func`` on each forward of ``module`` (or its output's gradient), keeping ``stored`` (notebook 08).
 
     Forward: ``func(hook, module, inputs, output)``. With ``forward=False``: ``func(hook, module, grad)``
     where ``grad`` is the gradient of the loss with respect to the module's output, for the latest forward.
@@ -57,7 +56,7 @@ class Hook:
             self.stored = result
 
     def remove(self) -> None:
-        """Unregister from the module (and from the last output's gradient); safe to call twice."""
+        """Unregister from the module, and from the last output's gradient; safe to call twice (notebook 08)."""
         self.handle.remove()
         if self._tensor_handle is not None:
             self._tensor_handle.remove()
@@ -84,7 +83,7 @@ class Hooks:
 
     @property
     def stored(self) -> list:
-        """Each hook's ``stored``, in the order of the modules."""
+        """Each hook's ``stored``, in the order of the modules (notebook 08)."""
         return [hook.stored for hook in self.hooks]
 
     def __getitem__(self, index: int) -> Hook:
@@ -97,7 +96,7 @@ class Hooks:
         return iter(self.hooks)
 
     def remove(self) -> None:
-        """Unregister every hook."""
+        """Unregister every hook (notebook 08)."""
         for hook in self.hooks:
             hook.remove()
 
@@ -182,29 +181,32 @@ class ActivationStats(Callback):
 
     @property
     def means(self) -> np.ndarray:
-        """Mean output per batch (rows) and layer (columns)."""
+        """Mean output per batch (rows) and layer (columns) (notebook 07)."""
         return self._stat(0)
 
     @property
     def stds(self) -> np.ndarray:
-        """Standard deviation of the outputs per batch and layer."""
+        """Standard deviation of the outputs per batch and layer (notebook 07, via ``plot_stats``)."""
         return self._stat(1)
 
     @property
     def near_zero(self) -> np.ndarray:
-        """Fraction of outputs with ``|x| <= zero_threshold`` (by default exact zeros) per batch and layer."""
+        """Fraction of outputs with ``|x| <= zero_threshold`` per batch and layer (notebook 07).
+
+        By default ``zero_threshold`` counts exact zeros.
+        """
         return self._stat(2)
 
     @property
     def hists(self) -> np.ndarray:
-        """Histogram counts, shape (layers, batches, bins)."""
+        """Histogram counts, shape (layers, batches, bins) (notebook 07, via ``color_dim``)."""
         if not self._hists:
             return np.zeros((len(self.modules), 0, self.bins))
         return torch.stack(self._hists).permute(1, 0, 2).cpu().numpy()
 
     # --- plots -------------------------------------------------------------------------------------
     def plot_stats(self) -> np.ndarray:
-        """Mean, standard deviation and fraction near zero of each layer's outputs, per training batch."""
+        """Mean, standard deviation and fraction near zero of each layer's outputs, per training batch (notebook 07)."""
         fig, axes = plt.subplots(1, 3, figsize=(15, 4))
         zero_title = ("Fraction of activations exactly zero" if self.zero_threshold == 0
                       else f"Fraction of activations near zero (|x| <= {self.zero_threshold:g})")
@@ -219,8 +221,10 @@ class ActivationStats(Callback):
         return axes
 
     def color_dim(self, layers: Sequence[int] | None = None) -> np.ndarray:
-        """Each layer's histogram over time: a column per batch, colour = log(1 + count) (fastai's colorful
-        dimension)."""
+        """Each layer's histogram over time, a column per batch, colour log(1 + count) (notebook 07).
+
+        fastai calls it the colorful dimension.
+        """
         layers = list(range(len(self.modules))) if layers is None else list(layers)
         names = getattr(self, "names", [f"layer {i}" for i in range(len(self.modules))])
         fig, axes = plt.subplots(1, len(layers), figsize=(4 * len(layers), 3.5), squeeze=False)

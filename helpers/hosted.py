@@ -1,5 +1,4 @@
-"""Where a notebook runs (Colab, Kaggle, a plain Jupyter) and what its first cell sets up there (every notebook's
-set-up cell).
+"""Where a notebook runs (Colab, Kaggle, a plain Jupyter) and what its first cell sets up there (the set-up cell).
 
 The first cell of every notebook installs the course when ``import helpers`` fails, then calls ``setup_here()``:
 
@@ -38,7 +37,7 @@ RESTART = {"colab": "Runtime > Restart session", "kaggle": "Run > Restart & clea
 
 
 def host() -> str:
-    """``"kaggle"``, ``"colab"`` or ``"local"``: where this notebook runs (set-up cell)."""
+    """``"kaggle"``, ``"colab"`` or ``"local"``: where this notebook runs (the set-up cell)."""
     if os.environ.get(KAGGLE_ENV):
         return "kaggle"
     try:
@@ -50,12 +49,12 @@ def host() -> str:
 
 
 def kaggle_root() -> Path:
-    """Kaggle's top folder: ``/kaggle``, or ``$COURSE_KAGGLE_ROOT`` in the tests (set-up cell)."""
+    """Kaggle's top folder: ``/kaggle``, or ``$COURSE_KAGGLE_ROOT`` in the tests (the set-up cell)."""
     return Path(os.environ.get(KAGGLE_ROOT_ENV) or "/kaggle")
 
 
 def find_attached_pets(input_dir: Path | str, max_depth: int = 4) -> Path | None:
-    """The folder of pet pictures inside an attached dataset under ``input_dir``, or None (set-up cell on Kaggle)."""
+    """The folder of pet pictures in an attached dataset under ``input_dir``, or None (the set-up cell on Kaggle)."""
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         return None
@@ -69,8 +68,10 @@ def find_attached_pets(input_dir: Path | str, max_depth: int = 4) -> Path | None
 
 
 def link_attached_pets(images: Path | str, cache: Path | str | None = None) -> Path:
-    """Make ``<cache>/oxford-iiit-pet`` a finished dataset whose ``images`` links to ``images``: read in place, not
-    copied."""
+    """Make ``<cache>/oxford-iiit-pet`` a finished dataset linking to ``images`` (the set-up cell on Kaggle).
+
+    Its ``images`` links to the attached ``images``: read in place, not copied.
+    """
     images, cache = Path(images), Path(cache) if cache is not None else cache_dir()
 
     def write(staging: Path) -> None:
@@ -83,7 +84,7 @@ def link_attached_pets(images: Path | str, cache: Path | str | None = None) -> P
 
 
 def use_kaggle() -> list[str]:
-    """Keep the data cache in Kaggle's working folder and use an attached copy of the pets (set-up cell on Kaggle)."""
+    """Keep the data cache in Kaggle's working folder and use attached pets (the set-up cell on Kaggle)."""
     root = kaggle_root()
     os.environ.setdefault(CACHE_ENV, str(root / "working" / "pets-course"))
     notes = [f"Kaggle: the data cache is {cache_dir()}, in the one writable folder (it outlives the session only "
@@ -101,8 +102,10 @@ def use_kaggle() -> list[str]:
 
 
 def use_colab(drive: bool | None = None, mount_point: str = COLAB_MOUNT) -> list[str]:
-    """Keep the data cache on Google Drive only when asked (``drive=True`` or ``COURSE_DRIVE=1``) (set-up cell on
-    Colab)."""
+    """Keep the data cache on Google Drive only when asked (the set-up cell on Colab).
+
+    Asking is ``drive=True`` or ``COURSE_DRIVE=1``.
+    """
     if drive is None:
         drive = os.environ.get(DRIVE_ENV, "").strip().lower() in ("1", "true", "yes")
     if not drive:
@@ -118,8 +121,7 @@ def use_colab(drive: bool | None = None, mount_point: str = COLAB_MOUNT) -> list
 
 
 def stale_modules() -> list[str]:
-    """Libraries imported in this process whose installed version has changed since: only a restart loads them (set-up
-    cell)."""
+    """Libraries imported here whose installed version has changed since; a restart loads them (the set-up cell)."""
     stale = []
     for module, dist in WATCHED.items():
         loaded = getattr(sys.modules.get(module), "__version__", None)
@@ -136,8 +138,7 @@ def stale_modules() -> list[str]:
 
 
 def summary_line() -> str:
-    """One line: helpers' version, the device, the profile and the data cache, as the doctor reports them (set-up
-    cell)."""
+    """One line: helpers' version, the device, the profile and the data cache, as the doctor says (the set-up cell)."""
     import torch
 
     import helpers
@@ -151,8 +152,10 @@ def summary_line() -> str:
 
 
 def setup_here(drive: bool | None = None) -> None:
-    """What every notebook's first cell runs after ``import helpers``: the host's data cache, then a one-line
-    summary."""
+    """What every notebook's first cell runs after ``import helpers``: the data cache, then a summary (the set-up cell).
+
+    The data cache is the host's; the summary is one line.
+    """
     where = host()
     stale = stale_modules()
     if stale:

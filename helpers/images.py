@@ -25,8 +25,10 @@ _VERDICTS: dict[tuple[str, int, int], str | None] = {}  # (path, size, mtime) ->
 
 
 def why_unreadable(path: Path) -> str | None:
-    """Why PIL cannot open and decode ``path`` completely, or None if it can; checked once per file version
-    (notebook 01)."""
+    """Why PIL cannot open and fully decode ``path``, or None if it can (notebook 01, via ``ImageDataset``).
+
+    Checked once per file version.
+    """
     try:
         stat = path.stat()
     except OSError as error:

@@ -1,5 +1,7 @@
-"""Looking at the data: ``show_batch`` draws a batch with its labels; ``summary`` walks items through the pipeline
-(notebook 01)."""
+"""Looking at the data: ``show_batch`` draws a batch, ``summary`` walks items through the pipeline (notebook 01).
+
+``show_batch`` shows each picture with its label.
+"""
 from __future__ import annotations
 
 import math
@@ -34,7 +36,10 @@ def _displayable(dls: DataLoaders, x: torch.Tensor, train: bool) -> torch.Tensor
 
 def show_batch(dls: DataLoaders, n: int = 9, train: bool = True, ncols: int = 3, figsize: tuple | None = None,
                title: str | None = None) -> matplotlib.figure.Figure:
-    """A grid of the first ``n`` images of one batch with their labels (notebook 01); end the cell with plt.show()."""
+    """A grid of the first ``n`` images of one batch with their labels (notebook 01).
+
+    End the cell with plt.show().
+    """
     import matplotlib.pyplot as plt  # imported here so DataLoader worker processes start without it
 
     x, y = next(iter(dls.train if train else dls.valid))
@@ -106,8 +111,7 @@ def _walk_file(dataset: ImageDataset) -> None:
 
 
 def summary(source: DataLoaders | ImageDataset, n: int = 4, train: bool = True) -> None:
-    """Walk items through the pipeline step by step, printing each result, and say where and why it breaks
-    (notebook 01)."""
+    """Walk items through the pipeline step by step, printing each result and where and why it breaks (notebook 01)."""
     if isinstance(source, DataLoaders):
         loader = source.train if train else source.valid
         dataset, collate, after_batch = loader.dataset, loader.collate_fn, source.after_batch

@@ -25,8 +25,10 @@ class ClassificationInterpretation:
 
     @classmethod
     def from_learner(cls, learn, dl=None) -> ClassificationInterpretation:
-        """Run ``learn.get_preds(with_loss=True)`` over ``dl`` (default: validation) and keep the results
-        (notebook 05)."""
+        """Run ``learn.get_preds(with_loss=True)`` over ``dl`` and keep the results (notebook 05).
+
+        ``dl`` is the validation loader by default.
+        """
         dl = dl if dl is not None else learn.dls.valid
         probs, targets, losses = learn.get_preds(dl=dl, with_loss=True)
         return cls(learn.dls.vocab, probs, targets, losses, dl=dl, after_batch=getattr(learn, "after_batch", None))
@@ -41,8 +43,7 @@ class ClassificationInterpretation:
         return frame
 
     def most_confused(self, min_val: int = 1) -> list[tuple[str, str, int]]:
-        """(actual, predicted, count) for every mistake made at least ``min_val`` times, most frequent first
-        (notebook 05)."""
+        """(actual, predicted, count) of mistakes made ``min_val`` times or more, most frequent first (notebook 05)."""
         matrix = self.confusion_matrix()
         pairs = [(actual, predicted, int(matrix.loc[actual, predicted]))
                  for actual in self.vocab for predicted in self.vocab
@@ -93,8 +94,10 @@ class ClassificationInterpretation:
         return x[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
 
     def plot_top_losses(self, k: int = 9, ncols: int = 3) -> np.ndarray:
-        """The ``k`` items with the highest loss, titled predicted / actual / loss / probability of the prediction
-        (notebook 05)."""
+        """The ``k`` items of highest loss, titled predicted / actual / loss / probability (notebook 05).
+
+        The probability is the prediction's.
+        """
         losses, indices = self.top_losses(k)
         nrows = max(1, math.ceil(len(indices) / ncols))
         fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.4 * nrows), squeeze=False)

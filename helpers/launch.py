@@ -1,5 +1,6 @@
-"""``python -m helpers lab`` and ``python -m helpers test``: what ``make lab`` and ``make test`` run, without make
-(docs/platforms.md, Windows).
+"""``python -m helpers lab`` and ``python -m helpers test``: ``make lab`` and ``make test`` without make.
+
+For Windows, where make is rare (docs/platforms.md).
 
 Both need a clone of the course repository (the notebooks and tests are not part of the installed package).
 ``test`` sets what the Makefile's TINY_ENV sets, so that nbval compares the stored outputs under the same
@@ -21,7 +22,10 @@ PYTEST_OPTIONS = ["-p", "no:cacheprovider", "-rs", "--timeout", "900", "--dist",
 
 
 def lab_command() -> list[str]:
-    """JupyterLab on the notebooks folder, from this Python (root in a container needs --allow-root) (README)."""
+    """JupyterLab on the notebooks folder, from this Python (python -m helpers lab).
+
+    Root in a container needs --allow-root.
+    """
     command = [sys.executable, "-m", "jupyterlab", "--notebook-dir=notebooks"]
     if hasattr(os, "getuid") and os.getuid() == 0:
         command.append("--allow-root")
@@ -29,12 +33,12 @@ def lab_command() -> list[str]:
 
 
 def suite_command(extra: list[str], workers: str = "auto") -> list[str]:
-    """The whole suite as ``make test`` runs it: unit tests and nbval on every notebook (README)."""
+    """The whole suite as ``make test`` runs it: unit tests and nbval on every notebook (python -m helpers test)."""
     return [sys.executable, "-m", "pytest", "tests", "notebooks", *NBVAL, *PYTEST_OPTIONS, "-n", workers, *extra]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lab`` or ``test`` from the repository root; ``--dry-run`` prints the command instead (README)."""
+    """Run ``lab`` or ``test`` from the repository root; ``--dry-run`` prints it (python -m helpers lab / test)."""
     parser = argparse.ArgumentParser(prog="python -m helpers", description="make lab / make test without make.")
     parser.add_argument("command", choices=["lab", "test"])
     parser.add_argument("--dry-run", action="store_true", help="print the command and its settings, run nothing")

@@ -1,5 +1,4 @@
-"""Datasets and loaders: image files to ``(tensor, class)`` pairs, the two DataLoaders, and the pets recipe
-(notebook 01)."""
+"""Datasets and loaders: files to ``(tensor, class)`` pairs, the two DataLoaders, the pets recipe (notebook 01)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
@@ -30,8 +29,7 @@ _REPORTED: set[Path] = set()  # unreadable files already reported in this proces
 
 
 class ImageDataset(Dataset):
-    """Image files and their labels as ``(uint8 tensor 3xHxW, class index)`` pairs; unreadable files are skipped
-    (notebook 01)."""
+    """Image files and labels as ``(uint8 tensor 3xHxW, class index)`` pairs, unreadable ones skipped (notebook 01)."""
 
     def __init__(self, files: Sequence[Path | str], labels: Sequence[str], vocab: Sequence[str],
                  item_tfm: Callable[[Image.Image], Image.Image] | None = None, check_files: bool = True):
@@ -77,8 +75,9 @@ class ImageDataset(Dataset):
 
 
 class CachedImageDataset(ImageDataset):
-    """An ``ImageDataset`` with ``PresizeCrop`` that decodes and presizes each picture once, then keeps it
-    (notebook 02).
+    """An ``ImageDataset`` that decodes and presizes each picture once, then keeps it (notebooks 01 and 02).
+
+    Made by ``pets_dataloaders(cache=True)``, with ``PresizeCrop``.
 
     A training item is kept the way notebook 02's ``PresizeCache`` keeps it, resized so that its short side is
     the presize, and every access slices a fresh random square out of it. A validation item is always the same
@@ -103,7 +102,9 @@ class CachedImageDataset(ImageDataset):
 
 
 class EncodedImageDataset(ImageDataset):
-    """An ``ImageDataset`` whose workers decode with torchvision.io, or only read the bytes for the GPU (full profile).
+    """An ``ImageDataset`` whose workers decode with torchvision.io, or only read bytes (docs/full-profile-and-gpus.md).
+
+    Reading only the bytes leaves the decoding to the GPU.
 
     ``presize=None``: each item is the file's payload (``read_encoded``), for ``DeviceDecodedLoader`` to decode and
     presize a whole batch on the GPU. A number: the worker decodes and presizes the picture itself, with the same
@@ -127,8 +128,7 @@ class EncodedImageDataset(ImageDataset):
 
 
 class DataLoaders:
-    """A training and a validation DataLoader, the class names, and the batch transform to run on the device
-    (notebook 01)."""
+    """A training and a validation DataLoader, the class names, and the batch transform for the device (notebook 01)."""
 
     def __init__(self, train: DataLoader, valid: DataLoader, vocab: Sequence[str] | None = None,
                  after_batch: torch.nn.Module | None = None):
@@ -137,6 +137,7 @@ class DataLoaders:
 
     @property
     def n_classes(self) -> int:
+        """The number of classes, ``len(vocab)`` (notebook 01's ``DataLoaders``)."""
         if self.vocab is None:
             raise AttributeError("these DataLoaders have no vocabulary (a regression or tabular task): "
                                  "there are no classes to count.")
@@ -210,8 +211,9 @@ def pets_dataloaders(path: Path | str, presize: int = 460, size: int = 224, batc
 
 @contextmanager
 def transform_mode(module: torch.nn.Module | None, train: bool) -> Iterator[torch.nn.Module | None]:
-    """Run a batch transform in train (random augmentation) or eval (centre, resize) mode, then put it back
-    (notebook 01).
+    """Run a batch transform in train or eval mode, then put it back (notebook 05).
+
+    Train mode augments at random; eval mode takes the centre and resizes.
 
     ``with transform_mode(dls.after_batch, train=False): x = dls.after_batch(batch)``: the previous mode comes
     back even if the body raises. ``None`` (no batch transform) is allowed and does nothing.

@@ -22,8 +22,7 @@ def sigmoid(x: torch.Tensor) -> torch.Tensor:
 
 
 def binary_from_two(acts: torch.Tensor) -> torch.Tensor:
-    """The probability of the first of two classes, sigmoid(a0 - a1): equal to column 0 of the two-class softmax
-    (notebook 03).
+    """The probability of the first of two classes, sigmoid(a0 - a1), column 0 of the softmax (notebook 03).
 
     Softmax only cares about differences between activations, so with two columns
     e^a0 / (e^a0 + e^a1) = 1 / (1 + e^-(a0 - a1)) = sigmoid(a0 - a1).
@@ -105,8 +104,7 @@ def softmax(input: torch.Tensor, dim: int | None = None, dtype: torch.dtype | No
 
 
 def log_softmax(input: torch.Tensor, dim: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """log(softmax(x)) computed as x - logsumexp(x), which stays finite where the log of a tiny softmax would not
-    (notebook 03)."""
+    """log(softmax(x)) as x - logsumexp(x), finite where the log of a tiny softmax is not (notebook 03)."""
     dim = _check_dim(input, dim, "log_softmax")
     x, out_dtype = _working(input, dtype, "log_softmax")
     # Same as x - logsumexp(x), grouped so that the big maximum cancels exactly before anything is rounded:

@@ -116,8 +116,7 @@ def valley(lrs: np.ndarray, losses: np.ndarray) -> tuple[float, int]:
 
 def slide(lrs: np.ndarray, losses: np.ndarray, lr_diff: int = 15, thresh: float = 0.005,
           adjust_value: float = 1.0) -> tuple[float, int]:
-    """Walk left from the end until the slope 15 points apart stops changing: the end of the flat bottom
-    (notebook 04)."""
+    """Walk left from the end until the slope 15 points apart stops changing: the flat bottom's end (notebook 04)."""
     slope = np.gradient(np.asarray(losses, dtype=float))
     n = len(losses)
     right, left = n - 1, n - 1 - lr_diff

@@ -29,8 +29,10 @@ def resnet10(weights=None) -> tvm.ResNet:
 
 
 def torchvision_resnet(arch: str, imagenet: bool = False) -> tvm.ResNet:
-    """A whole torchvision ResNet (resnet10 is ours), with ImageNet weights when ``imagenet``; offline, a clear error
-    (notebook 05)."""
+    """A whole torchvision ResNet (resnet10 is ours), with ImageNet weights when ``imagenet`` (notebook 05).
+
+    Offline, asking for ImageNet weights is a clear error.
+    """
     if arch == "resnet10":
         return resnet10()
     builder: Callable[..., tvm.ResNet] = getattr(tvm, arch)

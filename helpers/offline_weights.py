@@ -25,8 +25,10 @@ def file_sha256(path: Path) -> str:
 
 
 def save_backbone(body: nn.Module, path: Path = WEIGHTS_FILE, checksum_path: Path = CHECKSUM_FILE) -> str:
-    """Write the body's weights as float16 (half the size; plenty for a starting point) and their checksum
-    (notebook 05)."""
+    """Write the body's weights as float16, and their checksum (python -m helpers.backbone; notebook 05).
+
+    Half the size, and plenty for a starting point.
+    """
     state = {name: t.half() if t.is_floating_point() else t for name, t in body.state_dict().items()}
     # Saved through a buffer: torch.save names the archive's inner folder after the file, and the same weights
     # must give the same bytes whatever the file is called.
@@ -43,8 +45,7 @@ def save_backbone(body: nn.Module, path: Path = WEIGHTS_FILE, checksum_path: Pat
 
 
 def load_backbone_state(path: Path = WEIGHTS_FILE, checksum_path: Path = CHECKSUM_FILE) -> dict[str, torch.Tensor]:
-    """The committed body weights as float32, after checking their SHA-256 against the committed checksum
-    (notebook 05)."""
+    """The committed body weights as float32, once their SHA-256 matches the committed checksum (notebook 05)."""
     rebuild = "Rebuild them with `python -m helpers.backbone` (a few minutes on a CPU), or restore " \
               "helpers/assets from git (`git checkout -- helpers/assets`)."
     if not path.exists() or not checksum_path.exists():

@@ -85,7 +85,7 @@ class HyperParams:
                 group["momentum"] = float(values[index])
 
     def hypers(self) -> tuple[list[float], list[float]]:
-        """The rate and momentum of each splitter group as the optimiser holds them now (NaN where it has none)."""
+        """The rate and momentum of each splitter group now, NaN where it has none (notebook 04, via ``plot_sched``)."""
         lrs, moms = [math.nan] * self.n_groups, [math.nan] * self.n_groups
         if not hasattr(self.opt, "param_groups"):
             return [float(getattr(self.opt, "lr", math.nan))] * self.n_groups, moms

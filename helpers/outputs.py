@@ -1,5 +1,4 @@
-"""Writing outputs: check the folder before the work, write each file whole, sweep what killed writers left
-(notebook 01).
+"""Writing outputs: check the folder first, write each file whole, sweep what killed writers left (notebook 01).
 
 Three rules every command and cache build follows:
 
@@ -32,8 +31,7 @@ LEFTOVER_GUARD_S = 3600.0
 
 
 class OutputNotWritableError(OSError):
-    """A folder that outputs were to go to cannot be created or written; the message says which and what to do
-    (notebook 01)."""
+    """An output folder cannot be created or written; the message says which and what to do (notebook 01)."""
 
 
 def _reason(folder: Path, error: OSError) -> str:
@@ -54,8 +52,9 @@ def _reason(folder: Path, error: OSError) -> str:
 
 def ensure_writable(folder: Path | str, what: str = "output folder",
                     remedy: str = "choose a folder you can write to") -> Path:
-    """Create ``folder`` if needed and prove a file can be written in it, or raise ``OutputNotWritableError``
-    (notebook 01).
+    """Create ``folder`` if needed and prove a file can be written in it (notebook 01's data cache).
+
+    Otherwise raise ``OutputNotWritableError``.
 
     ``what`` names the folder in the message (e.g. "--out"), ``remedy`` says what to do instead. Call it before
     the work, so that no run is lost to an output path that could have been checked at the start.
@@ -74,14 +73,12 @@ def ensure_writable(folder: Path | str, what: str = "output folder",
 
 
 def ensure_option_folder(folder: Path | str, option: str = "--out") -> Path:
-    """``ensure_writable`` for a folder given on a command line: the message names the option to change
-    (notebook 05)."""
+    """``ensure_writable`` for a folder given on a command line, naming its option (python -m helpers.train)."""
     return ensure_writable(folder, what=f"{option} folder", remedy=f"pass {option} a folder you can write to")
 
 
 def writable_or_exit(folder: Path | str, parser: argparse.ArgumentParser | str, option: str = "--out") -> Path:
-    """For a command line: ``ensure_option_folder(folder)``, or one line on stderr and exit status 2, like argparse
-    (notebook 05).
+    """``ensure_option_folder(folder)``, or one line on stderr and exit status 2 (python -m helpers.train).
 
     The one line a benchmark or command needs before its work: ``writable_or_exit(args.out, parser)``.
     """
@@ -107,8 +104,10 @@ def temporary_pattern(path: Path | str) -> str:
 
 @contextlib.contextmanager
 def temporary_sibling(path: Path | str, folder: bool = False) -> Iterator[Path]:
-    """A fresh temporary file (or folder) beside ``path``, removed unless ``publish`` renamed it, also on Ctrl-C
-    (notebook 05)."""
+    """A temporary file or folder beside ``path``, removed unless published (notebook 01; python -m helpers.train).
+
+    It is removed unless ``publish`` renamed it, also on Ctrl-C.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix, suffix = f".{path.name}.", ".tmp"  # hidden, and found again by temporary_pattern(path)
@@ -167,7 +166,7 @@ def written_whole(path: Path | str, folder: bool = False,
 
 @contextlib.contextmanager
 def interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, so a group of renames happens entirely or not at all."""
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the block ends: renames happen all or none (python -m helpers.train)."""
     if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks; the window is two renames long
         yield
         return
@@ -180,16 +179,20 @@ def interrupts_deferred() -> Iterator[None]:
 
 
 def sweep_temporary_files(path: Path) -> list[Path]:
-    """Remove the temporary siblings of ``path`` that killed writers left, untouched for ``LEFTOVER_GUARD_S``
-    (notebook 05)."""
+    """Remove the temporary siblings of ``path`` that killed writers left (notebook 01; python -m helpers.train).
+
+    Only those untouched for ``LEFTOVER_GUARD_S``.
+    """
     return sweep_leftovers(Path(path).parent, temporary_pattern(path))
 
 
 # --- leftovers of killed runs ------------------------------------------------------------------------
 
 def last_touched(path: Path, since: float | None = None) -> float:
-    """The newest modification time of ``path`` and everything under it, or the first newer than ``since``
-    (notebook 01)."""
+    """The newest modification time under ``path``, or the first newer than ``since`` (notebook 01's data cache).
+
+    ``path`` and everything under it count.
+    """
     newest = path.lstat().st_mtime
     if path.is_dir() and not path.is_symlink():
         for root, folders, files in os.walk(path):
@@ -212,8 +215,9 @@ def remove_path(path: Path) -> None:
 
 
 def sweep_leftovers(folder: Path | str, pattern: str, older_than_s: float = LEFTOVER_GUARD_S) -> list[Path]:
-    """Remove the entries of ``folder`` matching ``pattern`` that nothing has written to for ``older_than_s``; returns
-    them.
+    """Remove what matches ``pattern`` in ``folder``, idle for ``older_than_s`` (notebook 01; python -m helpers.train).
+
+    Returns what it removed.
 
     A live builder keeps writing into its temporary folder, so its newest file stays young and it is kept;
     failures (a read-only cache, another process removing it first) are left for a later call.

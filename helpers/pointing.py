@@ -56,8 +56,7 @@ def best_fixed_cell(masks: Sequence, grid: tuple[int, int]) -> tuple[int, int]:
 
 
 def point_rate(point: tuple[int, int], masks: Sequence) -> float:
-    """The pointing-game score of always pointing at ``point`` (row, column): the fraction of masks on it
-    (notebook 08)."""
+    """The pointing-game score of always pointing at ``point`` (row, column): the share of masks on it (notebook 08)."""
     stacked = _stack(masks)
     row, col = point
     if not (0 <= row < stacked.shape[1] and 0 <= col < stacked.shape[2]):
@@ -66,8 +65,10 @@ def point_rate(point: tuple[int, int], masks: Sequence) -> float:
 
 
 def constant_heatmap(point: tuple[int, int], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """A (h, w) map that ignores the picture: 1 in the cell holding ``point`` of a ``size`` picture, 0 elsewhere
-    (notebook 08)."""
+    """A (h, w) map that ignores the picture: 1 in the cell of ``point``, 0 elsewhere (notebook 08's pointing game).
+
+    ``point`` is a place in a ``size`` picture.
+    """
     heat = torch.zeros(grid)
     heat[point[0] * grid[0] // size[0], point[1] * grid[1] // size[1]] = 1.0
     return heat
@@ -92,8 +93,9 @@ def _room(rng: np.random.Generator, side: int) -> Image.Image:
 def scattered_scenes(n: int, seed: int = 0, side: int = 192, size: int = 64,
                      creature_size: tuple[float, float] = (0.14, 0.26),
                      ) -> tuple[torch.Tensor, list[np.ndarray], list[str]]:
-    """``n`` square pictures (uint8, N x 3 x side x side), their masks at ``size`` and breeds: one tiny-pets
-    creature each, at a random place and size (notebook 08).
+    """``n`` square pictures, their masks at ``size`` and breeds: tiny-pets creatures placed at random (notebook 08).
+
+    uint8, N x 3 x side x side; one creature each, at a random place and size.
 
     The creatures are drawn as the tiny pets draw them (``helpers.creatures.draw_creature``), breeds in turn,
     but anywhere in the picture that holds them whole, and smaller: ``creature_size`` (a fraction of the side)

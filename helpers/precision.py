@@ -64,8 +64,10 @@ def device_name(device: torch.device | str = "cpu") -> str:
 
 
 def mixed_precision_dtypes(device: torch.device | str) -> list[str]:
-    """The mixed precisions worth trying on ``device``: bf16 on a CPU, fp16 (and bf16 if supported) on CUDA
-    (notebook 06)."""
+    """The mixed precisions worth trying on ``device``: bf16 on a CPU, fp16 (and bf16) on CUDA (notebook 06).
+
+    bf16 on CUDA only where supported.
+    """
     device = torch.device(device)
     if device.type == "cuda":
         # bf16 needs Ampere (A100, RTX 30xx) or newer; older GPUs only do fp16 quickly.
@@ -97,8 +99,10 @@ def mps_precision_problem(mode: str) -> str | None:
 
 
 def pick_mixed_precision(device: torch.device | str) -> str:
-    """The first mixed precision ``device`` supports (fp16 on CUDA and mps, bf16 on a CPU), else fp32 with a printed
-    reason (notebook 06)."""
+    """The first mixed precision ``device`` supports, else fp32 with a printed reason (notebook 06).
+
+    fp16 on CUDA and mps, bf16 on a CPU.
+    """
     choices = mixed_precision_dtypes(device)
     if choices:
         return choices[0]
@@ -135,17 +139,17 @@ class Precision:
                           "resnet18`, or use precision='fp32'.", UserWarning, stacklevel=2)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """The context the forward pass runs in: low-precision matmuls and convolutions, or nothing for fp32."""
+        """The context of the forward pass: low-precision matmuls and convolutions, or none for fp32 (notebook 06)."""
         if self.dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     def backward(self, loss: torch.Tensor) -> None:
-        """Backward of the (scaled, for fp16) loss."""
+        """Backward of the loss, scaled for fp16 (notebook 06)."""
         self.scaler.scale(loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> bool:
-        """Unscale, step unless a gradient overflowed, update the scale; True when the step happened."""
+        """Unscale, step unless a gradient overflowed, update the scale; True when it stepped (notebook 06)."""
         if not self.scaler.is_enabled():
             optimizer.step()
             return True
@@ -160,11 +164,11 @@ class Precision:
         return stepped
 
     def state_dict(self) -> dict:
-        """The loss scaler's state (empty unless fp16), so a range test can put it back."""
+        """The loss scaler's state (empty unless fp16), so a range test can put it back (notebook 06)."""
         return self.scaler.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what ``state_dict`` saved."""
+        """Restore what ``state_dict`` saved (notebook 06)."""
         if state:
             self.scaler.load_state_dict(state)
             self._scale = self.scaler.get_scale()
@@ -195,8 +199,7 @@ def describe_float_formats(dtypes: tuple[torch.dtype, ...] = (torch.float32, tor
 
 
 def underflow_fraction(values: torch.Tensor, dtype: torch.dtype = torch.float16, scale: float = 1.0) -> float:
-    """Share of the non-zero ``values`` that become 0 once multiplied by ``scale`` and stored in ``dtype``
-    (notebook 06)."""
+    """Share of non-zero ``values`` that become 0 once scaled by ``scale`` and stored in ``dtype`` (notebook 06)."""
     values = values.detach().double().flatten()  # float64 holds every float16/float32 value exactly
     nonzero = values[values != 0]
     if nonzero.numel() == 0:

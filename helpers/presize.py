@@ -17,8 +17,10 @@ from helpers.images import open_rgb
 # --- the item transform (CPU, PIL) --------------------------------------------------------------
 
 class PresizeCrop:
-    """Square crop of the short side (random place when ``train``, centre otherwise), resized to ``size``
-    (notebook 02)."""
+    """Square crop of the short side, resized to ``size`` (notebook 02).
+
+    At a random place when ``train``, the centre otherwise.
+    """
 
     def __init__(self, size: int = 460, train: bool = True):
         if int(size) < 1:
@@ -55,8 +57,7 @@ def presize_short_side(item: Path | str | Image.Image, presize: int) -> Tensor:
 
 
 def square_slice(image: Tensor, side: int, train: bool) -> Tensor:
-    """A ``side`` x ``side`` square cut out of a presized image: at a random place when ``train``, else the centre
-    (notebook 02)."""
+    """A ``side`` x ``side`` square of a presized image: random when ``train``, else central (notebook 02)."""
     height, width = image.shape[-2:]
     if train:  # Python's random, like PresizeCrop: seeded by set_seed
         top, left = random.randint(0, height - side), random.randint(0, width - side)

@@ -18,7 +18,7 @@ MAX_BATCHES_ENV = "COURSE_MAX_BATCHES"  # the Learner's cap on batches per pass 
 
 @dataclass(frozen=True)
 class Profile:
-    """Every size and setting that differs between a laptop run and the real thing."""
+    """Every size and setting that differs between a laptop run and the real thing (notebook 01)."""
 
     name: str
     presize: int        # side of the square each image is resized to on the CPU (item transform)
@@ -33,6 +33,7 @@ class Profile:
 
     @property
     def is_tiny(self) -> bool:
+        """Whether this is the tiny profile (notebook 00)."""
         return self.name == "tiny"
 
     @property
@@ -46,7 +47,7 @@ class Profile:
 
 
 def max_batches() -> int | None:
-    """``COURSE_MAX_BATCHES`` as a number, or None when unset: the cap on batches per phase (smoke runs)."""
+    """``COURSE_MAX_BATCHES`` as a number, or None: the cap on batches per phase in smoke runs (notebook 04)."""
     value = os.environ.get(MAX_BATCHES_ENV, "").strip()
     if not value:
         return None
@@ -69,8 +70,10 @@ PROFILES = {
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """The profile named here, else in ``$COURSE_PROFILE``, else ``tiny``; ``$COURSE_BATCH_SIZE`` overrides its batch
-    size."""
+    """The profile named here, else in ``$COURSE_PROFILE``, else ``tiny`` (notebook 00 onwards).
+
+    ``$COURSE_BATCH_SIZE`` overrides its batch size.
+    """
     chosen = (name or os.environ.get(PROFILE_ENV) or "tiny").strip().lower()
     if chosen not in PROFILES:
         raise ValueError(f"unknown profile {chosen!r}: use one of {sorted(PROFILES)} "

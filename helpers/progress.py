@@ -13,7 +13,10 @@ from helpers.callbacks import Callback
 # --- progress ---------------------------------------------------------------------------------------
 
 def in_notebook() -> bool:
-    """True inside a Jupyter kernel (Colab's included), where output can be HTML that updates in place."""
+    """True inside a Jupyter kernel, Colab's included, where output can be HTML (notebook 04, via progress bars).
+
+    There the output can be HTML that updates in place.
+    """
     try:
         from IPython import get_ipython
     except ImportError:

@@ -1,5 +1,7 @@
-"""``python -m helpers progress [--reset]``: every notebook's exercises solved, and the hints and solutions shown,
-read from the progress record (helpers/progress_record.py); ``--reset`` clears it (notebook 00)."""
+"""``python -m helpers progress [--reset]``: each notebook's exercises solved, and the hints and solutions shown.
+
+Read from the progress record (helpers/progress_record.py); ``--reset`` clears it.
+"""
 from __future__ import annotations
 
 import argparse
@@ -26,8 +28,7 @@ def _all_sets() -> dict[str, list[tuple[str, Any]]]:
 
 
 def summary_lines(record: Mapping[str, Any], sets: Mapping[str, list[tuple[str, Any]]]) -> list[str]:
-    """One line per notebook: solved of total, hints and solutions shown, for ``python -m helpers progress``
-    (notebook 00)."""
+    """One line per notebook: solved of total, hints and solutions shown (python -m helpers progress)."""
     lines = []
     for notebook, exercises in sets.items():
         entries = record.get(notebook, {})

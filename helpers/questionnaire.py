@@ -33,7 +33,7 @@ class Questionnaire:
         return self.questions[number - 1]
 
     def show(self) -> None:
-        """Print the numbered questions, saying which ones are checked."""
+        """Print the numbered questions, saying which ones are checked (notebook 00 onwards)."""
         for number, q in enumerate(self.questions, 1):
             label = "" if q.checkable else "  (written answer: compare with .solution())"
             lines = q.prompt.splitlines()
@@ -47,7 +47,7 @@ class Questionnaire:
                 print(f"  {label.strip()}")
 
     def solutions(self) -> None:
-        """Print every model answer, numbered."""
+        """Print every model answer, numbered (notebook 00 onwards)."""
         for number, q in enumerate(self.questions, 1):
             print(f"{number}. {q.prompt.splitlines()[0]}")
             print(textwrap.indent(textwrap.fill(q.solution_text(), 92) if isinstance(q, Reflection)

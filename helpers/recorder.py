@@ -14,13 +14,16 @@ from helpers.callbacks import Callback, GatherPreds
 
 
 def metric_name(metric: Callable) -> str:
-    """The table's column for a metric; partials and callable objects have no ``__name__`` of their own."""
+    """The table's column for a metric, also for partials and callable objects (notebook 04, via ``Recorder``).
+
+    Those have no ``__name__`` of their own.
+    """
     return (getattr(metric, "__name__", None) or getattr(getattr(metric, "func", None), "__name__", None)
             or type(metric).__name__)
 
 
 def format_time(seconds: float) -> str:
-    """mm:ss, as fastai's table shows an epoch's time."""
+    """mm:ss, as fastai's table shows an epoch's time (notebook 04, via ``Recorder``)."""
     return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
 
 
@@ -44,19 +47,22 @@ class Recorder(Callback):
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything (each public fit starts a fresh record)."""
+        """Forget everything; each public fit starts a fresh record (notebook 04)."""
         self._losses, self._smooth_losses, self._pending = [], [], []
         self.lrs, self.moms, self.values = [], [], []
         self.skipped_steps = 0
         self._average, self._count = 0.0, 0
 
     def start_smoothing(self) -> None:
-        """Restart the moving average, as fastai does at the start of every fit."""
+        """Restart the moving average, as fastai does at the start of every fit (notebook 04)."""
         self._flush()
         self._average, self._count = 0.0, 0
 
     def record_batch(self, loss: float | torch.Tensor, lrs: Sequence[float], moms: Sequence[float]) -> None:
-        """Store one training batch; a tensor loss is read back only when someone asks (no host sync per step)."""
+        """Store one training batch, reading a tensor loss back only when asked (notebook 04).
+
+        No host sync per step.
+        """
         self._pending.append(loss.detach() if torch.is_tensor(loss) else torch.tensor(float(loss)))
         self.lrs.append([float(v) for v in lrs])
         self.moms.append([float(v) for v in moms])
@@ -76,25 +82,25 @@ class Recorder(Callback):
 
     @property
     def losses(self) -> list[float]:
-        """Each training batch's loss."""
+        """Each training batch's loss (notebook 04)."""
         self._flush()
         return self._losses
 
     @property
     def smooth_losses(self) -> list[float]:
-        """The debiased moving average of the loss after each training batch."""
+        """The debiased moving average of the loss after each training batch (notebook 04)."""
         self._flush()
         return self._smooth_losses
 
     @property
     def smooth_loss(self) -> float:
-        """The latest smoothed loss (NaN before the first batch of this fit)."""
+        """The latest smoothed loss, NaN before this fit's first batch (notebook 04)."""
         self._flush()
         return self._smooth_losses[-1] if self._count else math.nan
 
     @property
     def values_df(self) -> pd.DataFrame:
-        """The per-epoch table as a DataFrame."""
+        """The per-epoch table as a DataFrame (notebook 05)."""
         return pd.DataFrame(self.values)
 
     # --- the callback ------------------------------------------------------------------------------
@@ -148,7 +154,10 @@ class Recorder(Callback):
 
     # --- plots -------------------------------------------------------------------------------------
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True) -> plt.Axes:
-        """Training loss per batch (raw and smoothed) and, when recorded, validation loss at each epoch's end."""
+        """Training loss per batch, raw and smoothed, and validation loss at each epoch's end (notebook 04).
+
+        The validation loss is shown when it was recorded.
+        """
         _, ax = plt.subplots(figsize=(6, 4))
         steps = np.arange(len(self.losses))
         ax.plot(steps[skip_start:], self.losses[skip_start:], alpha=0.3, label="train (per batch)")
@@ -161,7 +170,7 @@ class Recorder(Callback):
         return ax
 
     def plot_sched(self) -> np.ndarray:
-        """Learning rate and momentum of every parameter group against the batch number."""
+        """Learning rate and momentum of every parameter group against the batch number (notebook 04)."""
         _, axes = plt.subplots(1, 2, figsize=(10, 4))
         lrs, moms = np.array(self.lrs), np.array(self.moms)
         for group in range(lrs.shape[1] if lrs.ndim == 2 else 0):

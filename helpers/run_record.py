@@ -1,5 +1,8 @@
-"""What ``python -m helpers.train`` records and writes: each epoch (``EpochLog``), the versions, the command, and
-``metrics.json`` beside ``model.pth``, both written whole and renamed together (notebooks 05 and 06)."""
+"""What ``python -m helpers.train`` records and writes: epochs, versions, command, ``metrics.json``, ``model.pth``.
+
+Each epoch (``EpochLog``), the versions, the command, and ``metrics.json`` beside ``model.pth``, both written whole and
+renamed together.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +30,10 @@ WEIGHTS_FILE = "model.pth"
 # --- what a run records ---------------------------------------------------------------------------
 
 def versions() -> dict[str, str | None]:
-    """The versions that decide the numbers: Python, torch (with CUDA/cuDNN), torchvision, numpy, helpers."""
+    """The versions that decide the numbers (python -m helpers.train; docs/training-script.md).
+
+    Python, torch (with CUDA/cuDNN), torchvision, numpy, helpers.
+    """
     import numpy
     import torchvision
 
@@ -40,7 +46,7 @@ def versions() -> dict[str, str | None]:
 
 
 def jsonable(value: Any) -> Any:
-    """A value as JSON can hold it: paths as text, tuples as lists."""
+    """A value as JSON can hold it: paths as text, tuples as lists (python -m helpers.train)."""
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, tuple):
@@ -49,7 +55,7 @@ def jsonable(value: Any) -> Any:
 
 
 def command_line(argv: Sequence[str], info: DistInfo) -> str:
-    """The command that reproduces this run, torchrun included when there were several processes."""
+    """The command that reproduces this run, torchrun included for several processes (python -m helpers.train)."""
     launcher = (f"torchrun --nproc_per_node={int(os.environ.get('LOCAL_WORLD_SIZE', info.world_size))} "
                 if info.enabled else "python ")
     return launcher + "-m helpers.train " + " ".join(shlex.quote(a) for a in argv)
@@ -58,7 +64,10 @@ def command_line(argv: Sequence[str], info: DistInfo) -> str:
 # --- a callback: what each epoch did -------------------------------------------------------------
 
 class EpochLog(Callback):
-    """Records each epoch for metrics.json: phase, losses, error rate, training time and images per second."""
+    """Records each epoch for metrics.json (python -m helpers.train; docs/training-script.md).
+
+    Phase, losses, error rate, training time and images per second.
+    """
 
     order = 60  # after the Recorder (50) has added the epoch's row
 
@@ -109,7 +118,9 @@ class EpochLog(Callback):
 
 
 def write_results(out: Path, metrics: dict, model: nn.Module) -> None:
-    """metrics.json and model.pth, each complete under a temporary name first, then both renamed together.
+    """metrics.json and model.pth, each written whole, then renamed together (python -m helpers.train).
+
+    Each is complete under a temporary name first.
 
     metrics.json marks a finished pair: it is removed before model.pth is replaced and comes back last, so even
     a SIGKILL between the renames, which no handler can defer, never leaves metrics beside other weights.

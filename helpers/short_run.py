@@ -47,6 +47,5 @@ class ShortRun(Callback):
 
 
 def profile_callbacks() -> list[Callback]:
-    """The callbacks the environment asks every Learner for: ``ShortRun`` when ``COURSE_MAX_BATCHES`` is set
-    (notebook 04)."""
+    """The callbacks the environment asks every Learner for: ``ShortRun`` under ``COURSE_MAX_BATCHES`` (notebook 04)."""
     return [ShortRun()] if max_batches() else []

@@ -19,8 +19,7 @@ __all__ = ["city_mean_preds", "months_earlier", "same_month_last_year", "tree_ta
 
 
 def city_mean_preds(train_df: pd.DataFrame, rows: pd.DataFrame, target: str = "sales", by: str = "city") -> np.ndarray:
-    """Each row's prediction is its city's mean target over the training rows; an unseen city gets the overall mean
-    (notebook 09)."""
+    """Predict each row's city's mean training target; an unseen city gets the overall mean (notebook 09)."""
     check_names(train_df, [by, target], "baseline")
     check_names(rows, [by], "baseline")
     means = train_df.groupby(by)[target].mean()
@@ -29,8 +28,7 @@ def city_mean_preds(train_df: pd.DataFrame, rows: pd.DataFrame, target: str = "s
 
 def months_earlier(history: pd.DataFrame, rows: pd.DataFrame, column: str, months: int = 1,
                    by: str = "city", date: str = "date") -> np.ndarray:
-    """For each row, ``column``'s value in ``history`` for the same city ``months`` calendar months earlier; NaN if none
-    (notebook 09).
+    """Each row's ``column`` in ``history`` for its city ``months`` calendar months earlier, or NaN (notebook 09).
 
     Matching on the calendar rather than shifting by position keeps a gap in a city's record from pairing a month
     with the wrong one.
@@ -60,8 +58,7 @@ def tree_table(ds: TabularDataset) -> np.ndarray:
 
 
 def embedding_table(embeds: Sequence[nn.Embedding], ds: TabularDataset, replace: Sequence[int]) -> np.ndarray:
-    """``tree_table`` with the categorical columns at indices ``replace`` swapped for their learnt embeddings
-    (notebook 09).
+    """``tree_table`` with the categorical columns at ``replace`` swapped for their learnt embeddings (notebook 09).
 
     A city's code is an arbitrary number; its embedding places it near cities that behave alike, which a tree
     can split on. The other columns stay as they are; the embedding columns come last.

@@ -16,8 +16,7 @@ __all__ = ["txhousing_path", "load_txhousing", "DATE_PARTS", "add_date_parts", "
            "tabular_dataloaders"]
 
 def txhousing_path() -> Path:
-    """The CSV of Texas home sales (46 cities, monthly, 2000-2015) inside the installed plotnine package
-    (notebook 09)."""
+    """The CSV of Texas home sales (46 cities, monthly, 2000-2015) inside the installed plotnine (notebook 09)."""
     # find_spec locates the package without importing it (importing plotnine would load its whole plotting stack).
     spec = importlib.util.find_spec("plotnine")
     if spec is None or not spec.submodule_search_locations:
@@ -76,8 +75,7 @@ def check_names(df: pd.DataFrame, names, kind: str) -> None:
 
 
 class TabularDataset(Dataset):
-    """Rows as ``(x_cat, x_cont, y)``: the Learner's ``n_inp=2`` passes the first two to ``model(x_cat, x_cont)``
-    (notebook 09)."""
+    """Rows as ``(x_cat, x_cont, y)``; ``n_inp=2`` passes the first two to ``model(x_cat, x_cont)`` (notebook 09)."""
 
     def __init__(self, x_cat: torch.Tensor, x_cont: torch.Tensor, y: torch.Tensor):
         if not len(x_cat) == len(x_cont) == len(y):
@@ -93,8 +91,10 @@ class TabularDataset(Dataset):
 
 
 def tabular_dataloaders(train_ds: TabularDataset, valid_ds: TabularDataset, batch_size: int = 64, seed: int = 42):
-    """Shuffled, seeded training batches and ordered validation batches, as ``helpers.data.DataLoaders``
-    (notebook 09)."""
+    """Shuffled, seeded training batches and ordered validation ones, as ``DataLoaders`` (notebook 09).
+
+    The class is ``helpers.data.DataLoaders``.
+    """
     from helpers.data import make_loaders  # the same loaders every other notebook uses
 
     return make_loaders(train_ds, valid_ds, vocab=None, batch_size=batch_size, seed=seed)  # no classes: regression

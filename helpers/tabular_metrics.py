@@ -1,5 +1,4 @@
-"""Judging a tabular regression: RMSPE on a log target, the sigmoid's range, and noise that respects clusters
-(notebook 09).
+"""Judging a tabular regression: RMSPE on a log target, the sigmoid's range, noise that respects clusters (notebook 09).
 
 Percentage errors are heavy-tailed and the rows of one city move together, so the noise of a difference between
 two models is measured by resampling whole cities (``city_bootstrap``), not by treating rows as independent.
@@ -23,8 +22,9 @@ def exp_rmspe(preds: torch.Tensor, targs: torch.Tensor) -> torch.Tensor:
 
 
 def log_y_range(y: Sequence[float] | np.ndarray | pd.Series, headroom: float = 1.2) -> tuple[float, float]:
-    """``(0, log(max(y) * headroom))``: the sigmoid's top a little above the largest target, as in fastai's Rossmann
-    (notebook 09).
+    """``(0, log(max(y) * headroom))``: the sigmoid's top just above the largest target (notebook 09).
+
+    As in fastai's Rossmann example.
 
     A sigmoid only reaches its ends at infinity, so a range that stopped exactly at the maximum would make
     the largest targets unreachable.
@@ -61,8 +61,9 @@ def squared_pct_errors(preds: Sequence[float] | np.ndarray | torch.Tensor,
 
 def city_bootstrap(sq_errors: dict[str, np.ndarray], groups: Sequence | np.ndarray | pd.Series,
                    n_boot: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
-    """Each model's MSPE (RMSPE squared) on ``n_boot`` resamples of whole groups (cities), drawn with replacement
-    (notebook 09).
+    """Each model's MSPE (RMSPE squared) on ``n_boot`` resamples of whole cities, with replacement (notebook 09).
+
+    The groups resampled are the cities.
 
     ``sq_errors`` maps a model's name to its per-row squared percentage errors (``squared_pct_errors``); every model
     sees the same resamples, so differences between them are paired. Two standard deviations of a difference

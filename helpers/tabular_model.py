@@ -11,14 +11,12 @@ from helpers.tabular_procs import TabularProcessor
 __all__ = ["emb_sz_rule", "get_emb_szs", "sigmoid_range", "SigmoidRange", "LinBnDrop", "TabularModel"]
 
 def emb_sz_rule(n_cat: int) -> int:
-    """fastai's embedding width for a column with ``n_cat`` levels (counting #na#): min(600, round(1.6 n^0.56))
-    (notebook 09)."""
+    """fastai's embedding width for ``n_cat`` levels (#na# counted): min(600, round(1.6 n^0.56)) (notebook 09)."""
     return min(600, round(1.6 * n_cat ** 0.56))
 
 
 def get_emb_szs(processor: TabularProcessor, sz_dict: dict[str, int] | None = None) -> list[tuple[int, int]]:
-    """``(levels, width)`` for each categorical column, by ``emb_sz_rule`` unless ``sz_dict`` names a width
-    (notebook 09)."""
+    """``(levels, width)`` per categorical column, by ``emb_sz_rule`` unless ``sz_dict`` names one (notebook 09)."""
     sz_dict = sz_dict or {}
     unknown = set(sz_dict) - set(processor.cat_names)
     if unknown:
@@ -65,8 +63,10 @@ class LinBnDrop(nn.Sequential):
 
 
 class TabularModel(nn.Module):
-    """fastai's tabular model: embeddings, embedding dropout, BatchNorm of the continuous columns, LinBnDrop blocks,
-    a final Linear, and SigmoidRange when ``y_range`` is given (notebook 09).
+    """fastai's tabular model: embeddings, BatchNorm, LinBnDrop blocks and a final Linear (notebook 09).
+
+    Embedding dropout, BatchNorm of the continuous columns, LinBnDrop blocks, a final Linear, and SigmoidRange when
+    ``y_range`` is given.
 
     Attribute names (``embeds``, ``emb_drop``, ``bn_cont``, ``layers``) and the parameter count are fastai's.
     """

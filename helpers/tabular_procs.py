@@ -1,5 +1,4 @@
-"""fastai's preprocessing for tables: FillMissing, Categorify and Normalize, fitted on the training rows
-(notebook 09)."""
+"""fastai's preprocessing for tables: FillMissing, Categorify and Normalize, fitted on training rows (notebook 09)."""
 from __future__ import annotations
 
 import math
@@ -44,6 +43,7 @@ class FillMissing:
     """
 
     def fit(self, df: pd.DataFrame, cont_names: Sequence[str]) -> FillMissing:
+        """Learn each continuous column's median from the training rows (notebook 09, via ``TabularProcessor``)."""
         self.cont_names = list(cont_names)
         self.medians = {n: float(df[n].median()) for n in self.cont_names}
         empty = [n for n, m in self.medians.items() if math.isnan(m)]
@@ -53,6 +53,7 @@ class FillMissing:
         return self
 
     def transform(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Fill gaps with the medians and add the ``_na`` columns (notebook 09, via ``TabularProcessor``)."""
         df = df.copy()
         for name in self.na_names:
             df[name + "_na"] = df[name].isna()
@@ -69,6 +70,7 @@ class Categorify:
     """
 
     def fit(self, df: pd.DataFrame, cat_names: Sequence[str]) -> Categorify:
+        """Learn each categorical column's vocabulary from the training rows (notebook 09, via ``TabularProcessor``)."""
         self.vocab: dict[str, list] = {}
         for name in cat_names:
             column = df[name]
@@ -80,6 +82,10 @@ class Categorify:
         return self
 
     def transform(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Replace each category by its index; missing or unseen ones by 0 (notebook 09, via ``TabularProcessor``).
+
+        Index 0 is ``#na#``.
+        """
         df = df.copy()
         for name, vocab in self.vocab.items():
             # get_indexer gives -1 for missing and unseen values; +1 turns that into index 0, #na#.
@@ -91,11 +97,13 @@ class Normalize:
     """Subtract each continuous column's training mean and divide by its training standard deviation (notebook 09)."""
 
     def fit(self, df: pd.DataFrame, cont_names: Sequence[str]) -> Normalize:
+        """Learn each continuous column's training mean and deviation (notebook 09, via ``TabularProcessor``)."""
         self.means = {n: float(df[n].mean()) for n in cont_names}
         self.stds = {n: float(df[n].std(ddof=0)) + 1e-7 for n in cont_names}  # fastai's ddof and epsilon
         return self
 
     def transform(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Subtract the means and divide by the standard deviations (notebook 09, via ``TabularProcessor``)."""
         df = df.copy()
         for name in self.means:
             df[name] = (df[name] - self.means[name]) / self.stds[name]
@@ -103,8 +111,7 @@ class Normalize:
 
 
 class TabularProcessor:
-    """FillMissing, Categorify and Normalize together, fitted on the training rows only, like fastai's TabularPandas
-    (notebook 09).
+    """FillMissing, Categorify and Normalize fitted on the training rows only, as fastai's TabularPandas (notebook 09).
 
     After ``fit``, ``cat_names`` includes the ``_na`` columns FillMissing added (they are categorical: False,
     True, plus #na#), ``vocab[name]`` lists each categorical column's levels, and ``transform`` turns any frame
@@ -136,7 +143,7 @@ class TabularProcessor:
                                  "drop them first, e.g. df.dropna(subset=[...]).")
 
     def fit(self, train_df: pd.DataFrame) -> TabularProcessor:
-        """Learn medians, vocabularies, means and standard deviations from the training rows (and nothing else)."""
+        """Learn medians, vocabularies, means and standard deviations from the training rows only (notebook 09)."""
         self._check(train_df, with_y=self.y_name is not None)
         # fastai's order: FillMissing first, so its _na columns are categorified with the others.
         self.fill = FillMissing().fit(train_df, self.cont_names)
@@ -149,6 +156,7 @@ class TabularProcessor:
 
     @property
     def vocab(self) -> dict[str, list]:
+        """Each categorical column's vocabulary, as fitted (notebook 09)."""
         self._require_fit()
         return self.categorify.vocab
 
@@ -157,20 +165,20 @@ class TabularProcessor:
             raise RuntimeError("call .fit(train_df) on the training rows first.")
 
     def process(self, df: pd.DataFrame) -> pd.DataFrame:
-        """The frame after the three steps (for looking at): codes for categories, normalised numbers."""
+        """The frame after the three steps, for looking at: codes for categories, normalised numbers (notebook 09)."""
         self._require_fit()
         self._check(df, with_y=False)
         return self.normalize.transform(self.categorify.transform(self.fill.transform(df)))
 
     def transform(self, df: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x_cat, x_cont)``: a long tensor of category indices and a float tensor of normalised numbers."""
+        """``(x_cat, x_cont)``: a long tensor of category indices, a float tensor of normalised values (notebook 09)."""
         done = self.process(df)
         x_cat = torch.tensor(done[self.cat_names].to_numpy(dtype=np.int64)).reshape(len(df), len(self.cat_names))
         x_cont = torch.tensor(done[self.cont_names].to_numpy(dtype=np.float32)).reshape(len(df), len(self.cont_names))
         return x_cat, x_cont
 
     def dataset(self, df: pd.DataFrame) -> TabularDataset:
-        """A TabularDataset of ``(x_cat, x_cont, y)`` items; y is the target column as it is (log it beforehand)."""
+        """A TabularDataset of ``(x_cat, x_cont, y)``; y is the target column as it is, log it first (notebook 09)."""
         if self.y_name is None:
             raise ValueError("this processor has no y_name, so it cannot build a dataset with targets: use "
                              ".transform(df).")

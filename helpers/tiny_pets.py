@@ -70,16 +70,17 @@ TRIMAPS = Path("annotations") / "trimaps"
 
 
 def breed_cues(breed: str) -> str:
-    """A breed's cues in words, e.g. ``breed_cues('Bengal')`` -> 'ginger spots, pointed ears, long body, thin tail'
-    (notebook 05)."""
+    """A breed's cues in words, e.g. ``breed_cues('Bengal')`` -> 'ginger spots, pointed ears, ...' (notebook 05).
+
+    The full answer: 'ginger spots, pointed ears, long body, thin tail'.
+    """
     if breed not in BREED_FEATURES:
         raise KeyError(f"no breed {breed!r} in the tiny pets; the breeds are helpers.data.BREEDS.")
     return describe(BREED_FEATURES[breed])
 
 
 def write_pet(root: Path, breed: str, number: int, seed: int) -> Path:
-    """Draw one picture of the tiny pets and its trimap under ``root``; each file has its own generator
-    (notebook 01)."""
+    """Draw one tiny-pets picture and its trimap under ``root``, each from its own generator (notebook 01)."""
     rng = np.random.default_rng([seed, BREEDS.index(breed), number])
     width, height = (int(v) for v in rng.integers(170, 381, size=2))
     image, mask = draw_scene(BREED_FEATURES[breed], rng, width, height)
@@ -114,8 +115,9 @@ def _write_pets_tiny(root: Path, seed: int) -> None:
 
 
 def pets_tiny(dest: Path | str | None = None, seed: int = 0) -> Path:
-    """The synthetic pets (37 breeds x 42 pictures, with trimaps), generated once and cached; returns the root
-    (notebook 01).
+    """The synthetic pets: 37 breeds x 42 pictures with trimaps, made once and cached (notebook 01, via ``pets_path``).
+
+    Returns the root.
 
     ``dest``: build there instead of the cache. An existing empty folder is filled; a folder that is not a
     finished dataset (no completion marker) is refused with an error.
@@ -151,8 +153,7 @@ def creature_masks(path: Path | str, names: list[str] | None = None) -> dict[str
 
 
 def creature_boxes(path: Path | str, names: list[str] | None = None) -> dict[str, tuple[int, int, int, int]]:
-    """The animal's bounding box in each picture, ``{file name: (left, top, right, bottom)}`` in pixels
-    (notebook 08)."""
+    """Each picture's animal box ``{file name: (left, top, right, bottom)}`` in pixels (notebook 08's pointing game)."""
     boxes = {}
     for name, mask in creature_masks(path, names).items():
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
@@ -162,8 +163,9 @@ def creature_boxes(path: Path | str, names: list[str] | None = None) -> dict[str
 
 
 def mask_as_seen(mask: np.ndarray, size: int) -> np.ndarray:
-    """A mask as the validation pipeline sees its picture: centre square of the short side, resized to ``size``
-    (notebook 08).
+    """A mask as the validation pipeline sees its picture: the short side's centre square, resized (notebook 08).
+
+    Resized to ``size``.
 
     That is what ``PresizeCrop(train=False)`` followed by ``BatchAugment`` in eval mode does to the picture, so
     the result lines up pixel for pixel with the model's input (and with a heatmap upsampled to it).

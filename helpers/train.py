@@ -56,7 +56,7 @@ from helpers.train_cli import parse_args, recipe_for
 # --- stopping on a signal ------------------------------------------------------------------------
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (what torchrun sends its workers when one fails or is interrupted), raised like Ctrl-C."""
+    """SIGTERM, sent by torchrun when a worker fails or is interrupted, raised like Ctrl-C (python -m helpers.train)."""
 
 
 def _raise_terminated(signum, frame) -> None:
@@ -211,7 +211,7 @@ def _announce(args: argparse.Namespace, info: DistInfo, device: torch.device, dl
 
 
 def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict:
-    """Train one recipe as ``args`` says; rank 0 writes and returns the metrics (other ranks return them too)."""
+    """Train one recipe as ``args`` says; rank 0 writes the metrics, all ranks return them (python -m helpers.train)."""
     started = time.time()
     info, device = setup_distributed(args.device)
     quiet_rank = contextlib.ExitStack()
@@ -277,7 +277,7 @@ def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m helpers.train``: parse, train, write; exit status 130 after Ctrl-C (nothing written)."""
+    """Parse, train, write; exit status 130 after Ctrl-C, with nothing written (python -m helpers.train)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     # torchrun stops its workers with SIGTERM: make that unwind like Ctrl-C, so temporary files are removed.

@@ -189,7 +189,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m helpers.train`` command line; every default left as None comes from the profile or recipe."""
+    """The command line; a default left as None comes from the profile or the recipe (python -m helpers.train)."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers.train",
         description="Train a pets classifier with one of the chapter's recipes and write metrics.json and "
@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse the command line and fill every default that depends on the profile and the recipe."""
+    """Parse the command line and fill each default that depends on the profile and recipe (python -m helpers.train)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

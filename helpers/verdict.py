@@ -1,5 +1,4 @@
-"""Verdicts printed by code: who wins a comparison, by what margin, against what noise
-(notebook 00, then every notebook).
+"""Verdicts printed by code: who wins a comparison, by what margin, against what noise (notebook 00 onwards).
 
 A notebook that compares two things (two models, two learning rates, fp32 and bf16) makes one of three kinds of
 claim, and says which:
@@ -50,8 +49,9 @@ class Verdict:
 
 
 def rate_noise(rate_a: float, rate_b: float, n: int, b_is_exact: bool = False) -> float:
-    """Two standard errors of the difference of two rates (error rates, accuracies) measured on n items each
-    (notebook 00).
+    """Two standard errors of the difference of two rates measured on n items each (notebook 00).
+
+    Rates such as error rates and accuracies.
 
     ``b_is_exact=True`` when the second is no measurement but a known constant (guessing's ``1 - 1/classes``): then
     only the first rate's own noise counts.

@@ -44,8 +44,9 @@ def _plain(label: str, text: str, block: str | None) -> str:
 
 
 def render(kind: str, label: str, text: str = "", code: str | None = None, table: str | None = None) -> dict[str, str]:
-    """The message as {"text/plain": ..., "text/html": ...}: the same words, the HTML coloured by ``kind``
-    (notebook 00).
+    """The message as {"text/plain": ..., "text/html": ...}, the HTML coloured by ``kind`` (notebook 00 onwards).
+
+    The same words in both.
 
     ``code`` is shown below the text as highlighted Python; ``table`` as fixed-width lines, so columns stay aligned.
     """

@@ -75,7 +75,7 @@ class SoftmaxExplorer(_Explorer):
         self.update()
 
     def update(self) -> None:
-        """Recompute the softmax from the sliders and redraw the chart and the table."""
+        """Recompute the softmax from the sliders and redraw the chart and the table (notebook 03)."""
         logits = torch.tensor([s.value for s in self.logit_sliders], dtype=torch.float64)
         temperature = float(self.temperature.value)
         probs = softmax(logits / temperature, dim=0)
@@ -106,8 +106,10 @@ class SoftmaxExplorer(_Explorer):
 
 
 class PresizingExplorer(_Explorer):
-    """Sliders for rotation, zoom, warp and crop scale; the original, our one-resampling result and the step-by-step
-    chain side by side (notebook 02)."""
+    """Sliders for rotation, zoom, warp and crop; the original, ours and the step-by-step chain (notebook 02).
+
+    Ours is the one-resampling result.
+    """
 
     def __init__(self, photo=None, size: int = 224, presize: int = 460):
         if photo is None:
@@ -130,10 +132,11 @@ class PresizingExplorer(_Explorer):
 
     @property
     def controls(self) -> list:
+        """The sliders whose changes redraw the explorer (notebook 02)."""
         return [self.rotate, self.zoom, self.warp, self.crop_scale]
 
     def update(self) -> None:
-        """Render the slider's transform both ways, measure each against the reference, and redraw."""
+        """Render the transform both ways, measure each against the reference, and redraw (notebook 02)."""
         geometry = {"crop_scale": float(self.crop_scale.value), "crop_centre": (0.0, 0.0), "flip": False,
                     "rotate": float(self.rotate.value), "zoom": float(self.zoom.value),
                     "warp": (float(self.warp.value), 0.0)}
@@ -163,8 +166,7 @@ class PresizingExplorer(_Explorer):
 
 
 class OneCycleExplorer(_Explorer):
-    """Sliders for fit_one_cycle's settings with a live plot of the learning-rate and momentum schedules
-    (notebook 04)."""
+    """Sliders for fit_one_cycle's settings with a live plot of the rate and momentum schedules (notebook 04)."""
 
     def __init__(self, n_batches: int = 200, lr_max: float = 1e-3, pct_start: float = 0.25, div: float = 25.0,
                  div_final: float = 1e5, moms: tuple[float, float, float] = (0.95, 0.85, 0.95)):
@@ -194,7 +196,7 @@ class OneCycleExplorer(_Explorer):
         self.update()
 
     def update(self) -> None:
-        """Recompute both schedules from the sliders, batch by batch as fit_one_cycle would, and redraw."""
+        """Recompute both schedules from the sliders, batch by batch as fit_one_cycle does, and redraw (notebook 04)."""
         lr_schedule, mom_schedule = one_cycle(self.lr_max.value, self.pct_start.value, self.div.value,
                                                  self.div_final.value, self.moms)
         positions = np.arange(self.n_batches) / self.n_batches
@@ -254,8 +256,10 @@ def _grey_picture(image) -> torch.Tensor:
 
 def convolve_picture(picture: torch.Tensor, kernel: torch.Tensor, stride: int = 1,
                      padding: str = "zeros") -> torch.Tensor:
-    """One 3x3 kernel over one H x W picture with ``F.conv2d``; ``padding`` is zeros, reflect, replicate or none
-    (notebook 07)."""
+    """One 3x3 kernel over an H x W picture with ``F.conv2d`` (notebook 07).
+
+    ``padding`` is zeros, reflect, replicate or none.
+    """
     if padding not in PADDING_CHOICES:
         raise ValueError(f"padding must be one of {PADDING_CHOICES}, got {padding!r}.")
     x = picture[None, None].float()
@@ -311,7 +315,7 @@ class KernelExplorer(_Explorer):
 
     @property
     def kernel(self) -> torch.Tensor:
-        """The 3x3 kernel the text boxes hold now."""
+        """The 3x3 kernel the text boxes hold now (notebook 07)."""
         return torch.tensor([c.value for c in self.cells], dtype=torch.float32).view(3, 3)
 
     @staticmethod
@@ -344,7 +348,7 @@ class KernelExplorer(_Explorer):
         self.update()
 
     def update(self) -> None:
-        """Convolve the picture with the kernel in the boxes, then redraw the picture and the shape summary."""
+        """Convolve the picture with the boxes' kernel, then redraw it and the shape summary (notebook 07)."""
         kernel, stride, padding = self.kernel, int(self.stride.value), str(self.padding.value)
         output = convolve_picture(self.picture, kernel, stride, padding)
         height, width = self.picture.shape
