@@ -1,5 +1,7 @@
-"""Exercises and questionnaire of notebook 00, a digit classifier from scratch: ``from helpers.exercise_sets import nb00
-as ex``."""
+"""Exercises and questionnaire of notebook 00, a digit classifier from scratch.
+
+Use them with ``from helpers.exercise_sets import nb00 as ex``.
+"""
 from __future__ import annotations
 
 import inspect

@@ -1,5 +1,7 @@
-"""Exercises and questionnaire of notebook 03, cross-entropy by hand: ``from helpers.exercise_sets import nb03 as
-ex``."""
+"""Exercises and questionnaire of notebook 03, cross-entropy by hand.
+
+Use them with ``from helpers.exercise_sets import nb03 as ex``.
+"""
 from __future__ import annotations
 
 import math

@@ -1,5 +1,7 @@
-"""Exercises and questionnaire of notebook 04, the LR finder and one-cycle: ``from helpers.exercise_sets import nb04 as
-ex``."""
+"""Exercises and questionnaire of notebook 04, the LR finder and one-cycle.
+
+Use them with ``from helpers.exercise_sets import nb04 as ex``.
+"""
 from __future__ import annotations
 
 import math

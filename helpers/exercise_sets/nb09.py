@@ -1,5 +1,7 @@
-"""Exercises and questionnaire of notebook 09, tabular data with embeddings: ``from helpers.exercise_sets import nb09 as
-ex``."""
+"""Exercises and questionnaire of notebook 09, tabular data with embeddings.
+
+Use them with ``from helpers.exercise_sets import nb09 as ex``.
+"""
 from __future__ import annotations
 
 import math
