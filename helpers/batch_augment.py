@@ -136,7 +136,7 @@ def affine_matrices(params: dict[str, Tensor], height: int, width: int) -> Tenso
 
 
 def sampling_grid(params: dict[str, Tensor], height: int, width: int, size: int) -> Tensor:
-    """``BatchAugment``'s one sampling grid: warp @ (flip @ rotate @ zoom @ crop), per output pixel (notebook 02).
+    """``BatchAugment``'s one sampling grid: warp @ (flip @ rotate @ zoom @ crop), per output pixel (notebooks 02, 07).
 
     Notebook 02 builds it step by step (``F.affine_grid`` of the affine matrix, then the warp applied to those
     coordinates); multiplying the matrices first gives the same grid for a fraction of the arithmetic.

@@ -50,7 +50,7 @@ class CancelEpochException(Exception):
 
 
 class CancelTrainException(Exception):
-    """Raised by a callback to skip the rest of this epoch's training batches; validation still runs (notebook 07)."""
+    """Raised by a callback to skip the rest of this epoch's training batches; validation still runs (notebook 04)."""
 
 
 class CancelValidException(Exception):
@@ -62,7 +62,7 @@ class CancelBatchException(Exception):
 
 
 class Callback:
-    """Base class: define methods named after events; lower ``order`` runs first (notebook 07).
+    """Base class: define methods named after events; lower ``order`` runs first (notebook 04).
 
     ``self.learn`` is the Learner the callback is attached to (set by ``Learner.add_cbs``).
     """

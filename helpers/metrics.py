@@ -9,7 +9,7 @@ import torch
 
 
 def accuracy(preds: torch.Tensor, targs: torch.Tensor) -> torch.Tensor:
-    """Fraction of items whose highest-scoring class is the target (notebook 04)."""
+    """Fraction of items whose highest-scoring class is the target (notebook 00)."""
     return (preds.argmax(dim=-1) == targs).float().mean()
 
 
@@ -28,7 +28,7 @@ def _flat_pair(preds: torch.Tensor, targs: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def rmse(preds: torch.Tensor, targs: torch.Tensor) -> torch.Tensor:
-    """Root mean squared error, in the target's own units (notebook 09)."""
+    """Root mean squared error, in the target's own units (notebook 00)."""
     preds, targs = _flat_pair(preds, targs)
     return ((preds - targs) ** 2).mean().sqrt()
 

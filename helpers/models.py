@@ -51,7 +51,7 @@ def torchvision_resnet(arch: str, imagenet: bool = False) -> tvm.ResNet:
 
 
 def create_body(arch: str = "resnet34", weights: str | None = None) -> nn.Sequential:
-    """Everything of a ResNet before its pooling layer: stem (conv, bn, relu, maxpool) and layer1-4 (notebook 05)."""
+    """A ResNet up to its pooling layer: the stem (conv, bn, relu, maxpool) and layer1-4 (notebooks 05, 07)."""
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}.")
     if weights not in WEIGHTS:
@@ -78,7 +78,7 @@ def body_features(body: nn.Module) -> int:
 
 
 class AdaptiveConcatPool2d(nn.Module):
-    """Max pooling and average pooling side by side (max first), doubling the features (notebook 05)."""
+    """Max pooling and average pooling side by side (max first), doubling the features (notebooks 05, 07)."""
 
     def __init__(self, output_size: int = 1):
         super().__init__()

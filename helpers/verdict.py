@@ -200,7 +200,7 @@ def mean_and_spread(values: Sequence[float]) -> tuple[float, float]:
 def compare_seeds(arms: Mapping[str, Sequence[float]], *, claim: str, better: str | None = None,
                   tolerance: float | None = None, metric: str = "", digits: int = 3, paired: bool = False,
                   profile: Profile | None = None) -> Verdict:
-    """Compare two arms run with several seeds: mean and spread per arm, the noise from the seeds (notebook 00)."""
+    """Compare two arms over several seeds: mean and spread per arm, noise from the seeds (notebooks 02, 06, 07, 09)."""
     first, second = _validate(arms, claim, better, tolerance, digits)
     runs = [[float(x) for x in arms[first]], [float(x) for x in arms[second]]]
     if min(len(r) for r in runs) < 2:
