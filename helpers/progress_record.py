@@ -6,7 +6,7 @@ notebooks. It stays on this machine. Like Kaggle Learn's exercises, it counts ch
 exercise; unlike them it keeps a blank ``____`` check out of the record, so running a notebook top to bottom (as CI
 does) records nothing.
 
-The file is rewritten whole through a temporary file and ``os.replace``, so a reader never sees half of it. A record
+The file is rewritten whole (``helpers.outputs.written_whole``), so a reader never sees half of it. A record
 that cannot be written never breaks a check: it warns once, then stays silent.
 """
 from __future__ import annotations
