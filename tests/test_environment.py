@@ -134,7 +134,7 @@ KERNEL_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", 
 
 
 def test_no_cpu_kernels_are_pinned():
-    files = [ROOT / "Makefile", ROOT / ".ci" / "run", ROOT / "conftest.py", ROOT / "pyproject.toml",
+    files = [ROOT / "Makefile", ROOT / ".ci" / "run", ROOT / "tests" / "conftest.py", ROOT / "pyproject.toml",
              *sorted((ROOT / "bench").glob("*.py")), *sorted((ROOT / "helpers").rglob("*.py"))]
     for path in files:
         text = path.read_text()
