@@ -361,17 +361,40 @@ def test_channels_last_trains():
     assert math.isfinite(learn.recorder.values[-1]["valid_loss"])
 
 
-@pytest.mark.slow
-def test_bench_quick_runs_end_to_end():
+@pytest.mark.slow  # starts a Python process that imports torch, and trains
+def test_bench_quick_measures_both_sides_of_each_ratio_on_the_same_steps(tmp_path, child_env):
+    import json
+    import statistics
     import subprocess
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "bench" / "learner.py"
-    result = subprocess.run([sys.executable, str(script), "--quick", "--rounds", "1"], capture_output=True,
-                            text=True, timeout=300)
+    script, out = Path(__file__).resolve().parent.parent / "bench" / "learner.py", tmp_path / "learner.json"
+    # A smoke run's COURSE_MAX_BATCHES would cap the Learner's side only; the bench must ignore it.
+    result = subprocess.run([sys.executable, str(script), "--quick", "--rounds", "2", "--json", str(out)],
+                            env=child_env(COURSE_MAX_BATCHES="1"), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "Learner / hand loop (1 epoch)" in result.stdout and "lr_find / 12 training steps" in result.stdout
+    report = json.loads(out.read_text())
+    rows = {row["measurement"]: row for row in report["rows"]}
+    assert list(rows) == ["hand loop, 1 epoch", "Learner.fit, 1 epoch", "Learner.fit + EveryEvent",
+                          "hand loop, 12 steps", "lr_find(num_it=12)"]
+    epoch = report["batches_per_epoch"]
+    assert epoch == 128 // 32 and report["rounds"] == 2
+    for name, row in rows.items():
+        assert len(row["seconds"]) == len(row["steps"]) == 2
+        assert all(math.isfinite(s) and s > 0 for s in row["seconds"]), (name, row["seconds"])
+        assert row["median"] == pytest.approx(statistics.median(row["seconds"]), rel=1e-12)
+        assert row["min"] == min(row["seconds"]) and row["max"] == max(row["seconds"])
+        assert row["steps"] == [12 if "12" in name else epoch] * 2, (name, row["steps"])
+    assert [(r["numerator"], r["denominator"]) for r in report["ratios"]] == [
+        ("Learner.fit, 1 epoch", "hand loop, 1 epoch"), ("Learner.fit + EveryEvent", "hand loop, 1 epoch"),
+        ("lr_find(num_it=12)", "hand loop, 12 steps")]
+    for ratio in report["ratios"]:
+        top, bottom = rows[ratio["numerator"]], rows[ratio["denominator"]]
+        assert top["steps"] == bottom["steps"], "the two sides of a ratio did different amounts of work"
+        per_round = [a / b for a, b in zip(top["seconds"], bottom["seconds"])]
+        assert ratio["median_of_rounds"] == pytest.approx(statistics.median(per_round), rel=1e-12)
+        assert f"{ratio['median_of_rounds']:.3f}x" in result.stdout, "the printed ratio is not the measured one"
 
 
 @pytest.mark.slow
