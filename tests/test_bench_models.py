@@ -28,7 +28,12 @@ def test_quick_run_writes_csv_and_plot(quick_run):
     csv, png = out / "models_cpu_quick.csv", out / "models_cpu_quick.png"
     assert csv.exists() and png.exists(), sorted(p.name for p in out.iterdir())
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    assert "machine:" in stdout and "images_per_s" in stdout
+    # What it prints is what it wrote: the machine, every configuration's speed, the two files.
+    table = pd.read_csv(csv)
+    assert f"machine: {table.machine[0]} | torch {table.torch[0]} |" in stdout
+    printed = stdout.split()
+    assert all(f"{speed:.2f}" in printed for speed in table.images_per_s), (table.images_per_s.tolist(), stdout)
+    assert f"wrote {csv} and {png}" in stdout
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@ record that cannot be written never breaks a check."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -134,8 +133,3 @@ def test_a_damaged_record_warns_and_is_started_again(private_cache, capsys):
     assert entry("00", "q6")["solved"]
     assert (private_cache / "exercise_progress.damaged.json").read_text() == "{ half written"
 
-
-def test_doctor_still_answers_through_the_same_entry_point():
-    result = subprocess.run([sys.executable, "-m", "helpers", "--help"], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and "doctor" in result.stdout
