@@ -21,14 +21,16 @@ that names tests/ does; ``make nbval`` (notebooks alone, one process) needs no o
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
@@ -225,3 +227,23 @@ def child_env() -> Callable[..., dict[str, str]]:
     environment, unbuffered output, the repository first on PYTHONPATH, then the settings given (None removes one),
     e.g. `child_env(COURSE_DATA=str(tmp_path))`."""
     return _child_env
+
+
+@pytest.fixture(scope="session")
+def load_script() -> Callable[[str], ModuleType]:
+    """Call it with a script's path in the repository, `load_script("bench/models.py")`, for the script imported as a
+    module (once per session). bench/ and tools/ are not packages: nothing is added to sys.path."""
+    loaded: dict[str, ModuleType] = {}
+
+    def load(relative: str) -> ModuleType:
+        if relative not in loaded:
+            path = ROOT / relative
+            name = f"{path.parent.name}_{path.stem}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # dataclasses and pickling look a module up by name
+            spec.loader.exec_module(module)
+            loaded[relative] = module
+        return loaded[relative]
+
+    return load

@@ -189,15 +189,9 @@ def test_pretrained_backbone_reads_the_cues():
 @pytest.mark.skipif(not os.environ.get("COURSE_TRANSFER_TEST"),
                     reason="12 minutes on 2 CPU cores: set COURSE_TRANSFER_TEST=1 (bench/transfer.py records the same "
                            "runs; notebook 05 asserts the same claim)")
-def test_fine_tuning_the_offline_backbone_beats_training_from_scratch(one_torch_thread):
+def test_fine_tuning_the_offline_backbone_beats_training_from_scratch(one_torch_thread, load_script):
     """bench/transfer.py's two runs (the course's workflow, tiny profile, one thread): the targets of issue 12."""
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "bench" / "transfer.py"
-    spec = importlib.util.spec_from_file_location("bench_transfer", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench/transfer.py")
     pretrained, _, n = bench.run(pretrained=True)
     scratch, _, _ = bench.run(pretrained=False)
     assert n >= 300
