@@ -143,9 +143,13 @@ def test_ctrl_c_during_training_writes_nothing(tmp_path, train_env):
 def test_one_process_run_records_what_it_did(tmp_path, valid_size, train_env):
     out = tmp_path / "one"
     result = _run([sys.executable, "-m", "helpers.train", *SMOKE, "--out", str(out)], train_env)
-    assert "valid_loss" in result.stdout and "error_rate" in result.stdout  # the notebooks' epoch table
     assert sorted(p.name for p in out.iterdir()) == [train.METRICS_FILE, train.WEIGHTS_FILE]
     metrics = json.loads((out / train.METRICS_FILE).read_text())
+    # The notebooks' epoch table, showing the figures the run recorded.
+    printed, row = [line.split() for line in result.stdout.splitlines()], metrics["epochs"][0]
+    assert ["epoch", "train_loss", "valid_loss", "error_rate", "time"] in printed, result.stdout
+    assert [str(row["epoch"])] + [f"{row[k]:.6f}" for k in ("train_loss", "valid_loss", "error_rate")] in [
+        line[:4] for line in printed], (row, result.stdout)
     assert metrics["status"] == "complete" and metrics["world_size"] == 1 and metrics["backend"] is None
     assert metrics["args"]["recipe"] == "one_cycle" and metrics["args"]["max_train_batches"] == 2
     assert metrics["command"].startswith("python -m helpers.train --profile tiny")
