@@ -83,11 +83,6 @@ def test_pyproject_declares_every_import_of_helpers_and_the_notebooks():
     assert {"plotnine", "sklearn", "mlxtend", "skimage"} <= set(third_party_imports())
 
 
-def test_pyproject_names_the_repository_the_setup_cell_installs_from():
-    url = PYPROJECT["project"]["urls"]["Repository"]
-    assert url.startswith("https://") and (ROOT / "LICENSE").is_file()
-
-
 def test_the_recorded_benchmark_ships_with_the_package():
     from helpers.course_files import recorded_benchmark
 
