@@ -32,12 +32,15 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
+import matplotlib
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 ROOT = Path(__file__).resolve().parent.parent
+# Figures are drawn off screen, whatever the machine's default backend (a test never opens a window).
+matplotlib.use("Agg")
 
 # `make test` runs nbval over `tests` too, and nbval would collect the browser test's fixture notebook as if it
 # were a course notebook. It is an input that test_browser.py opens in JupyterLab (on purpose, some copies of it

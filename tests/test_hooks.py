@@ -1,18 +1,15 @@
 """helpers.hooks: forward and gradient hooks that are always removed, and ActivationStats (notebooks 07 and 08)."""
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+import torchvision
+from torch import nn
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torchvision  # noqa: E402
-from torch import nn  # noqa: E402
-
-from helpers.hooks import ActivationStats, Hook, Hooks, hook_output  # noqa: E402
-from helpers.learner import Learner  # noqa: E402
+from helpers.hooks import ActivationStats, Hook, Hooks, hook_output
+from helpers.learner import Learner
 
 
 def small_cnn() -> nn.Sequential:

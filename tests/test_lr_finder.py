@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from helpers.learner import Learner  # noqa: E402
-from helpers.lr_finder import minimum, plot_lr_find, slide, steep, suggest, trim_curve, valley  # noqa: E402
+from helpers.learner import Learner
+from helpers.lr_finder import minimum, plot_lr_find, slide, steep, suggest, trim_curve, valley
 
 LRS = 1e-7 * 10 ** (8 * np.arange(60) / 100)  # the finder's grid for num_it=100, first 60 points
 
