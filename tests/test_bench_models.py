@@ -14,10 +14,10 @@ SCRIPT = ROOT / "bench" / "models.py"
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_run(tmp_path_factory, child_env):
     out = tmp_path_factory.mktemp("bench")
     done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=240, cwd=ROOT)
+                          capture_output=True, text=True, timeout=240, cwd=ROOT, env=child_env())
     assert done.returncode == 0, f"bench/models.py --quick failed:\n{done.stdout}\n{done.stderr}"
     return out, done.stdout
 
