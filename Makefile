@@ -35,14 +35,14 @@ lab: install
 TINY_ENV := COURSE_PROFILE=tiny COURSE_DEVICE=cpu OMP_NUM_THREADS=1
 # Extra pytest options for any target, e.g. make test PYTEST_ARGS="--junitxml=artifacts/report.xml" (times per cell).
 # The suite runs on every core (pytest-xdist, TEST_WORKERS=auto; TEST_WORKERS=0 for one process): one torch thread per
-# worker; each file runs in one worker (all the cells of a notebook in order, in one kernel), and conftest.py hands
-# out the longest work first.
+# worker; each file runs in one worker (all the cells of a notebook in order, in one kernel), and tests/conftest.py
+# hands out the longest work first.
 PYTEST_ARGS ?=
 TEST_WORKERS ?= auto
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 # The linter (ruff, configured in pyproject.toml) over the course's Python: helpers/, bench/, tests/.
 lint: install
-	$(BIN)/ruff check helpers bench tests conftest.py
+	$(BIN)/ruff check helpers bench tests
 
 test: install lint
 	$(TINY_ENV) $(PYTEST) tests notebooks $(NBVAL) -p no:cacheprovider -rs --timeout 900 \
@@ -55,7 +55,7 @@ unit: install
 # Every notebook in the full profile on stand-ins (downloads from 127.0.0.1, random "ImageNet" weights, training
 # capped by COURSE_MAX_BATCHES, batches of COURSE_BATCH_SIZE), with the download and weight-loading tests: part of
 # `make test`, here on its own, its notebooks spread over every core, one at a time to whichever worker is free,
-# slowest first (conftest.py).
+# slowest first (tests/conftest.py).
 full: install
 	$(PYTEST) tests/test_full_profile.py -p no:cacheprovider -rs --timeout 900 -n $(TEST_WORKERS) --dist load --maxschedchunk 1
 

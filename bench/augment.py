@@ -3,6 +3,7 @@
     python bench/augment.py                  # CPU (and CUDA when present), 256 pets-sized JPEGs, 3 epochs
     python bench/augment.py --device cuda    # only the GPU rows
     python bench/augment.py --quick          # a few-second smoke run (used by tests/test_augment.py)
+    python bench/augment.py --json out.json  # also write the table: one record per row, with the numbers behind it
 
 Every row starts from the same JPEG files on disk and ends with normalised float training tensors of the same
 size, in batches, on the chosen device:
@@ -18,10 +19,12 @@ size, in batches, on the chosen device:
 
 The ratio column compares each row with the per-item chain measured in the same run on the same machine.
 Epochs of the pipelines are interleaved and each row reports its fastest epoch (robust to a busy machine).
+Each row's rate is its images over its seconds (the fastest epoch, or batch for the batch step alone).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -37,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from helpers.augment import BatchAugment, PresizeCache, PresizeCrop, conventional_pipeline  # noqa: E402
 from helpers.decoding import collate_channels_last, decode_images, presize_images, read_encoded  # noqa: E402
+from helpers.outputs import writable_or_exit, written_whole  # noqa: E402
 
 
 def make_jpegs(folder: Path, count: int, seed: int = 0) -> list[Path]:
@@ -132,14 +136,13 @@ def bench_device(device: torch.device, files: list[Path], args) -> list[dict]:
                 first = time.perf_counter() - start + time_epoch(loader, device, step)
                 continue
             seconds[name].append(time_epoch(loader, device, step))
-    base = n / min(seconds["per-item v2 chain"])
-    rows = [("per-item v2 chain", "every epoch", base),
-            ("presize + BatchAugment", "every epoch", n / min(seconds["presize + BatchAugment"])),
-            ("decoded presize + BatchAugment", "every epoch", n / min(seconds["decoded presize + BatchAugment"])),
-            ("cached presize + BatchAugment", "first epoch (builds cache)", n / first)]
+    # (pipeline, when, images, seconds): the fastest epoch of each; building the cache is timed with its epoch.
+    rows = [("per-item v2 chain", "every epoch", n, min(seconds["per-item v2 chain"])),
+            ("presize + BatchAugment", "every epoch", n, min(seconds["presize + BatchAugment"])),
+            ("decoded presize + BatchAugment", "every epoch", n, min(seconds["decoded presize + BatchAugment"])),
+            ("cached presize + BatchAugment", "first epoch (builds cache)", n, first)]
     if seconds["cached presize + BatchAugment"]:
-        rows.append(("cached presize + BatchAugment", "later epochs",
-                     n / min(seconds["cached presize + BatchAugment"])))
+        rows.append(("cached presize + BatchAugment", "later epochs", n, min(seconds["cached presize + BatchAugment"])))
 
     batch = torch.stack([holder["cache"][i % n][0] for i in range(args.batch_size)]).to(device)
     steps = max(2, args.epochs * n // args.batch_size)
@@ -153,8 +156,10 @@ def bench_device(device: torch.device, files: list[Path], args) -> list[dict]:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - start)
-    rows.append(("BatchAugment alone (uint8 batch in)", "per batch", args.batch_size / best))
-    return [{"device": str(device), "pipeline": p, "when": w, "images/s": r, "ratio": r / base} for p, w, r in rows]
+    rows.append(("BatchAugment alone (uint8 batch in)", "per batch", args.batch_size, best))
+    base = rows[0][2] / rows[0][3]
+    return [{"device": str(device), "pipeline": p, "when": w, "images": images, "seconds": s,
+             "images/s": images / s, "ratio": images / s / base} for p, w, images, s in rows]
 
 
 class _LazyCache(Dataset):
@@ -183,7 +188,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the batch step (default: "
                                                                   "torch's)")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run: 16 images, 2 epochs, 64 px from 128 px")
+    parser.add_argument("--json", type=Path, default=None, help="also write the settings, machine and rows here")
     args = parser.parse_args(argv)
+    if args.json:
+        writable_or_exit(args.json.parent, parser, "--json")
     if args.quick:
         args.images, args.epochs, args.batch_size, args.size, args.presize = 16, 2, 8, 64, 128
     if args.threads:
@@ -207,8 +215,12 @@ def main(argv: list[str] | None = None) -> None:
         machine += f", {torch.cuda.get_device_name()}"
     print(f"{args.images} JPEGs (~500x375) -> {args.size}px training tensors, batch {args.batch_size}, "
           f"presize {args.presize}, {args.epochs} epochs, {args.workers} workers; {machine}")
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).drop(columns=["images", "seconds"])
     print(table.to_string(index=False, formatters={"images/s": "{:.0f}".format, "ratio": "{:.2f}x".format}))
+    if args.json:
+        settings = {key: getattr(args, key) for key in ("images", "epochs", "batch_size", "size", "presize", "workers")}
+        with written_whole(args.json) as temporary:
+            temporary.write_text(json.dumps({"machine": machine, "settings": settings, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python bench/learner.py            # several alternating rounds; medians and ratios
     python bench/learner.py --quick    # a smoke run (used by the test suite)
+    python bench/learner.py --json out.json   # also write every round's seconds and steps, and the ratios
 
 Both sides train copies of the same small CNN on the same in-memory tensors (so data loading does not
 hide the loop's own cost) with the same AdamW settings, one epoch plus a validation pass each. They run
@@ -9,25 +10,30 @@ alternately, round after round, so a noisy shared machine slows both alike; we r
 The Learner runs with its default callbacks (Recorder, progress, which is silent here) firing all fourteen
 events; one more row adds a callback that handles every event, to show what dispatching costs.
 Targets: the Learner adds at most 5% to an epoch, and ``lr_find(num_it=100)`` costs at most 1.1x the
-time of 100 plain training steps.
+time of 100 plain training steps. Each measurement also counts the training steps it took (the Learner's from its
+recorder), so the two sides of a ratio are seen to do the same work.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import statistics
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from helpers.callbacks import EVENTS, Callback
-from helpers.learner import Learner
-from helpers.optimiser import EPS, SQR_MOM
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from helpers.callbacks import EVENTS, Callback  # noqa: E402
+from helpers.learner import Learner  # noqa: E402
+from helpers.optimiser import EPS, SQR_MOM  # noqa: E402
+from helpers.outputs import writable_or_exit, written_whole  # noqa: E402
 
 
 def make_data(n_train: int, n_valid: int, size: int, batch_size: int) -> SimpleNamespace:
@@ -49,8 +55,9 @@ def make_model() -> nn.Module:
                          nn.Linear(128, 10))
 
 
-def hand_loop(model: nn.Module, dls, max_steps: int | None = None, validate: bool = True) -> float:
-    """The plain PyTorch loop we compare against: train (recording each loss), then validate."""
+def hand_loop(model: nn.Module, dls, max_steps: int | None = None, validate: bool = True) -> tuple[float, int]:
+    """The plain PyTorch loop we compare against: train (recording each loss), then validate. Returns (seconds,
+    training steps)."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, SQR_MOM), eps=EPS, weight_decay=0.01)
     start, steps, losses = time.perf_counter(), 0, []
     model.train()
@@ -71,7 +78,7 @@ def hand_loop(model: nn.Module, dls, max_steps: int | None = None, validate: boo
         with torch.no_grad():
             for x, y in dls.valid:
                 nn.functional.cross_entropy(model(x), y).item()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, steps
 
 
 class EveryEvent(Callback):
@@ -82,44 +89,54 @@ for _event in EVENTS:
     setattr(EveryEvent, _event, lambda self: None)
 
 
-def learner_epoch(model: nn.Module, dls, cbs=()) -> float:
+def learner_epoch(model: nn.Module, dls, cbs=()) -> tuple[float, int]:
     learn = Learner(dls, model, device="cpu", quiet=True, cbs=cbs)
     start = time.perf_counter()
     learn.fit(1, 1e-3)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, len(learn.recorder.losses)
 
 
-def learner_lr_find(model: nn.Module, dls, num_it: int) -> float:
+def learner_lr_find(model: nn.Module, dls, num_it: int) -> tuple[float, int]:
     learn = Learner(dls, model, device="cpu", quiet=True)
     start = time.perf_counter()
     learn.lr_find(num_it=num_it, stop_div=False, show_plot=False)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, len(learn.recorder.lrs)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few seconds: tiny data, two rounds")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (1 is steadier on a crowded machine)")
-    args = parser.parse_args()
+    parser.add_argument("--json", type=Path, default=None, help="also write the measurements and ratios here")
+    args = parser.parse_args(argv)
+    if args.json:
+        writable_or_exit(args.json.parent, parser, "--json")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if os.environ.pop("COURSE_MAX_BATCHES", None) is not None:
+        # It would cut the Learner's side short and leave the hand loop's whole: the ratios would compare unequal work.
+        print("note: COURSE_MAX_BATCHES is ignored here: both sides run every step", file=sys.stderr)
     rounds = args.rounds or (2 if args.quick else 7)
     num_it = 12 if args.quick else 100
     dls = make_data(n_train=128 if args.quick else 1024, n_valid=64 if args.quick else 256,
                     size=16 if args.quick else 32, batch_size=32)
     base = make_model()
     hand_loop(copy.deepcopy(base), dls)  # warm-up: first calls pay one-off allocation costs
-    times = {"hand loop, 1 epoch": [], "Learner.fit, 1 epoch": [], "Learner.fit + EveryEvent": [],
-             f"hand loop, {num_it} steps": [], f"lr_find(num_it={num_it})": []}
+    measure = {"hand loop, 1 epoch": lambda: hand_loop(copy.deepcopy(base), dls),
+               "Learner.fit, 1 epoch": lambda: learner_epoch(copy.deepcopy(base), dls),
+               "Learner.fit + EveryEvent": lambda: learner_epoch(copy.deepcopy(base), dls, [EveryEvent()]),
+               f"hand loop, {num_it} steps": lambda: hand_loop(copy.deepcopy(base), dls, max_steps=num_it,
+                                                               validate=False),
+               f"lr_find(num_it={num_it})": lambda: learner_lr_find(copy.deepcopy(base), dls, num_it)}
+    times = {name: [] for name in measure}
+    steps = {name: [] for name in measure}
     for _ in range(rounds):
-        times["hand loop, 1 epoch"].append(hand_loop(copy.deepcopy(base), dls))
-        times["Learner.fit, 1 epoch"].append(learner_epoch(copy.deepcopy(base), dls))
-        times["Learner.fit + EveryEvent"].append(learner_epoch(copy.deepcopy(base), dls, [EveryEvent()]))
-        times[f"hand loop, {num_it} steps"].append(hand_loop(copy.deepcopy(base), dls, max_steps=num_it,
-                                                             validate=False))
-        times[f"lr_find(num_it={num_it})"].append(learner_lr_find(copy.deepcopy(base), dls, num_it))
+        for name, run in measure.items():
+            seconds, taken = run()
+            times[name].append(seconds)
+            steps[name].append(taken)
     medians = {name: statistics.median(values) for name, values in times.items()}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average {load:.1f} on {os.cpu_count()} CPUs (shared: read the ratios, not the seconds)")
@@ -140,6 +157,18 @@ def main() -> int:
     print(f"Learner / hand loop (1 epoch):     {fit_ratio:.3f}x  (target <= 1.05x)")
     print(f"  with a callback on every event:  {every_ratio:.3f}x")
     print(f"lr_find / {num_it} training steps:      {find_ratio:.3f}x  (target <= 1.10x)")
+    if args.json:
+        ratios = [("Learner.fit, 1 epoch", "hand loop, 1 epoch", fit_ratio, 1.05),
+                  ("Learner.fit + EveryEvent", "hand loop, 1 epoch", every_ratio, None),
+                  (f"lr_find(num_it={num_it})", f"hand loop, {num_it} steps", find_ratio, 1.10)]
+        report = {"load_average": load, "cpus": os.cpu_count(), "torch": torch.__version__,
+                  "threads": torch.get_num_threads(), "rounds": rounds, "batches_per_epoch": len(dls.train),
+                  "rows": [{"measurement": name, "seconds": values, "steps": steps[name], "median": medians[name],
+                            "min": min(values), "max": max(values)} for name, values in times.items()],
+                  "ratios": [{"numerator": num, "denominator": den, "median_of_rounds": value, "target": target}
+                             for num, den, value, target in ratios]}
+        with written_whole(args.json) as temporary:
+            temporary.write_text(json.dumps(report, indent=1))
     return 0
 
 

@@ -1,6 +1,8 @@
 """Tests of helpers.augment: the one-grid composition, one resampling per image, dtypes, errors, quality."""
 from __future__ import annotations
 
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -207,12 +209,33 @@ def test_ours_beats_the_step_by_step_chain_on_psnr():
     assert (table.psnr_ours_inside > table.psnr_step_by_step_inside + 3).all()
 
 
-@pytest.mark.slow
-def test_bench_quick_runs_and_prints_the_table():
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "augment.py"), "--quick"], capture_output=True,
-                            text=True, timeout=120)
+@pytest.mark.slow  # starts a Python process that imports torch
+def test_bench_quick_measures_every_row_on_the_same_images(tmp_path, child_env):
+    out = tmp_path / "augment.json"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "augment.py"), "--quick", "--device", "cpu",
+                             "--json", str(out)], env=child_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "images/s" in result.stdout and "ratio" in result.stdout
+    report = json.loads(out.read_text())
+    settings, rows = report["settings"], report["rows"]
+    assert settings == {"images": 16, "epochs": 2, "batch_size": 8, "size": 64, "presize": 128, "workers": 0}
+    assert [(row["device"], row["pipeline"], row["when"]) for row in rows] == [
+        ("cpu", "per-item v2 chain", "every epoch"), ("cpu", "presize + BatchAugment", "every epoch"),
+        ("cpu", "decoded presize + BatchAugment", "every epoch"),
+        ("cpu", "cached presize + BatchAugment", "first epoch (builds cache)"),
+        ("cpu", "cached presize + BatchAugment", "later epochs"),
+        ("cpu", "BatchAugment alone (uint8 batch in)", "per batch")]
+    # Every pipeline is timed on a whole epoch of the same images; the batch step alone on one batch.
+    assert [row["images"] for row in rows] == [settings["images"]] * 5 + [settings["batch_size"]]
+    base = rows[0]["images"] / rows[0]["seconds"]
+    lines = result.stdout.splitlines()
+    for row in rows:
+        assert math.isfinite(row["seconds"]) and row["seconds"] > 0, row
+        assert row["images/s"] == pytest.approx(row["images"] / row["seconds"], rel=1e-12)
+        assert row["ratio"] == pytest.approx(row["images/s"] / base, rel=1e-12)
+        # the printed table shows the measured numbers
+        printed = [line.split() for line in lines if row["pipeline"] in line and row["when"] in line]
+        assert any(line[-2:] == [f"{row['images/s']:.0f}", f"{row['ratio']:.2f}x"] for line in printed), row
+    assert rows[0]["ratio"] == 1.0
 
 
 def test_padding_mode_chooses_what_fills_the_outside():

@@ -14,10 +14,10 @@ SCRIPT = ROOT / "bench" / "models.py"
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_run(tmp_path_factory, child_env):
     out = tmp_path_factory.mktemp("bench")
     done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=240, cwd=ROOT)
+                          capture_output=True, text=True, timeout=240, cwd=ROOT, env=child_env())
     assert done.returncode == 0, f"bench/models.py --quick failed:\n{done.stdout}\n{done.stderr}"
     return out, done.stdout
 
@@ -28,7 +28,12 @@ def test_quick_run_writes_csv_and_plot(quick_run):
     csv, png = out / "models_cpu_quick.csv", out / "models_cpu_quick.png"
     assert csv.exists() and png.exists(), sorted(p.name for p in out.iterdir())
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    assert "machine:" in stdout and "images_per_s" in stdout
+    # What it prints is what it wrote: the machine, every configuration's speed, the two files.
+    table = pd.read_csv(csv)
+    assert f"machine: {table.machine[0]} | torch {table.torch[0]} |" in stdout
+    printed = stdout.split()
+    assert all(f"{speed:.2f}" in printed for speed in table.images_per_s), (table.images_per_s.tolist(), stdout)
+    assert f"wrote {csv} and {png}" in stdout
 
 
 @pytest.mark.slow
@@ -50,12 +55,8 @@ def test_quick_table_has_every_configuration_with_positive_figures(quick_run):
     assert table.step_mem_mb.notna().all() and (table.step_mem_mb >= 0).all()
 
 
-def test_ratios_and_bad_arguments():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import models as bench_models
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+def test_ratios_and_bad_arguments(load_script):
+    bench_models = load_script("bench/models.py")
     rows = [dict(arch=a, precision=p, channels_last=cl, images_per_s=ips)
             for a, p, cl, ips in [("resnet50", "fp32", False, 100.0), ("resnet50", "bf16", True, 260.0),
                                   ("resnet101", "fp32", False, 60.0), ("resnet101", "bf16", True, 160.0)]]
@@ -70,25 +71,17 @@ def test_ratios_and_bad_arguments():
 
 
 @pytest.mark.slow  # starts Python processes that import torch, or builds a data set
-def test_one_precision_only_and_the_tf32_switch_name_the_file(tmp_path):
+def test_one_precision_only_and_the_tf32_switch_name_the_file(tmp_path, load_script):
     """--precisions narrows the sweep; --tf32 (a CUDA setting, recorded in the file name) is accepted anywhere."""
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import models as bench_models
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    bench_models = load_script("bench/models.py")
     assert bench_models.main(["--quick", "--precisions", "fp32", "--tf32", "off", "--out", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "models_cpu_quick_tf32off.csv")
     assert set(zip(table.precision, table.channels_last)) == {("fp32", False), ("fp32", True)}
 
 
-def test_full_epoch_refuses_an_unknown_configuration(capsys):
+def test_full_epoch_refuses_an_unknown_configuration(capsys, load_script):
     """bench/full_epoch.py (GPU figures, run by bench/gpu.sh) checks its arguments before building anything."""
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import full_epoch
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    full_epoch = load_script("bench/full_epoch.py")
     with pytest.raises(SystemExit):
         full_epoch.main(["--configs", "fp32,fp8"])
     assert "fp8" in capsys.readouterr().err

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import toy_dls, toy_model
 from helpers.callbacks import (
     EVENTS,
     Callback,
@@ -37,14 +36,21 @@ class Log(Callback):
         return list(super().__dir__()) + list(EVENTS)
 
 
-def small_dls(n_train=4, n_valid=2, batch_size=2):
-    """Blobs with n_train/batch_size training and n_valid/batch_size validation batches."""
-    return toy_dls(n_train=n_train, n_valid=n_valid, batch_size=batch_size)
+@pytest.fixture
+def small_dls(toy_dls):
+    """Call it for blobs with n_train/batch_size training and n_valid/batch_size validation batches."""
+    return lambda n_train=4, n_valid=2, batch_size=2: toy_dls(n_train=n_train, n_valid=n_valid, batch_size=batch_size)
 
 
-def learner(dls=None, **kwargs):
-    kwargs.setdefault("quiet", True)
-    return Learner(dls or small_dls(), toy_model(), device="cpu", **kwargs)
+@pytest.fixture
+def learner(small_dls, toy_model):
+    """Call it for a quiet CPU Learner on the toy model, by default on two training and one validation batch."""
+
+    def make(dls=None, **kwargs):
+        kwargs.setdefault("quiet", True)
+        return Learner(dls or small_dls(), toy_model(), device="cpu", **kwargs)
+
+    return make
 
 
 def names(log):
@@ -55,7 +61,7 @@ BATCH_TRAIN = ["before_batch", "after_pred", "after_loss", "after_backward", "af
 BATCH_VALID = ["before_batch", "after_pred", "after_loss", "after_batch"]
 
 
-def test_events_fire_in_fastai_order():
+def test_events_fire_in_fastai_order(learner):
     log = Log()
     learner(cbs=[log]).fit(1)
     expected = (["before_fit", "before_epoch", "before_train"] + BATCH_TRAIN * 2 + ["after_train", "before_validate"]
@@ -67,7 +73,7 @@ def test_events_fire_in_fastai_order():
     assert [i for event, _, i in log.events if event == "after_batch"] == [0, 1, 0]
 
 
-def test_callbacks_run_by_order_and_see_the_learner():
+def test_callbacks_run_by_order_and_see_the_learner(learner):
     seen = []
 
     class First(Callback):
@@ -95,7 +101,7 @@ def test_callbacks_run_by_order_and_see_the_learner():
     (CancelEpochException, "before_epoch", {"before_train", "before_validate"}, {"after_epoch", "after_fit"}),
     (CancelFitException, "before_fit", {"before_epoch"}, {"after_fit"}),
 ])
-def test_each_cancel_exception_is_caught_where_fastai_catches_it(exc, raised_in, absent, present):
+def test_each_cancel_exception_is_caught_where_fastai_catches_it(exc, raised_in, absent, present, learner):
     class Cancel(Callback):
         pass
 
@@ -120,7 +126,7 @@ def test_each_cancel_exception_is_caught_where_fastai_catches_it(exc, raised_in,
         assert BATCH_VALID[0] in seen and names(log).count("before_batch") == 2  # only the training batches
 
 
-def test_cancel_fit_midway_ends_the_fit_and_keeps_what_was_recorded():
+def test_cancel_fit_midway_ends_the_fit_and_keeps_what_was_recorded(learner, small_dls):
     class StopAfterThree(Callback):
         order = 60  # after the Recorder (50) has recorded the batch
 
@@ -133,7 +139,7 @@ def test_cancel_fit_midway_ends_the_fit_and_keeps_what_was_recorded():
     assert len(learn.recorder.losses) == 3 and learn.recorder.values == []
 
 
-def test_a_callback_that_changes_the_inputs_is_obeyed():
+def test_a_callback_that_changes_the_inputs_is_obeyed(learner):
     class ZeroInputs(Callback):
         def before_batch(self):
             self.learn.xb = tuple(torch.zeros_like(x) for x in self.learn.xb)
@@ -153,7 +159,7 @@ def test_a_callback_that_changes_the_inputs_is_obeyed():
     torch.testing.assert_close(spy.pred, expected.expand_as(spy.pred))
 
 
-def test_a_callback_that_changes_the_loss_is_obeyed():
+def test_a_callback_that_changes_the_loss_is_obeyed(learner):
     class NoLoss(Callback):
         def after_loss(self):
             if self.learn.training:
@@ -166,7 +172,7 @@ def test_a_callback_that_changes_the_loss_is_obeyed():
     assert learn.recorder.losses == [0.0, 0.0], "the recorder saw the changed loss"
 
 
-def test_fit_cbs_are_for_one_fit_and_add_remove_work():
+def test_fit_cbs_are_for_one_fit_and_add_remove_work(learner):
     log = Log()
     learn = learner()
     learn.fit(1, cbs=[log])
@@ -182,7 +188,7 @@ def test_fit_cbs_are_for_one_fit_and_add_remove_work():
     assert len(log.events) == 2 * n
 
 
-def test_a_misspelt_event_is_refused_when_added():
+def test_a_misspelt_event_is_refused_when_added(learner):
     class Typo(Callback):
         def after_epcoh(self):
             pass
@@ -191,7 +197,7 @@ def test_a_misspelt_event_is_refused_when_added():
         learner(cbs=[Typo()])
 
 
-def test_after_fit_runs_even_when_the_fit_is_interrupted():
+def test_after_fit_runs_even_when_the_fit_is_interrupted(learner):
     class Boom(Callback):
         def after_pred(self):
             raise KeyboardInterrupt
@@ -204,7 +210,7 @@ def test_after_fit_runs_even_when_the_fit_is_interrupted():
     assert not learn.fitting and not learn.training
 
 
-def test_course_max_batches_caps_every_pass(monkeypatch):
+def test_course_max_batches_caps_every_pass(monkeypatch, learner, toy_dls):
     monkeypatch.setenv("COURSE_MAX_BATCHES", "2")
     log = Log()
     learn = learner(dls=toy_dls(n_train=96, n_valid=48, batch_size=16), cbs=[log])
@@ -219,7 +225,7 @@ def test_course_max_batches_caps_every_pass(monkeypatch):
         learn.fit(1)
 
 
-def test_course_max_batches_caps_the_epochs_and_keeps_the_whole_schedule(monkeypatch):
+def test_course_max_batches_caps_the_epochs_and_keeps_the_whole_schedule(monkeypatch, learner, toy_dls):
     from helpers.short_run import SMOKE_MAX_EPOCHS
 
     monkeypatch.setenv("COURSE_MAX_BATCHES", "2")
@@ -237,7 +243,7 @@ def test_course_max_batches_caps_the_epochs_and_keeps_the_whole_schedule(monkeyp
     assert len(learn.recorder.values) == 3  # without the setting, every epoch asked for
 
 
-def test_course_max_batches_caps_the_finder_too(monkeypatch):
+def test_course_max_batches_caps_the_finder_too(monkeypatch, learner, toy_dls):
     from helpers.short_run import SMOKE_FINDER_ITERS
 
     monkeypatch.setenv("COURSE_MAX_BATCHES", "1")
@@ -248,7 +254,7 @@ def test_course_max_batches_caps_the_finder_too(monkeypatch):
     assert lrs[0] == pytest.approx(1e-7) and lrs[-1] >= 1  # still the whole range of rates, up to its last step
 
 
-def test_pct_train_runs_from_zero_by_equal_steps():
+def test_pct_train_runs_from_zero_by_equal_steps(learner):
     seen = []
 
     class Position(Callback):
@@ -367,12 +373,12 @@ def test_get_preds_and_predict_use_the_activation_of_the_loss():
     assert index == int(logits[0] > 0) and label is bool(index) and prob.item() == pytest.approx(probs[0].item())
 
 
-def test_default_loss_is_not_shared_between_learners():
+def test_default_loss_is_not_shared_between_learners(learner):
     a, b = learner(), learner()
     assert isinstance(a.loss_func, nn.CrossEntropyLoss) and a.loss_func is not b.loss_func
 
 
-def test_classification_without_a_vocab_predicts_indices():
+def test_classification_without_a_vocab_predicts_indices(learner, small_dls):
     dls = small_dls()
     del dls.vocab
     learn = learner(dls=dls)

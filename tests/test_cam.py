@@ -17,13 +17,8 @@ from helpers.models import create_head  # noqa: E402
 N_CLASSES = 5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: a second thread only adds spin-waiting (seconds per call on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: a second thread only adds spin-waiting (seconds per call on a busy 2-core machine).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_body() -> nn.Sequential:

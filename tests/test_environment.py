@@ -62,8 +62,9 @@ def test_installed_versions_match_the_pins():
 
 
 @pytest.mark.slow  # starts Python processes that import torch, or builds a data set
-def test_doctor_passes_here():
-    result = subprocess.run([sys.executable, "-m", "helpers", "doctor"], capture_output=True, text=True, timeout=120)
+def test_doctor_passes_here(child_env):
+    result = subprocess.run([sys.executable, "-m", "helpers", "doctor"], capture_output=True, text=True, timeout=120,
+                            env=child_env())
     assert result.returncode == 0, result.stdout + result.stderr
     for label in ["torch", "torchvision", "device", "torch threads", "cpu kernels", "data cache", "profile"]:
         assert re.search(rf"^\s*{label}: ", result.stdout, re.M), f"doctor output lacks {label!r}:\n{result.stdout}"
@@ -110,20 +111,21 @@ def test_doctor_reports_version_mismatch(monkeypatch):
 
 
 @pytest.mark.slow  # two fresh Pythons that import torch and torchvision
-def test_a_process_that_imported_helpers_freezes_its_objects_at_exit():
+def test_a_process_that_imported_helpers_freezes_its_objects_at_exit(child_env):
     # The handler registered first runs last: by then helpers' own handler must have frozen the objects torch
     # and torchvision created, so that the final garbage collections skip them (seconds per kernel here).
     code = ("import atexit, gc\n"
             "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count()))\n"
             "import helpers, torch, torchvision\n"
             "print('frozen before exit:', gc.get_freeze_count())\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=child_env(COURSE_FAST_EXIT=None))
     assert done.returncode == 0, done.stderr
     before, at_exit = (int(line.rsplit(":", 1)[1]) for line in done.stdout.splitlines())
     assert before == 0 and at_exit > 100_000, done.stdout
     # COURSE_FAST_EXIT=0 keeps Python's usual exit: nothing frozen.
     plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "COURSE_FAST_EXIT": "0"})
+                           env=child_env(COURSE_FAST_EXIT="0"))
     assert plain.returncode == 0, plain.stderr
     assert [int(line.rsplit(":", 1)[1]) for line in plain.stdout.splitlines()] == [0, 0], plain.stdout
 
@@ -134,7 +136,7 @@ KERNEL_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", 
 
 
 def test_no_cpu_kernels_are_pinned():
-    files = [ROOT / "Makefile", ROOT / ".ci" / "run", ROOT / "conftest.py", ROOT / "pyproject.toml",
+    files = [ROOT / "Makefile", ROOT / ".ci" / "run", ROOT / "tests" / "conftest.py", ROOT / "pyproject.toml",
              *sorted((ROOT / "bench").glob("*.py")), *sorted((ROOT / "helpers").rglob("*.py"))]
     for path in files:
         text = path.read_text()

@@ -1,19 +1,15 @@
 """helpers.hooks: forward and gradient hooks that are always removed, and ActivationStats (notebooks 07 and 08)."""
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+import torchvision
+from torch import nn
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torchvision  # noqa: E402
-from torch import nn  # noqa: E402
-
-from conftest import image_dls  # noqa: E402
-from helpers.hooks import ActivationStats, Hook, Hooks, hook_output  # noqa: E402
-from helpers.learner import Learner  # noqa: E402
+from helpers.hooks import ActivationStats, Hook, Hooks, hook_output
+from helpers.learner import Learner
 
 
 def small_cnn() -> nn.Sequential:
@@ -99,7 +95,7 @@ def test_hook_func_receives_hook_module_inputs_output():
     assert hook.stored is None  # func returned None: nothing stored
 
 
-def test_activation_stats_records_what_it_says():
+def test_activation_stats_records_what_it_says(image_dls):
     dls = image_dls(n=16, batch_size=4)
     model = small_cnn()
     stats = ActivationStats([model[1], model[3]], bins=20, hist_range=(0.0, 4.0), zero_threshold=0.1)
@@ -127,7 +123,7 @@ def test_activation_stats_records_what_it_says():
     plt.close("all")
 
 
-def test_activation_stats_hooks_are_removed_when_the_fit_fails():
+def test_activation_stats_hooks_are_removed_when_the_fit_fails(image_dls):
     dls = image_dls()
     model = small_cnn()
 

@@ -3,17 +3,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
-
-from helpers.interpret import ClassificationInterpretation  # noqa: E402
-from helpers.learner import Learner  # noqa: E402
+from helpers.interpret import ClassificationInterpretation
+from helpers.learner import Learner
 
 VOCAB = ["Bengal", "beagle", "pug"]
 

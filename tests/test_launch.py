@@ -26,9 +26,14 @@ def test_test_settings_match_the_makefile():
     assert command[1:5] == ["-m", "pytest", "tests", "notebooks"] and command[-3:] == ["-n", "0", "-x"]
 
 
-def test_lab_and_test_run_from_the_command_line():
-    for name in ("lab", "test"):
-        done = subprocess.run([sys.executable, "-m", "helpers", name, "--dry-run"], capture_output=True, text=True,
-                              timeout=120)
+def test_lab_and_test_run_from_the_command_line(child_env):
+    # --dry-run prints the command the real run would start: the settings, then the command line.
+    settings = " ".join(f"{k}={v}" for k, v in launch.TINY_ENV.items())
+    suite = subprocess.list2cmdline(launch.suite_command(["-x"], "0"))
+    expected = {"lab": ([], subprocess.list2cmdline(launch.lab_command())),
+                "test": (["--workers", "0", "-x"], f"{settings} {suite}")}
+    for name, (options, command) in expected.items():
+        done = subprocess.run([sys.executable, "-m", "helpers", name, "--dry-run", *options], capture_output=True,
+                              text=True, timeout=120, env=child_env())
         assert done.returncode == 0, done.stderr
-        assert ("jupyterlab --notebook-dir=notebooks" if name == "lab" else "COURSE_PROFILE=tiny") in done.stdout
+        assert done.stdout.splitlines() == [f"(in {launch.REPO}) {command}"], done.stdout

@@ -13,24 +13,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import toy_dls, toy_model
 from helpers.learner import Learner, error_rate
 from helpers.optimiser import no_decay_params, norm_params
 from helpers.schedule import combined_cos, even_mults
 
 
-def three_groups(model):
-    return [list(model[0:3].parameters()), list(model[3:6].parameters()), list(model[6:].parameters())]
-
-
-def make_learner(**kwargs):
-    kwargs.setdefault("quiet", True)
-    return Learner(kwargs.pop("dls", toy_dls()), toy_model(), splitter=three_groups, device="cpu",
-                   metrics=[error_rate], **kwargs)
-
-
-def test_optimiser_is_adamw_set_like_fastai():
-    learn = make_learner()
+def test_optimiser_is_adamw_set_like_fastai(toy_learner):
+    learn = toy_learner()
     assert isinstance(learn.opt, torch.optim.AdamW)
     no_decay = {id(p) for p in no_decay_params(learn.model)}
     # the two BatchNorms' weights and biases and the three Linear biases
@@ -43,8 +32,8 @@ def test_optimiser_is_adamw_set_like_fastai():
     assert sorted({g["splitter_group"] for g in learn.opt.param_groups}) == [0, 1, 2]
 
 
-def test_fit_one_cycle_follows_the_formula_at_every_batch():
-    learn = make_learner()
+def test_fit_one_cycle_follows_the_formula_at_every_batch(toy_learner):
+    learn = toy_learner()
     learn.fit_one_cycle(3, slice(1e-4, 1e-2), pct_start=0.3)
     n = 3 * len(learn.dls.train)
     lr_max = np.array(even_mults(1e-4, 1e-2, 3))
@@ -60,8 +49,8 @@ def test_fit_one_cycle_follows_the_formula_at_every_batch():
         assert group["betas"][0] == pytest.approx(learn.recorder.moms[-1][0])
 
 
-def test_fit_learns_and_reports_each_epoch():
-    learn = make_learner()
+def test_fit_learns_and_reports_each_epoch(toy_learner):
+    learn = toy_learner()
     before = learn.validate()
     learn.fit(4, 1e-2)
     table = learn.recorder.values_df
@@ -74,8 +63,8 @@ def test_fit_learns_and_reports_each_epoch():
     assert learn.model.training, "fit puts the model back in the mode it found it in"
 
 
-def test_smoothed_loss_is_the_debiased_ema_and_train_loss_its_epoch_end_value():
-    learn = make_learner()
+def test_smoothed_loss_is_the_debiased_ema_and_train_loss_its_epoch_end_value(toy_learner):
+    learn = toy_learner()
     learn.fit(2, 1e-3)
     average, expected = 0.0, []
     for count, loss in enumerate(learn.recorder.losses, 1):
@@ -86,8 +75,8 @@ def test_smoothed_loss_is_the_debiased_ema_and_train_loss_its_epoch_end_value():
     np.testing.assert_allclose(learn.recorder.values_df["train_loss"], np.array(expected)[ends], rtol=1e-12)
 
 
-def test_validate_weights_every_item_equally():
-    learn = make_learner(dls=toy_dls(n_valid=40))  # batches of 16, 16 and 8
+def test_validate_weights_every_item_equally(toy_learner, toy_dls):
+    learn = toy_learner(dls=toy_dls(n_valid=40))  # batches of 16, 16 and 8
     loss, error = learn.validate()
     learn.model.eval()
     x, y = learn.dls.valid.dataset.tensors
@@ -97,8 +86,8 @@ def test_validate_weights_every_item_equally():
     assert error == pytest.approx(error_rate(preds, y).item())
 
 
-def test_get_preds_probabilities_and_per_item_losses():
-    learn = make_learner()
+def test_get_preds_probabilities_and_per_item_losses(toy_learner):
+    learn = toy_learner()
     probs, targs, losses = learn.get_preds(with_loss=True)
     assert probs.shape == (48, 3) and targs.shape == (48,) and losses.shape == (48,)
     torch.testing.assert_close(probs.sum(1), torch.ones(48))
@@ -118,18 +107,18 @@ class ModeSpy(nn.Module):
         return x + 1.0 if self.training else x
 
 
-def test_after_batch_runs_in_train_then_eval_mode():
+def test_after_batch_runs_in_train_then_eval_mode(toy_learner, toy_dls):
     spy = ModeSpy()
-    learn = make_learner(dls=toy_dls(after_batch=spy))
+    learn = toy_learner(dls=toy_dls(after_batch=spy))
     learn.fit(1, 1e-3)
     n_train, n_valid = len(learn.dls.train), len(learn.dls.valid)
     assert spy.modes == [True] * n_train + [False] * n_valid
 
 
-def test_predict_goes_through_prepare_and_vocab():
+def test_predict_goes_through_prepare_and_vocab(toy_learner, toy_dls):
     dls = toy_dls()
     dls.valid.dataset.prepare = lambda item: torch.as_tensor(item, dtype=torch.float32)
-    learn = make_learner(dls=dls)
+    learn = toy_learner(dls=dls)
     learn.fit(3, 1e-2)
     x, y = dls.valid.dataset.tensors
     label, index, probs = learn.predict(x[0].tolist())
@@ -140,8 +129,8 @@ def test_predict_goes_through_prepare_and_vocab():
         torch.testing.assert_close(probs, learn.model(x[:1]).softmax(-1)[0])
 
 
-def test_predict_without_prepare_says_what_to_do():
-    learn = make_learner()
+def test_predict_without_prepare_says_what_to_do(toy_learner):
+    learn = toy_learner()
     with pytest.raises(TypeError, match="prepare"):
         learn.predict([0.0] * 10)
 
@@ -150,12 +139,12 @@ def trainable(learn):
     return {id(p) for p in learn.model.parameters() if p.requires_grad}
 
 
-def test_freeze_keeps_last_group_and_norm_layers_trainable():
-    learn = make_learner()
+def test_freeze_keeps_last_group_and_norm_layers_trainable(toy_learner):
+    learn = toy_learner()
     learn.fit(1, 1e-3)
     assert len(learn.opt.state) > 0
     learn.freeze()
-    expected = {id(p) for p in three_groups(learn.model)[-1]} | {id(p) for p in norm_params(learn.model)}
+    expected = {id(p) for p in learn.splitter(learn.model)[-1]} | {id(p) for p in norm_params(learn.model)}
     assert trainable(learn) == expected
     assert len(learn.opt.state) == 0, "freezing resets Adam's state"
     frozen_weight = learn.model[0].weight.detach().clone()
@@ -164,7 +153,7 @@ def test_freeze_keeps_last_group_and_norm_layers_trainable():
     assert torch.equal(learn.model[0].weight, frozen_weight)
     assert not torch.equal(learn.model[1].weight, bn_weight), "BatchNorm in a frozen group still trains"
     learn.freeze_to(1)
-    assert trainable(learn) == expected | {id(p) for p in three_groups(learn.model)[1]}
+    assert trainable(learn) == expected | {id(p) for p in learn.splitter(learn.model)[1]}
     learn.unfreeze()
     assert trainable(learn) == {id(p) for p in learn.model.parameters()}
 
@@ -180,8 +169,8 @@ def expected_fine_tune_lrs(n_batches):
     return np.array(expected)
 
 
-def test_fine_tune_rates_follow_fastai_at_every_batch():
-    learn = make_learner()
+def test_fine_tune_rates_follow_fastai_at_every_batch(toy_learner):
+    learn = toy_learner()
     learn.fine_tune(2, base_lr=2e-3, freeze_epochs=1)
     expected = expected_fine_tune_lrs(len(learn.dls.train))
     np.testing.assert_allclose(np.array(learn.recorder.lrs), expected, rtol=1e-12)
@@ -189,9 +178,9 @@ def test_fine_tune_rates_follow_fastai_at_every_batch():
     assert trainable(learn) == {id(p) for p in learn.model.parameters()}
 
 
-def test_optimiser_uses_the_fine_tune_rates_at_every_step():
+def test_optimiser_uses_the_fine_tune_rates_at_every_step(toy_learner):
     # recorder.lrs holds what the schedule asked for; this checks what AdamW really stepped with.
-    learn = make_learner()
+    learn = toy_learner()
     used = []
 
     def record(opt, args, kwargs):
@@ -208,7 +197,7 @@ def test_optimiser_uses_the_fine_tune_rates_at_every_step():
     np.testing.assert_allclose(np.array(used), expected, rtol=1e-12)
 
 
-def test_freezing_a_one_group_learner_says_to_pass_a_splitter():
+def test_freezing_a_one_group_learner_says_to_pass_a_splitter(toy_dls, toy_model):
     learn = Learner(toy_dls(), toy_model(), device="cpu", quiet=True)
     before = [p.detach().clone() for p in learn.model.parameters()]
     for freeze in (learn.freeze, lambda: learn.freeze_to(1), lambda: learn.fine_tune(1)):
@@ -219,8 +208,8 @@ def test_freezing_a_one_group_learner_says_to_pass_a_splitter():
     assert trainable(learn) == {id(p) for p in learn.model.parameters()}
 
 
-def test_an_empty_training_loader_says_what_to_check():
-    learn = make_learner(dls=toy_dls(n_train=8))  # 8 items, batches of 16, drop_last: no batch at all
+def test_an_empty_training_loader_says_what_to_check(toy_learner, toy_dls):
+    learn = toy_learner(dls=toy_dls(n_train=8))  # 8 items, batches of 16, drop_last: no batch at all
     assert len(learn.dls.train) == 0
     for run in (lambda: learn.fit(1), lambda: learn.fit_one_cycle(1), lambda: learn.fine_tune(1),
                 lambda: learn.lr_find(show_plot=False)):
@@ -228,7 +217,7 @@ def test_an_empty_training_loader_says_what_to_check():
             run()
 
 
-def test_metrics_without_a_name_still_get_a_column():
+def test_metrics_without_a_name_still_get_a_column(toy_dls, toy_model):
     def top_k_error(preds, targs, k=1):
         return 1 - (preds.topk(k, dim=-1).indices == targs[:, None]).any(dim=-1).float().mean()
 
@@ -243,8 +232,8 @@ def test_metrics_without_a_name_still_get_a_column():
                                                       "time", "batches"]
 
 
-def test_progress_falls_back_to_plain_lines_outside_a_terminal(capsys):
-    learn = make_learner(quiet=False)
+def test_progress_falls_back_to_plain_lines_outside_a_terminal(capsys, toy_learner):
+    learn = toy_learner(quiet=False)
     learn.fit(2, 1e-3)
     out, err = capsys.readouterr()  # pytest's capture is no TTY, like a CI log, and no notebook kernel
     assert "\r" not in err and "it/s" not in err, "a progress bar was drawn into a non-terminal"
@@ -252,32 +241,19 @@ def test_progress_falls_back_to_plain_lines_outside_a_terminal(capsys):
     assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "error_rate", "time"] and len(lines) == 3
 
 
-def test_progress_bar_still_draws_in_a_terminal(monkeypatch):
+def test_progress_bar_still_draws_in_a_terminal(monkeypatch, toy_learner):
     class Terminal(io.StringIO):
         def isatty(self):
             return True
 
     terminal = Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
-    make_learner(quiet=False).fit(1, 1e-3)
+    toy_learner(quiet=False).fit(1, 1e-3)
     assert "\r" in terminal.getvalue() and "epoch 1/1" in terminal.getvalue()
 
 
-class RaiseOnCall:
-    """A loss function that raises KeyboardInterrupt on its n-th call, like a learner pressing stop."""
-
-    def __init__(self, n):
-        self.n, self.calls = n, 0
-
-    def __call__(self, preds, targs):
-        self.calls += 1
-        if self.calls == self.n:
-            raise KeyboardInterrupt
-        return nn.functional.cross_entropy(preds, targs)
-
-
-def test_keyboard_interrupt_leaves_the_learner_usable():
-    learn = make_learner(loss_func=RaiseOnCall(3))
+def test_keyboard_interrupt_leaves_the_learner_usable(toy_learner, raise_on_call):
+    learn = toy_learner(loss_func=raise_on_call(3))
     learn.model.eval()
     with pytest.raises(KeyboardInterrupt):
         learn.fit_one_cycle(2, 1e-2)
@@ -292,8 +268,8 @@ def test_keyboard_interrupt_leaves_the_learner_usable():
 
 # This machine may lack native bf16: the Learner then warns that bf16 is slow, which these tests do not measure.
 @pytest.mark.filterwarnings("ignore:precision='bf16' on the CPU")
-def test_bf16_step_on_cpu_keeps_float32_master_weights():
-    learn = make_learner(precision="bf16")
+def test_bf16_step_on_cpu_keeps_float32_master_weights(toy_learner):
+    learn = toy_learner(precision="bf16")
     before = [p.detach().clone() for p in learn.model.parameters()]
     learn.fit(1, 1e-3)
     assert all(math.isfinite(v) for v in learn.recorder.losses)
@@ -305,8 +281,11 @@ def test_bf16_step_on_cpu_keeps_float32_master_weights():
     assert "skipped" not in learn.recorder.values[0], "only fp16 tables have a skipped column"
 
 
-class InfOnCall(RaiseOnCall):
+class InfOnCall:
     """A loss that is infinite on its n-th call: the scaler must skip exactly that step."""
+
+    def __init__(self, n):
+        self.n, self.calls = n, 0
 
     def __call__(self, preds, targs):
         self.calls += 1
@@ -314,7 +293,7 @@ class InfOnCall(RaiseOnCall):
         return loss * math.inf if self.calls == self.n else loss
 
 
-def check_fp16_scaler(device):
+def check_fp16_scaler(device, toy_dls, toy_model):
     learn = Learner(toy_dls(), toy_model(), loss_func=InfOnCall(2), device=device, quiet=True)
     with pytest.warns(UserWarning, match="slower than fp32") if device == "cpu" else contextlib.nullcontext():
         learn.to_fp16()
@@ -325,8 +304,8 @@ def check_fp16_scaler(device):
     assert all(torch.isfinite(p).all() for p in learn.model.parameters())
 
 
-def test_fp16_loss_scaling_skips_overflowing_steps_on_cpu():
-    check_fp16_scaler("cpu")
+def test_fp16_loss_scaling_skips_overflowing_steps_on_cpu(toy_dls, toy_model):
+    check_fp16_scaler("cpu", toy_dls, toy_model)
 
 
 class OverflowFirst:
@@ -343,10 +322,10 @@ class OverflowFirst:
         return loss * 1e38 if len(self.weights_seen) == 1 else loss
 
 
-def test_fp16_skipped_step_leaves_the_weights_and_later_steps_run_on_cpu():
+def test_fp16_skipped_step_leaves_the_weights_and_later_steps_run_on_cpu(toy_learner):
     loss = OverflowFirst()
     with pytest.warns(UserWarning, match="slower than fp32"):
-        learn = make_learner(precision="fp16", loss_func=loss)
+        learn = toy_learner(precision="fp16", loss_func=loss)
     loss.model = learn.model
     learn.fit(1, 1e-3)
     n_batches = len(learn.dls.train)
@@ -361,13 +340,13 @@ def test_fp16_skipped_step_leaves_the_weights_and_later_steps_run_on_cpu():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_fp16_loss_scaling_on_cuda():
-    check_fp16_scaler("cuda")
+def test_fp16_loss_scaling_on_cuda(toy_dls, toy_model):
+    check_fp16_scaler("cuda", toy_dls, toy_model)
 
 
-def test_unknown_precision_says_which_exist():
+def test_unknown_precision_says_which_exist(toy_learner):
     with pytest.raises(ValueError, match="bf16"):
-        make_learner(precision="half")
+        toy_learner(precision="half")
 
 
 def test_channels_last_trains():
@@ -382,17 +361,40 @@ def test_channels_last_trains():
     assert math.isfinite(learn.recorder.values[-1]["valid_loss"])
 
 
-@pytest.mark.slow
-def test_bench_quick_runs_end_to_end():
+@pytest.mark.slow  # starts a Python process that imports torch, and trains
+def test_bench_quick_measures_both_sides_of_each_ratio_on_the_same_steps(tmp_path, child_env):
+    import json
+    import statistics
     import subprocess
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "bench" / "learner.py"
-    result = subprocess.run([sys.executable, str(script), "--quick", "--rounds", "1"], capture_output=True,
-                            text=True, timeout=300)
+    script, out = Path(__file__).resolve().parent.parent / "bench" / "learner.py", tmp_path / "learner.json"
+    # A smoke run's COURSE_MAX_BATCHES would cap the Learner's side only; the bench must ignore it.
+    result = subprocess.run([sys.executable, str(script), "--quick", "--rounds", "2", "--json", str(out)],
+                            env=child_env(COURSE_MAX_BATCHES="1"), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "Learner / hand loop (1 epoch)" in result.stdout and "lr_find / 12 training steps" in result.stdout
+    report = json.loads(out.read_text())
+    rows = {row["measurement"]: row for row in report["rows"]}
+    assert list(rows) == ["hand loop, 1 epoch", "Learner.fit, 1 epoch", "Learner.fit + EveryEvent",
+                          "hand loop, 12 steps", "lr_find(num_it=12)"]
+    epoch = report["batches_per_epoch"]
+    assert epoch == 128 // 32 and report["rounds"] == 2
+    for name, row in rows.items():
+        assert len(row["seconds"]) == len(row["steps"]) == 2
+        assert all(math.isfinite(s) and s > 0 for s in row["seconds"]), (name, row["seconds"])
+        assert row["median"] == pytest.approx(statistics.median(row["seconds"]), rel=1e-12)
+        assert row["min"] == min(row["seconds"]) and row["max"] == max(row["seconds"])
+        assert row["steps"] == [12 if "12" in name else epoch] * 2, (name, row["steps"])
+    assert [(r["numerator"], r["denominator"]) for r in report["ratios"]] == [
+        ("Learner.fit, 1 epoch", "hand loop, 1 epoch"), ("Learner.fit + EveryEvent", "hand loop, 1 epoch"),
+        ("lr_find(num_it=12)", "hand loop, 12 steps")]
+    for ratio in report["ratios"]:
+        top, bottom = rows[ratio["numerator"]], rows[ratio["denominator"]]
+        assert top["steps"] == bottom["steps"], "the two sides of a ratio did different amounts of work"
+        per_round = [a / b for a, b in zip(top["seconds"], bottom["seconds"])]
+        assert ratio["median_of_rounds"] == pytest.approx(statistics.median(per_round), rel=1e-12)
+        assert f"{ratio['median_of_rounds']:.3f}x" in result.stdout, "the printed ratio is not the measured one"
 
 
 @pytest.mark.slow

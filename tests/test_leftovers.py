@@ -29,12 +29,6 @@ def backdate(path: Path, seconds: float = OLD) -> None:
         os.utime(item, (stamp, stamp), follow_symlinks=False)
 
 
-def _child_env(course_data: Path) -> dict:
-    env = dict(os.environ, COURSE_DATA=str(course_data), PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return env
-
-
 def _kill_when(process: subprocess.Popen, ready, timeout: float = 120) -> None:
     """SIGKILL ``process`` (what a kernel restart ends with) as soon as ``ready()`` is true."""
     deadline = time.monotonic() + timeout
@@ -94,8 +88,8 @@ GENERATE = "from helpers.tiny_pets import pets_tiny; pets_tiny()"
 
 
 @pytest.mark.slow  # starts Python processes that import torch, or builds a data set
-def test_a_killed_tiny_pets_generation_is_rebuilt_and_its_leftover_swept_later(tmp_path, monkeypatch):
-    process = subprocess.Popen([sys.executable, "-c", GENERATE], cwd=ROOT, env=_child_env(tmp_path),
+def test_a_killed_tiny_pets_generation_is_rebuilt_and_its_leftover_swept_later(tmp_path, monkeypatch, child_env):
+    process = subprocess.Popen([sys.executable, "-c", GENERATE], cwd=ROOT, env=child_env(COURSE_DATA=str(tmp_path)),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # Killed mid-drawing: some pictures of the staging folder are on disk, the set is far from done.
     _kill_when(process, lambda: len(list(tmp_path.glob(".pets_tiny_v*.*.tmp/images/*.jpg"))) >= 5)
@@ -162,11 +156,11 @@ def server_url():
 
 
 @pytest.mark.slow  # starts Python processes that import torch, or builds a data set
-def test_a_killed_download_is_fetched_again_and_its_leftover_swept_later(server_url, tmp_path):
+def test_a_killed_download_is_fetched_again_and_its_leftover_swept_later(server_url, tmp_path, child_env):
     dest = tmp_path / "cache"
     code = (f"from helpers.cache import untar_data; "
             f"untar_data({server_url + '/slow/mini-pets.tgz'!r}, dest={str(dest)!r})")
-    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=_child_env(dest),
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=child_env(COURSE_DATA=str(dest)),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def half_arrived() -> bool:

@@ -3,18 +3,13 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from test_learner import RaiseOnCall, make_learner  # noqa: E402
-
-from conftest import toy_dls, toy_model  # noqa: E402
-from helpers.learner import Learner  # noqa: E402
-from helpers.lr_finder import minimum, plot_lr_find, slide, steep, suggest, trim_curve, valley  # noqa: E402
+from helpers.learner import Learner
+from helpers.lr_finder import minimum, plot_lr_find, slide, steep, suggest, trim_curve, valley
 
 LRS = 1e-7 * 10 ** (8 * np.arange(60) / 100)  # the finder's grid for num_it=100, first 60 points
 
@@ -98,8 +93,8 @@ def check_restored(learn, before_tensors, before_groups):
     assert not learn.model.training
 
 
-def test_lr_find_restores_every_tensor_bit_for_bit():
-    learn = make_learner()
+def test_lr_find_restores_every_tensor_bit_for_bit(toy_learner):
+    learn = toy_learner()
     learn.fit_one_cycle(1, 1e-2)
     before_tensors = [t.clone() for t in all_tensors(learn)]
     before_groups = group_hypers(learn)
@@ -108,13 +103,13 @@ def test_lr_find_restores_every_tensor_bit_for_bit():
     check_restored(learn, before_tensors, before_groups)
 
 
-def test_lr_find_interrupted_midway_still_restores_everything():
-    learn = make_learner()
+def test_lr_find_interrupted_midway_still_restores_everything(toy_learner, raise_on_call):
+    learn = toy_learner()
     learn.fit_one_cycle(1, 1e-2)
     before_tensors = [t.clone() for t in all_tensors(learn)]
     before_groups, before_lrs = group_hypers(learn), [g["lr"] for g in learn.opt.param_groups]
     learn.model.eval()
-    learn.loss_func = RaiseOnCall(5)  # four range-test steps, then the learner presses stop
+    learn.loss_func = raise_on_call(5)  # four range-test steps, then the learner presses stop
     with pytest.raises(KeyboardInterrupt):
         learn.lr_find(num_it=20, show_plot=False)
     assert len(learn.recorder.lrs) == 4
@@ -123,8 +118,8 @@ def test_lr_find_interrupted_midway_still_restores_everything():
     assert all(p.grad is None for p in learn.model.parameters())
 
 
-def test_lr_find_spans_epochs_with_an_exponential_schedule():
-    learn = make_learner()  # 6 training batches per epoch
+def test_lr_find_spans_epochs_with_an_exponential_schedule(toy_learner):
+    learn = toy_learner()  # 6 training batches per epoch
     result = learn.lr_find(start_lr=1e-5, end_lr=1.0, num_it=20, stop_div=False, show_plot=False)
     assert len(learn.dls.train) == 6 and len(learn.recorder.lrs) == 20
     for k, group_lrs in enumerate(learn.recorder.lrs):
@@ -132,8 +127,8 @@ def test_lr_find_spans_epochs_with_an_exponential_schedule():
     assert 1e-5 <= result.valley <= 1.0
 
 
-def test_lr_find_stops_when_the_loss_blows_up():
-    learn = make_learner(dls=toy_dls(n_train=640))
+def test_lr_find_stops_when_the_loss_blows_up(toy_learner, toy_dls):
+    learn = toy_learner(dls=toy_dls(n_train=640))
     learn.lr_find(start_lr=1e-3, end_lr=1e6, num_it=100, show_plot=False)
     smooth = learn.recorder.smooth_losses
     assert len(smooth) < 100
@@ -147,7 +142,7 @@ def test_valley_on_two_points_picks_the_first_not_the_highest_rate():
     assert valley(np.array([1e-3, 1e-2]), np.array([1.0, 2.0])) == (1e-3, 0)
 
 
-def test_lr_find_with_a_hand_written_optimiser_restores_the_weights():
+def test_lr_find_with_a_hand_written_optimiser_restores_the_weights(toy_dls, toy_model):
     class SGD:
         def __init__(self, params, lr):
             self.params, self.lr = list(params), lr

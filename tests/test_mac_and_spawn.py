@@ -96,6 +96,7 @@ def test_pets_loaders_work_with_spawned_workers(cache):
     assert all(xv.shape[1:] == (3, 32, 32) for xv, _ in valid)
 
 
+@pytest.mark.slow  # starts a Python process that imports torch (the spawned worker)
 def test_tabular_loaders_work_with_spawned_workers():
     from helpers.data import make_loaders
     from helpers.tabular import TabularDataset

@@ -11,11 +11,7 @@ from torchvision import models as tvm
 from helpers.models import AdaptiveConcatPool2d, body_features, create_cnn, create_head, resnet_split
 
 
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def test_resnet34_with_37_outputs_has_fastais_parameter_count():
+def test_resnet34_with_37_outputs_has_fastais_parameter_count(n_params):
     model = create_cnn("resnet34", n_out=37)
     assert n_params(model) == 21_830_976
 

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -187,14 +186,11 @@ def test_train_refuses_an_unwritable_out_before_loading_any_data(kind, world):
 
 
 @pytest.mark.slow  # starts Python processes that import torch, or builds a data set
-def test_torchrun_two_processes_stop_together(world):
+def test_torchrun_two_processes_stop_together(world, free_port):
     folder, culprit, _ = unwritable("under_a_file", world)
     course_data = world / "data"
     course_data.mkdir()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(port),
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(free_port()),
                "-m", "helpers.train", "--profile", "tiny", "--epochs", "1", "--out", str(folder)]
     start = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, env=_env(course_data), capture_output=True, text=True, timeout=180)

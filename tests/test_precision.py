@@ -4,14 +4,12 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
 import helpers.precision
-from conftest import image_dls
 from helpers.precision import (
     Precision,
     cpu_supports_native_bf16,
@@ -27,20 +25,16 @@ def tiny_conv_net(n_out: int = 3) -> nn.Module:
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, n_out))
 
 
-def tiny_dls(n: int = 16, batch_size: int = 8) -> SimpleNamespace:
-    return image_dls(n, batch_size)
-
-
 # --- training steps ----------------------------------------------------------------------------------
 
 # This machine may lack native bf16: the Learner then warns that bf16 is slow, which these tests do not measure.
 @pytest.mark.filterwarnings("ignore:precision='bf16' on the CPU")
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_bf16_learner_step_on_cpu_keeps_float32_master_weights(channels_last):
+def test_bf16_learner_step_on_cpu_keeps_float32_master_weights(channels_last, image_dls):
     from helpers.learner import Learner
 
     torch.manual_seed(0)
-    learn = Learner(tiny_dls(), tiny_conv_net(), precision="bf16", channels_last=channels_last,
+    learn = Learner(image_dls(), tiny_conv_net(), precision="bf16", channels_last=channels_last,
                     device="cpu", quiet=True)
     before = [p.detach().clone() for p in learn.model.parameters()]
     learn.fit(1, lr=1e-2)
@@ -64,11 +58,11 @@ def test_bf16_autocast_computes_in_bfloat16_but_gradients_are_float32():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the fp16 GradScaler path needs a CUDA GPU")
-def test_fp16_scaler_path_on_cuda_counts_skipped_steps():
+def test_fp16_scaler_path_on_cuda_counts_skipped_steps(image_dls):
     from helpers.learner import Learner
     from helpers.precision import Precision
 
-    learn = Learner(tiny_dls(), tiny_conv_net(), precision="fp16", device="cuda", quiet=True)
+    learn = Learner(image_dls(), tiny_conv_net(), precision="fp16", device="cuda", quiet=True)
     assert learn.precision.scaler.is_enabled()
     learn.fit(1, lr=1e-3)
     assert all(math.isfinite(float(v)) for v in learn.recorder.losses)
@@ -137,7 +131,6 @@ def test_cpu_supports_native_bf16_reads_the_flags(tmp_path):
     assert cpu_supports_native_bf16(str(arm)) is True
     assert cpu_supports_native_bf16(str(without)) is False
     assert cpu_supports_native_bf16(str(tmp_path / "missing")) is False
-    assert isinstance(cpu_supports_native_bf16(), bool)
 
 
 def test_native_bf16_depends_on_the_cpu_alone(tmp_path, monkeypatch):
@@ -186,7 +179,7 @@ def test_mixed_precision_dtypes_and_device_name():
     assert name and "logical CPUs" in name
 
 
-def test_fp16_reads_the_scale_once_per_step_and_the_loss_only_when_asked(monkeypatch):
+def test_fp16_reads_the_scale_once_per_step_and_the_loss_only_when_asked(monkeypatch, image_dls):
     # On a GPU every read of a device value makes the CPU wait for the queue: the loop should not read per step.
     from helpers.callbacks import Callback
     from helpers.learner import Learner

@@ -3,7 +3,6 @@ record that cannot be written never breaks a check."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -77,14 +76,20 @@ def test_progress_marks_each_exercise(capsys):
     assert "questionnaire[2]" in lines and "questionnaire[1]" not in lines  # written answers are not counted
 
 
-def run_python(code: str, cache: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COURSE_DATA": str(cache), "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, *(["-c", code] if code else []), *args]
-    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+@pytest.fixture
+def run_python(child_env):
+    """Call it to run Python code or a module (code "" and the arguments) in a child process on a data cache."""
+
+    def run(code: str, cache: Path, *args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, *(["-c", code] if code else []), *args]
+        return subprocess.run(command, env=child_env(COURSE_DATA=str(cache)), cwd=ROOT, capture_output=True,
+                              text=True, timeout=300, check=True)
+
+    return run
 
 
 @pytest.mark.slow  # starts Python processes that import torch, or builds a data set
-def test_the_record_is_shared_by_two_processes_and_reset_clears_it(private_cache, capsys):
+def test_the_record_is_shared_by_two_processes_and_reset_clears_it(private_cache, capsys, run_python):
     run_python("from helpers.exercise_sets import nb00 as ex; ex.q6.check(39760); ex.q7.check(0.75)", private_cache)
     run_python("from helpers.exercise_sets import nb03 as ex; ex.q5.hint(); ex.q5.check(0.693)", private_cache)
     report = run_python("", private_cache, "-m", "helpers", "progress").stdout
@@ -128,8 +133,3 @@ def test_a_damaged_record_warns_and_is_started_again(private_cache, capsys):
     assert entry("00", "q6")["solved"]
     assert (private_cache / "exercise_progress.damaged.json").read_text() == "{ half written"
 
-
-def test_doctor_still_answers_through_the_same_entry_point():
-    result = subprocess.run([sys.executable, "-m", "helpers", "--help"], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and "doctor" in result.stdout

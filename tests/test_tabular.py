@@ -45,10 +45,6 @@ def fastai_parameter_count(emb_szs, n_cont, out_sz, layers, use_bn=True, bn_fina
     return count
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 CONFIGS = [
     dict(emb_szs=[(10, 6), (5, 4)], n_cont=3, out_sz=1, layers=[200, 100]),
     dict(emb_szs=[(47, 14), (13, 7), (3, 3), (3, 3)], n_cont=3, out_sz=1, layers=[1000, 500], ps=[0.001, 0.01],
@@ -60,13 +56,13 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("config", CONFIGS)
-def test_parameter_count_matches_fastai(config):
+def test_parameter_count_matches_fastai(config, n_params):
     model = T.TabularModel(**config)
     keys = ("emb_szs", "n_cont", "out_sz", "layers", "use_bn", "bn_final")
     assert n_params(model) == fastai_parameter_count(**{k: config[k] for k in keys if k in config})
 
 
-def test_parameter_count_of_one_model_worked_by_hand():
+def test_parameter_count_of_one_model_worked_by_hand(n_params):
     # embeddings 10*6 + 5*4 = 80; BatchNorm of 3 continuous columns 6; Linear 13->200 without bias 2600 and its
     # BatchNorm 400; Linear 200->100 20000 and BatchNorm 200; final Linear 100->1 with bias 101.
     model = T.TabularModel([(10, 6), (5, 4)], 3, 1, [200, 100])

@@ -26,16 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ["--profile", "tiny", "--recipe", "one_cycle", "--epochs", "1", "--max-train-batches", "2"]
 
 
-def _env() -> dict:
-    env = dict(os.environ, COURSE_DEVICE="cpu", PYTHONUNBUFFERED="1")
-    env.pop("COURSE_MAX_BATCHES", None)  # it would cut validation short too
-    env.setdefault("OMP_NUM_THREADS", "1")  # on a busy 2-core machine one thread per process is fastest
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return env
+@pytest.fixture
+def train_env(child_env) -> dict:
+    """The environment of a training run on the CPU."""
+    # COURSE_MAX_BATCHES would cut validation short too; on a busy 2-core machine one thread per process is fastest.
+    return child_env(COURSE_DEVICE="cpu", COURSE_MAX_BATCHES=None,
+                     OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
 
 
-def _run(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+def _run(command: list[str], env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     return result
 
@@ -110,7 +110,7 @@ def test_results_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_training_writes_nothing(tmp_path):
+def test_ctrl_c_during_training_writes_nothing(tmp_path, train_env):
     out = tmp_path / "run"
     out.mkdir()
     (out / train.METRICS_FILE).write_text('{"status": "from an earlier run"}\n')
@@ -118,8 +118,8 @@ def test_ctrl_c_during_training_writes_nothing(tmp_path):
                "--out", str(out)]
     # A shell that starts a command in the background (`make test &`) hands it Ctrl-C ignored, and Python then
     # leaves it ignored: give the run Ctrl-C back, as a terminal would.
-    process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(command, cwd=ROOT, env=train_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # The summary line comes just before the first batch: interrupt inside training.
         for line in process.stdout:
@@ -140,12 +140,16 @@ def test_ctrl_c_during_training_writes_nothing(tmp_path):
 # --- whole runs on the CPU -----------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_one_process_run_records_what_it_did(tmp_path, valid_size):
+def test_one_process_run_records_what_it_did(tmp_path, valid_size, train_env):
     out = tmp_path / "one"
-    result = _run([sys.executable, "-m", "helpers.train", *SMOKE, "--out", str(out)])
-    assert "valid_loss" in result.stdout and "error_rate" in result.stdout  # the notebooks' epoch table
+    result = _run([sys.executable, "-m", "helpers.train", *SMOKE, "--out", str(out)], train_env)
     assert sorted(p.name for p in out.iterdir()) == [train.METRICS_FILE, train.WEIGHTS_FILE]
     metrics = json.loads((out / train.METRICS_FILE).read_text())
+    # The notebooks' epoch table, showing the figures the run recorded.
+    printed, row = [line.split() for line in result.stdout.splitlines()], metrics["epochs"][0]
+    assert ["epoch", "train_loss", "valid_loss", "error_rate", "time"] in printed, result.stdout
+    assert [str(row["epoch"])] + [f"{row[k]:.6f}" for k in ("train_loss", "valid_loss", "error_rate")] in [
+        line[:4] for line in printed], (row, result.stdout)
     assert metrics["status"] == "complete" and metrics["world_size"] == 1 and metrics["backend"] is None
     assert metrics["args"]["recipe"] == "one_cycle" and metrics["args"]["max_train_batches"] == 2
     assert metrics["command"].startswith("python -m helpers.train --profile tiny")
@@ -161,11 +165,11 @@ def test_one_process_run_records_what_it_did(tmp_path, valid_size):
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_on_cpu(free_port, tmp_path, valid_size):
+def test_torchrun_two_processes_on_cpu(free_port, tmp_path, valid_size, train_env):
     out = tmp_path / "two"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port",
                 str(free_port())]
-    result = _run([*torchrun, "-m", "helpers.train", *SMOKE, "--out", str(out)])
+    result = _run([*torchrun, "-m", "helpers.train", *SMOKE, "--out", str(out)], train_env)
     assert result.stdout.count("valid_loss") == 1, "only rank 0 prints the table (one header line)"
     assert sorted(p.name for p in out.iterdir()) == [train.METRICS_FILE, train.WEIGHTS_FILE]
     metrics = json.loads((out / train.METRICS_FILE).read_text())

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import math
 import os
-from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import backbone
 from helpers.creatures import CUES, N_VALUES
@@ -25,20 +23,16 @@ BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
 COMMITTED_SHA256 = "bab7993ebeb7bf37efcb24c2a7251ad9764fd0239ee7602ae58d08b4d6286284"
 
 
-def random_dls(n: int = 16, batch_size: int = 8, n_classes: int = 3, size: int = 32):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 3, size, size, generator=g)
-    y = torch.randint(n_classes, (n,), generator=g)
-    ds = TensorDataset(x, y)
-    return SimpleNamespace(train=DataLoader(ds, batch_size=batch_size, shuffle=False, drop_last=True),
-                           valid=DataLoader(ds, batch_size=batch_size), vocab=[str(i) for i in range(n_classes)],
-                           after_batch=None)
+@pytest.fixture
+def resnet_learner(image_dls):
+    """Call it for a quiet CPU Learner on notebook 05's model and groups (resnet10 body, resnet_split), 32-px images."""
 
+    def make() -> Learner:
+        torch.manual_seed(0)
+        return Learner(image_dls(size=32), create_cnn("resnet10", n_out=3), splitter=resnet_split, device="cpu",
+                       quiet=True)
 
-def make_learner(weights: str | None = None) -> Learner:
-    torch.manual_seed(0)
-    model = create_cnn("resnet10", n_out=3, weights=weights)
-    return Learner(random_dls(), model, splitter=resnet_split, device="cpu", quiet=True)
+    return make
 
 
 def bn_param_ids(model: nn.Module) -> set[int]:
@@ -49,8 +43,8 @@ def trainable_ids(model: nn.Module) -> set[int]:
     return {id(p) for p in model.parameters() if p.requires_grad}
 
 
-def test_freeze_leaves_exactly_the_head_and_batchnorm_trainable():
-    learn = make_learner()
+def test_freeze_leaves_exactly_the_head_and_batchnorm_trainable(resnet_learner):
+    learn = resnet_learner()
     learn.freeze()
     head_ids = {id(p) for p in learn.model[1].parameters()}
     assert trainable_ids(learn.model) == head_ids | bn_param_ids(learn.model)
@@ -58,8 +52,8 @@ def test_freeze_leaves_exactly_the_head_and_batchnorm_trainable():
     assert frozen and all(".weight" in n and "bn" not in n and "downsample.1" not in n for n in frozen), frozen
 
 
-def test_frozen_training_step_moves_head_and_batchnorm_only():
-    learn = make_learner()
+def test_frozen_training_step_moves_head_and_batchnorm_only(resnet_learner):
+    learn = resnet_learner()
     learn.freeze()
     before = {n: p.detach().clone() for n, p in learn.model.named_parameters()}
     learn.fit(1, lr=1e-2)
@@ -70,8 +64,8 @@ def test_frozen_training_step_moves_head_and_batchnorm_only():
     assert not torch.equal(before[head_linear], after[head_linear]), "the head did not train"
 
 
-def test_unfreeze_makes_everything_trainable_and_freeze_to_keeps_later_groups():
-    learn = make_learner()
+def test_unfreeze_makes_everything_trainable_and_freeze_to_keeps_later_groups(resnet_learner):
+    learn = resnet_learner()
     learn.freeze()
     learn.unfreeze()
     assert trainable_ids(learn.model) == {id(p) for p in learn.model.parameters()}
@@ -81,16 +75,16 @@ def test_unfreeze_makes_everything_trainable_and_freeze_to_keeps_later_groups():
     assert trainable_ids(learn.model) == expected
 
 
-def test_fine_tune_without_resnet_split_says_to_pass_it():
+def test_fine_tune_without_resnet_split_says_to_pass_it(image_dls):
     torch.manual_seed(0)
-    learn = Learner(random_dls(), create_cnn("resnet10", n_out=3), device="cpu", quiet=True)
+    learn = Learner(image_dls(size=32), create_cnn("resnet10", n_out=3), device="cpu", quiet=True)
     with pytest.raises(ValueError, match="splitter=resnet_split"):
         learn.fine_tune(1)
     assert trainable_ids(learn.model) == {id(p) for p in learn.model.parameters()}, "nothing was frozen"
 
 
-def test_freezing_resets_the_optimiser_state():
-    learn = make_learner()
+def test_freezing_resets_the_optimiser_state(resnet_learner):
+    learn = resnet_learner()
     learn.fit(1, lr=1e-3)
     assert len(learn.opt.state) > 0
     learn.freeze()
@@ -106,8 +100,8 @@ def expected_one_cycle(lr_max: float, pos: float, pct: float, div: float, div_fi
     return cos_between(lr_max, lr_max / div_final, (pos - pct) / (1 - pct))
 
 
-def test_fine_tune_per_group_rates_follow_the_recipe_at_every_batch():
-    learn = make_learner()
+def test_fine_tune_per_group_rates_follow_the_recipe_at_every_batch(resnet_learner):
+    learn = resnet_learner()
     learn.fine_tune(2, base_lr=2e-3)
     per_epoch = len(learn.dls.train)
     lrs = learn.recorder.lrs
@@ -195,15 +189,9 @@ def test_pretrained_backbone_reads_the_cues():
 @pytest.mark.skipif(not os.environ.get("COURSE_TRANSFER_TEST"),
                     reason="12 minutes on 2 CPU cores: set COURSE_TRANSFER_TEST=1 (bench/transfer.py records the same "
                            "runs; notebook 05 asserts the same claim)")
-def test_fine_tuning_the_offline_backbone_beats_training_from_scratch(one_torch_thread):
+def test_fine_tuning_the_offline_backbone_beats_training_from_scratch(one_torch_thread, load_script):
     """bench/transfer.py's two runs (the course's workflow, tiny profile, one thread): the targets of issue 12."""
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "bench" / "transfer.py"
-    spec = importlib.util.spec_from_file_location("bench_transfer", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench/transfer.py")
     pretrained, _, n = bench.run(pretrained=True)
     scratch, _, _ = bench.run(pretrained=False)
     assert n >= 300

@@ -3,7 +3,6 @@ nbval and GitHub's view of stored outputs show."""
 from __future__ import annotations
 
 import html
-import os
 import re
 from pathlib import Path
 
@@ -71,21 +70,17 @@ def test_in_jupyter_one_display_carries_both_forms(monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_real_kernel_stores_html_and_the_same_plain_text(tmp_path):
+def test_a_real_kernel_stores_html_and_the_same_plain_text(tmp_path, monkeypatch):
     """What a notebook stores: one display_data per message, text/plain and text/html side by side."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     cells = ["from helpers.exercise_sets import nb07 as ex\nfrom helpers.exercises import ____",
              "ex.q1.check(____)", "ex.q1.check(1216)", "ex.q1.hint()", "ex.q1.solution()"]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    env = {"PYTHONPATH": str(ROOT), "COURSE_DATA": str(tmp_path / "cache")}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel inherits this process's environment
-    try:
-        nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
-    finally:
-        for key, value in old.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    # The kernel inherits this process's environment (monkeypatch gives it back afterwards).
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path / "cache"))
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
     outputs = [cell.outputs for cell in notebook.cells[1:]]
     for output in outputs:
         assert [o.output_type for o in output] == ["display_data"]
