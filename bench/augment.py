@@ -38,9 +38,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers.augment import BatchAugment, PresizeCache, PresizeCrop, conventional_pipeline  # noqa: E402
-from helpers.decoding import collate_channels_last, decode_images, presize_images, read_encoded  # noqa: E402
-from helpers.outputs import writable_or_exit, written_whole  # noqa: E402
+from helpers.augment import BatchAugment, PresizeCache, PresizeCrop, conventional_pipeline
+from helpers.decoding import collate_channels_last, decode_images, presize_images, read_encoded
+from helpers.outputs import writable_or_exit, written_whole
 
 
 def make_jpegs(folder: Path, count: int, seed: int = 0) -> list[Path]:

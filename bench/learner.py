@@ -30,10 +30,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers.callbacks import EVENTS, Callback  # noqa: E402
-from helpers.learner import Learner  # noqa: E402
-from helpers.optimiser import EPS, SQR_MOM  # noqa: E402
-from helpers.outputs import writable_or_exit, written_whole  # noqa: E402
+from helpers.callbacks import EVENTS, Callback
+from helpers.learner import Learner
+from helpers.optimiser import EPS, SQR_MOM
+from helpers.outputs import writable_or_exit, written_whole
 
 
 def make_data(n_train: int, n_valid: int, size: int, batch_size: int) -> SimpleNamespace:

@@ -26,12 +26,12 @@ import pandas as pd
 import torch
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from helpers.augment import compare_quality, random_geometry, render_three  # noqa: E402
-from helpers.data import SAMPLE_PHOTOS, sample_photo  # noqa: E402
-from helpers.outputs import writable_or_exit, written_whole  # noqa: E402
+from helpers.augment import compare_quality, random_geometry, render_three
+from helpers.data import SAMPLE_PHOTOS, sample_photo
+from helpers.outputs import writable_or_exit, written_whole
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -23,14 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-import helpers  # noqa: E402
-from helpers.data import pets_dataloaders  # noqa: E402
-from helpers.learner import Learner, error_rate  # noqa: E402
-from helpers.models import create_cnn, resnet_split  # noqa: E402
-from helpers.offline_weights import load_backbone_state  # noqa: E402
-from helpers.tiny_pets import pets_tiny  # noqa: E402
+import helpers
+from helpers.data import pets_dataloaders
+from helpers.learner import Learner, error_rate
+from helpers.models import create_cnn, resnet_split
+from helpers.offline_weights import load_backbone_state
+from helpers.tiny_pets import pets_tiny
 
 
 def two_se(p: float, n: int) -> float:

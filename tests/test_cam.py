@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import gc
 
-import matplotlib
 import pytest
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-matplotlib.use("Agg")
-
-from helpers import cam  # noqa: E402
-from helpers.models import create_head  # noqa: E402
+from helpers import cam
+from helpers.models import create_head
 
 N_CLASSES = 5
 

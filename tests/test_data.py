@@ -5,17 +5,14 @@ import os
 import re
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-matplotlib.use("Agg")
-
-from helpers import data  # noqa: E402
-from helpers.augment import BatchAugment, PresizeCrop  # noqa: E402
-from helpers.data import (  # noqa: E402
+from helpers import data
+from helpers.augment import BatchAugment, PresizeCrop
+from helpers.data import (
     PETS_PATTERN,
     DataLoaders,
     ImageDataset,

@@ -25,11 +25,12 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 NOBODY = 65534
 
 
-def _env(course_data: Path) -> dict:
-    env = dict(os.environ, COURSE_DEVICE="cpu", COURSE_DATA=str(course_data), PYTHONUNBUFFERED="1")
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return env
+@pytest.fixture
+def cpu_env(child_env):
+    """Call it with a data cache for the environment of a child process: the CPU, that cache, one torch thread unless
+    this process set another."""
+    return lambda course_data: child_env(COURSE_DEVICE="cpu", COURSE_DATA=str(course_data),
+                                         OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
 
 
 @pytest.fixture
@@ -151,13 +152,13 @@ def test_a_folder_written_whole_appears_at_once_readable_and_a_finished_rival_is
 
 # --- every entry point refuses before its work ------------------------------------------------------
 
-def _refused(command: list[str], course_data: Path, as_user: dict, timeout: float = 120) -> tuple[str, float]:
+def _refused(command: list[str], env: dict, as_user: dict, timeout: float = 120) -> tuple[str, float]:
     """Run ``command``; it must stop with exit status 2, one line on stderr, and no traceback. Returns (stderr,
     seconds)."""
     start = time.perf_counter()
     try:
-        result = subprocess.run(command, cwd=ROOT, env=_env(course_data), capture_output=True, text=True,
-                                timeout=timeout, **as_user)
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+                                **as_user)
     except PermissionError:  # this Python lives where `nobody` may not go (e.g. under /root)
         pytest.skip("running as root, and user nobody cannot run this Python: no read-only folder binds root")
     seconds = time.perf_counter() - start
@@ -170,14 +171,14 @@ def _refused(command: list[str], course_data: Path, as_user: dict, timeout: floa
 
 @pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 @pytest.mark.parametrize("kind", KINDS)
-def test_train_refuses_an_unwritable_out_before_loading_any_data(kind, world):
+def test_train_refuses_an_unwritable_out_before_loading_any_data(kind, world, cpu_env):
     _skip_unless_applicable(kind)
     folder, culprit, as_user = unwritable(kind, world)
     course_data = world / "data"
     course_data.mkdir()
     course_data.chmod(0o777)  # so that `nobody` could fill it, were the data loaded before the check
     line, seconds = _refused([sys.executable, "-m", "helpers.train", "--profile", "tiny", "--epochs", "1",
-                              "--out", str(folder)], course_data, as_user)
+                              "--out", str(folder)], cpu_env(course_data), as_user)
     assert line.startswith("python -m helpers.train: error: ") and str(folder) in line and culprit in line
     assert "pass --out a folder you can write to" in line
     assert list(course_data.iterdir()) == [], "the tiny pets were generated: the check came after the data"
@@ -186,14 +187,15 @@ def test_train_refuses_an_unwritable_out_before_loading_any_data(kind, world):
 
 
 @pytest.mark.slow  # starts Python processes that import torch, or builds a data set
-def test_torchrun_two_processes_stop_together(world, free_port):
+def test_torchrun_two_processes_stop_together(world, free_port, cpu_env):
     folder, culprit, _ = unwritable("under_a_file", world)
     course_data = world / "data"
     course_data.mkdir()
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(free_port()),
                "-m", "helpers.train", "--profile", "tiny", "--epochs", "1", "--out", str(folder)]
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT, env=_env(course_data), capture_output=True, text=True, timeout=180)
+    result = subprocess.run(command, cwd=ROOT, env=cpu_env(course_data), capture_output=True, text=True,
+                            timeout=180)
     seconds = time.perf_counter() - start
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
@@ -207,19 +209,20 @@ def test_torchrun_two_processes_stop_together(world, free_port):
 
 
 @pytest.mark.slow  # starts Python processes that import torch, or builds a data set
-def test_backbone_refuses_before_pretraining(tmp_path):
+def test_backbone_refuses_before_pretraining(tmp_path, cpu_env):
     folder, culprit, _ = unwritable("under_a_file", tmp_path)
     line, seconds = _refused([sys.executable, "-m", "helpers.backbone", "--out", str(folder / "weights.pth")],
-                             tmp_path, {})
+                             cpu_env(tmp_path), {})
     assert str(folder) in line and culprit in line and "--out" in line
     assert seconds < 60
 
 
 @pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 @pytest.mark.parametrize("script", ["models.py", "quality.py"])
-def test_benchmarks_refuse_before_measuring(script, tmp_path):
+def test_benchmarks_refuse_before_measuring(script, tmp_path, cpu_env):
     folder, culprit, _ = unwritable("under_a_file", tmp_path)
-    line, seconds = _refused([sys.executable, str(ROOT / "bench" / script), "--out", str(folder)], tmp_path, {})
+    line, seconds = _refused([sys.executable, str(ROOT / "bench" / script), "--out", str(folder)],
+                             cpu_env(tmp_path), {})
     assert str(folder) in line and culprit in line and "pass --out a folder you can write to" in line
     assert seconds < 60
 
@@ -278,11 +281,11 @@ def _finished_result(out: Path) -> dict | None:
 
 @pytest.mark.slow  # starts Python processes that import torch, or builds a data set
 @pytest.mark.parametrize("where", ["before_renames", "between_renames"])
-def test_a_kill_during_the_final_write_leaves_no_half_result_and_the_next_write_works(where, tmp_path):
+def test_a_kill_during_the_final_write_leaves_no_half_result_and_the_next_write_works(where, tmp_path, cpu_env):
     out = tmp_path / "run"
     train.write_results(out, {"status": "complete", "run": 1}, nn.Linear(3, 2))
     killed = subprocess.run([sys.executable, "-c", KILL_DURING_WRITE, where, str(out)], cwd=ROOT,
-                            env=_env(tmp_path / "data"), capture_output=True, text=True, timeout=120)
+                            env=cpu_env(tmp_path / "data"), capture_output=True, text=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     result = _finished_result(out)
     if where == "before_renames":

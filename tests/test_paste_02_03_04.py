@@ -52,7 +52,7 @@ def definitions(cells: list[str]) -> dict[str, list[str]]:
 
 def compiled(text: str):
     namespace = {"torch": torch, "F": F, "nn": nn, "np": np, "math": math}
-    exec(text, namespace)  # noqa: S102 (the notebook's own code)
+    exec(text, namespace)
     return next(v for k, v in namespace.items() if callable(v) and k not in ("torch", "F", "nn", "np", "math"))
 
 

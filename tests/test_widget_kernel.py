@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 pytest.importorskip("ipywidgets")
-from helpers.widgets import KERNEL_PRESETS, KernelExplorer, convolve_picture  # noqa: E402
+from helpers.widgets import KERNEL_PRESETS, KernelExplorer, convolve_picture
 
 
 def square_picture(size: int = 12) -> torch.Tensor:

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("ipywidgets")
-from helpers.widgets import PresizingExplorer  # noqa: E402
+from helpers.widgets import PresizingExplorer
 
 
 @pytest.fixture(scope="module")
